@@ -1,0 +1,304 @@
+//! One typed configuration: defaults, then a TOML file, then `WHARF_*` environment variables (nested keys
+//! joined by `__`, e.g. `WHARF_FTP__IDLE_TIMEOUT_SECS=60`).
+//!
+//! # Defaults
+//! With no file and no environment, wharf keeps everything under `./wharf-data`: a SQLite directory
+//! (`wharf.db`), the fs storage root (`storage/`) and a self-signed certificate (`tls/`). It listens for
+//! explicit FTPS on 127.0.0.1:2121 and implicit FTPS on 127.0.0.1:2990, and applies the strict TLS policy
+//! below. Every relaxation is an explicit setting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder for the SQLite directory, the fs storage and the generated certificate. Created on start.
+    pub data_dir: PathBuf,
+    /// `sqlite://path` or (later) `postgres://…`. Default: `sqlite://<data_dir>/wharf.db`.
+    pub database_url: Option<String>,
+    pub ftp: FtpConfig,
+    pub tls: TlsConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FtpConfig {
+    /// Explicit FTPS (AUTH TLS) listener. `None` disables it.
+    pub explicit_listen: Option<SocketAddr>,
+    /// Implicit FTPS listener (TLS from the first byte). `None` disables it.
+    pub implicit_listen: Option<SocketAddr>,
+    /// Passive data ports, inclusive. `0-0` lets the OS pick any free port.
+    pub passive_ports: PortRange,
+    /// The address announced in PASV replies (for NAT). Default: the address the client connected to.
+    pub passive_address: Option<IpAddr>,
+    /// Longest control line accepted, in bytes, CR LF included.
+    pub max_line_bytes: usize,
+    /// An idle logged-in or anonymous session is closed with 421 after this long.
+    pub idle_timeout_secs: u64,
+    /// A data connection that has not arrived (passive) or connected (active) after this long gives 425.
+    pub data_connect_timeout_secs: u64,
+    /// A client must finish its TLS handshake and log in within this long.
+    pub login_timeout_secs: u64,
+    /// Sessions across the whole instance; beyond it new connections get 421.
+    pub max_sessions: usize,
+    /// Sessions from one client IP; beyond it new connections get 421.
+    pub max_sessions_per_ip: usize,
+    /// Delay before a 530 for a failed login, the same for an unknown user and a wrong password.
+    pub login_failure_delay_ms: u64,
+    /// Failed logins after which the session is closed with 421.
+    pub max_login_attempts: u32,
+    /// Greeting text after `220 `.
+    pub banner: String,
+    /// How long running transfers may finish after a shutdown request.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`. Default: a self-signed certificate kept in `<data_dir>/tls`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Refuse USER/PASS (530) until AUTH TLS.
+    pub require_tls_for_login: bool,
+    /// Refuse data transfers (521) unless PROT P.
+    pub require_prot_p: bool,
+    /// TLS session resumption on data connections.
+    pub data_session_resumption: Resumption,
+    /// Refuse a passive data connection from another IP than the control connection's.
+    pub require_same_ip_for_passive: bool,
+}
+
+/// How data connections must relate to the control connection's TLS session.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Resumption {
+    /// Wharf issues no session tickets or IDs; every data connection does a full handshake.
+    Disabled,
+    /// Resumption is offered but a full handshake is accepted too.
+    Enabled,
+    /// The data connection must resume a session wharf issued to a control connection of the same logged-in
+    /// user; anything else gets 522.
+    Enforced,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root of the fs backend; each tenant gets a folder named after it. Default: `<data_dir>/storage`.
+    pub fs_root: Option<PathBuf>,
+    /// Call fsync on every upload before its 226 (and on the directory after the rename).
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info,wharf=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// An inclusive port range written `start-end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    pub fn is_any(&self) -> bool {
+        self.start == 0 && self.end == 0
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}-{}", self.start, self.end))
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let parse = || -> Option<PortRange> {
+            let (a, b) = text.split_once('-')?;
+            Some(PortRange { start: a.trim().parse().ok()?, end: b.trim().parse().ok()? })
+        };
+        parse().ok_or_else(|| serde::de::Error::custom(format!("port range {text:?} is not of the form START-END")))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("wharf-data"),
+            database_url: None,
+            ftp: FtpConfig::default(),
+            tls: TlsConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for FtpConfig {
+    fn default() -> Self {
+        FtpConfig {
+            explicit_listen: Some(SocketAddr::from(([127, 0, 0, 1], 2121))),
+            implicit_listen: Some(SocketAddr::from(([127, 0, 0, 1], 2990))),
+            passive_ports: PortRange { start: 50000, end: 50999 },
+            passive_address: None,
+            max_line_bytes: 8192,
+            idle_timeout_secs: 600,
+            data_connect_timeout_secs: 30,
+            login_timeout_secs: 60,
+            max_sessions: 2000,
+            max_sessions_per_ip: 64,
+            login_failure_delay_ms: 1000,
+            max_login_attempts: 5,
+            banner: "wharf FTPS ready".to_owned(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            require_tls_for_login: true,
+            require_prot_p: true,
+            data_session_resumption: Resumption::Enforced,
+            require_same_ip_for_passive: true,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { fs_root: None, fsync: true }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".to_owned() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration field `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given (it must exist), then the environment; validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    field: "--config",
+                    message: format!("{} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment.merge(Env::prefixed("WHARF_").split("__")).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_owned() });
+        let p = self.ftp.passive_ports;
+        if p.start > p.end || (p.start == 0) != (p.end == 0) {
+            return invalid("ftp.passive_ports", "must be START-END with 1 <= START <= END, or 0-0 for any port");
+        }
+        if self.ftp.max_line_bytes < 512 {
+            return invalid("ftp.max_line_bytes", "must be at least 512 (RFC 959 lines plus a long path)");
+        }
+        if self.ftp.max_sessions == 0 || self.ftp.max_sessions_per_ip == 0 {
+            return invalid("ftp.max_sessions", "session limits must be at least 1");
+        }
+        if self.ftp.idle_timeout_secs == 0
+            || self.ftp.data_connect_timeout_secs == 0
+            || self.ftp.login_timeout_secs == 0
+        {
+            return invalid("ftp.*_timeout_secs", "timeouts must be at least one second");
+        }
+        if self.ftp.explicit_listen.is_none() && self.ftp.implicit_listen.is_none() {
+            return invalid("ftp.explicit_listen", "at least one of explicit_listen and implicit_listen must be set");
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid("tls.cert_file", "cert_file and key_file must be given together");
+        }
+        if self.ftp.max_login_attempts == 0 {
+            return invalid("ftp.max_login_attempts", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("wharf.db").display()),
+        }
+    }
+
+    pub fn fs_root(&self) -> PathBuf {
+        self.storage.fs_root.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.ftp.idle_timeout_secs)
+    }
+
+    pub fn data_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.ftp.data_connect_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_strict() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.tls.require_tls_for_login && c.tls.require_prot_p && c.tls.require_same_ip_for_passive);
+        assert_eq!(c.tls.data_session_resumption, Resumption::Enforced);
+        assert_eq!(c.ftp.max_line_bytes, 8192);
+    }
+
+    #[test]
+    fn toml_overrides_and_bad_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        std::fs::write(&file, "[ftp]\npassive_ports = \"6000-6010\"\n[tls]\ndata_session_resumption = \"enabled\"\n")
+            .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.ftp.passive_ports, PortRange { start: 6000, end: 6010 });
+        assert_eq!(c.tls.data_session_resumption, Resumption::Enabled);
+
+        std::fs::write(&file, "[ftp]\npassive_ports = \"9-3\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("ftp.passive_ports"), "{err}");
+
+        std::fs::write(&file, "[tls]\ndata_session_resumption = \"sometimes\"\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! argon2id password hashes (PHC strings).

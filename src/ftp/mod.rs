@@ -1,0 +1,10 @@
+//! The FTP protocol engine: parsing, replies, sessions, data connections and listings.
+
+pub mod command;
+pub mod data;
+pub mod error;
+mod handlers;
+mod line;
+pub mod listing;
+pub mod reply;
+pub mod session;
