@@ -1,1 +1,380 @@
-//! session
+//! One control connection: RFC 959 §5.4 command-reply sequencing, RFC 4217 §4-§8 (AUTH TLS, PBSZ, PROT)
+//! and the login, idle and shutdown rules.
+//!
+//! A [`Session`] owns its control stream and all its state and runs one `select!` loop: the next command,
+//! the running transfer's end, the idle timer and the shutdown token. Transfers run as their own tasks; while
+//! one runs, only ABOR, STAT, NOOP and QUIT are answered at once and any other command waits for it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use super::command::{self, Command};
+use super::data::{DataPlan, PassivePorts};
+use super::error;
+use super::handlers;
+use super::line::{Line, LineReader};
+use super::listing::Facts;
+use super::reply::Reply;
+use super::transfer::Outcome;
+use crate::auth::{Authenticator, Principal};
+use crate::config::Config;
+use crate::directory::Tenant;
+use crate::storage::{Storage, StorageProvider};
+use crate::tls::{SessionOwner, Tls};
+use crate::vfs::VirtualPath;
+
+/// What every session of an instance shares.
+pub struct Shared {
+    pub config: Config,
+    pub auth: Authenticator,
+    pub storage: Arc<dyn StorageProvider>,
+    pub tls: Tls,
+    pub passive: PassivePorts,
+}
+
+/// The control connection before and after AUTH TLS.
+pub(super) enum Control {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the TLS handshake of AUTH TLS runs, or after it failed.
+    Closed,
+}
+
+impl Control {
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Control::Tls(_))
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "control connection closed")
+}
+
+impl AsyncRead for Control {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Control::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Control::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Control {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Control::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Control::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_flush(cx),
+            Control::Tls(s) => Pin::new(s).poll_flush(cx),
+            Control::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Control::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Control::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// A logged-in user's view: its principal, its tenant's storage and its home in the tenant's tree.
+pub(super) struct Login {
+    pub principal: Principal,
+    pub storage: Arc<dyn Storage>,
+    pub home: VirtualPath,
+}
+
+pub(super) struct Running {
+    pub handle: JoinHandle<Outcome>,
+    pub cancel: CancellationToken,
+    pub what: &'static str,
+    pub path: String,
+}
+
+/// What the loop does after a command.
+pub(super) enum Flow {
+    Continue,
+    Close,
+}
+
+pub struct Session {
+    pub(super) shared: Arc<Shared>,
+    pub(super) control: Control,
+    pub(super) lines: LineReader,
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    /// Who the TLS sessions issued on this connection and its data connections belong to.
+    pub(super) owner: Arc<SessionOwner>,
+    pub(super) sni: Option<String>,
+    pub(super) host_tenant: Option<Tenant>,
+    pub(super) pending_user: Option<String>,
+    pub(super) login: Option<Login>,
+    pub(super) failed_logins: u32,
+    pub(super) cwd: VirtualPath,
+    pub(super) pbsz: bool,
+    pub(super) prot_private: bool,
+    pub(super) ascii: bool,
+    pub(super) rest: u64,
+    pub(super) rename_from: Option<VirtualPath>,
+    pub(super) data: Option<DataPlan>,
+    pub(super) epsv_all: bool,
+    pub(super) facts: Facts,
+    pub(super) transfer: Option<Running>,
+    /// A command that arrived while a transfer ran; it runs when the transfer ends.
+    deferred: Option<Vec<u8>>,
+    connected: Instant,
+    last_activity: Instant,
+}
+
+impl Session {
+    /// Serves one accepted connection to its end. `implicit` sessions start with a TLS handshake.
+    pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit: bool, shutdown: CancellationToken) {
+        let _ = tcp.set_nodelay(true);
+        let local = match tcp.local_addr() {
+            Ok(addr) => addr,
+            Err(_) => return,
+        };
+        let max_line = shared.config.ftp.max_line_bytes;
+        let now = Instant::now();
+        let mut session = Session {
+            owner: SessionOwner::new(),
+            control: Control::Plain(tcp),
+            lines: LineReader::new(max_line),
+            peer,
+            local,
+            sni: None,
+            host_tenant: None,
+            pending_user: None,
+            login: None,
+            failed_logins: 0,
+            cwd: VirtualPath::root(),
+            pbsz: false,
+            prot_private: false,
+            ascii: false,
+            rest: 0,
+            rename_from: None,
+            data: None,
+            epsv_all: false,
+            facts: Facts::default(),
+            transfer: None,
+            deferred: None,
+            connected: now,
+            last_activity: now,
+            shared,
+        };
+        if implicit {
+            let timeout = Duration::from_secs(session.shared.config.ftp.login_timeout_secs);
+            if let Err(e) = session.start_tls(timeout).await {
+                tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
+                return;
+            }
+        }
+        let banner = Reply::new(220, session.shared.config.ftp.banner.clone());
+        if session.send(&banner).await.is_ok() {
+            if let Err(e) = session.serve(shutdown).await {
+                tracing::debug!(%peer, error = %e, "control connection ended");
+            }
+        }
+        session.finish().await;
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<()> {
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    self.cancel_transfer().await;
+                    self.send(&Reply::new(421, "Server shutting down; closing control connection")).await?;
+                    return Ok(());
+                }
+                outcome = wait(&mut self.transfer), if self.transfer.is_some() => {
+                    self.transfer_done(outcome).await?;
+                    if let Some(line) = self.deferred.take() {
+                        if let Flow::Close = self.handle_line(line).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+                line = self.lines.read(&mut self.control), if self.deferred.is_none() => {
+                    self.last_activity = Instant::now();
+                    match line? {
+                        None => return Ok(()),
+                        Some(Line::TooLong) => {
+                            let max = self.shared.config.ftp.max_line_bytes;
+                            self.send(&Reply::new(500, format!("Command line too long (limit {max} bytes)"))).await?;
+                        }
+                        Some(Line::Text(text)) => {
+                            if let Flow::Close = self.handle_line(text).await? {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if self.transfer.is_none() => {
+                    let text = if self.login.is_some() { "Idle timeout; closing control connection" } else { "Login timeout; closing control connection" };
+                    self.send(&Reply::new(421, text)).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        let ftp = &self.shared.config.ftp;
+        let idle = self.last_activity + Duration::from_secs(ftp.idle_timeout_secs);
+        if self.login.is_some() {
+            idle
+        } else {
+            idle.min(self.connected + Duration::from_secs(ftp.login_timeout_secs))
+        }
+    }
+
+    async fn handle_line(&mut self, text: Vec<u8>) -> io::Result<Flow> {
+        let command = match command::parse(&text) {
+            Ok(command) => command,
+            Err(e) => {
+                self.send(&error::parse_reply(&e)).await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let meta = command.meta();
+        if self.transfer.is_some() && !meta.during_transfer {
+            self.deferred = Some(text);
+            return Ok(Flow::Continue);
+        }
+        if let Some(refusal) = self.refusal(&command) {
+            self.send(&refusal).await?;
+            return Ok(Flow::Continue);
+        }
+        tracing::trace!(peer = %self.peer, verb = command.verb(), "command");
+        handlers::dispatch(self, command).await
+    }
+
+    /// The one place where a command's metadata is checked against the session's state.
+    fn refusal(&self, command: &Command) -> Option<Reply> {
+        let meta = command.meta();
+        let tls = &self.shared.config.tls;
+        if tls.require_tls_for_login && !self.control.is_tls() && !meta.before_tls {
+            return Some(match command {
+                Command::User(_) | Command::Pass(_) => {
+                    Reply::new(530, "TLS required: send AUTH TLS before USER and PASS")
+                }
+                _ if meta.needs_login => Reply::new(530, "Not logged in; send AUTH TLS, then USER and PASS"),
+                _ => Reply::new(503, "Send AUTH TLS first"),
+            });
+        }
+        if meta.needs_login && self.login.is_none() {
+            return Some(Reply::new(530, "Not logged in"));
+        }
+        None
+    }
+
+    pub(super) async fn send(&mut self, reply: &Reply) -> io::Result<()> {
+        self.control.write_all(reply.encode().as_bytes()).await?;
+        self.control.flush().await
+    }
+
+    /// Runs the TLS handshake on the control connection (AUTH TLS or implicit FTPS).
+    pub(super) async fn start_tls(&mut self, timeout: Duration) -> io::Result<()> {
+        let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Closed) else {
+            return Err(io::Error::other("control connection is not plain TCP"));
+        };
+        let acceptor = self.shared.tls.acceptor(&self.owner);
+        let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        self.sni = stream.get_ref().1.server_name().map(str::to_owned);
+        self.control = Control::Tls(Box::new(stream));
+        Ok(())
+    }
+
+    async fn transfer_done(&mut self, outcome: io::Result<Outcome>) -> io::Result<()> {
+        let running = self.transfer.take().expect("a transfer was running");
+        let outcome = outcome.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "transfer task failed");
+            Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
+        });
+        self.log_transfer(&running, &outcome);
+        self.last_activity = Instant::now();
+        self.send(&outcome.reply).await
+    }
+
+    fn log_transfer(&self, running: &Running, outcome: &Outcome) {
+        let (tenant, user) = match &self.login {
+            Some(l) => (l.principal.tenant.name.as_str(), l.principal.user.username.as_str()),
+            None => ("", ""),
+        };
+        tracing::info!(
+            target: "wharf::transfer",
+            peer = %self.peer,
+            tenant,
+            user,
+            command = running.what,
+            path = %running.path,
+            bytes = outcome.bytes,
+            millis = outcome.duration.as_millis() as u64,
+            code = outcome.reply.code,
+            "transfer"
+        );
+    }
+
+    /// Stops the running transfer (if any) and waits until it has cleaned up; returns its reply.
+    pub(super) async fn cancel_transfer(&mut self) -> Option<Reply> {
+        let running = self.transfer.take()?;
+        running.cancel.cancel();
+        let outcome = match running.handle.await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome { reply: Reply::new(426, "Transfer aborted"), bytes: 0, duration: Duration::ZERO },
+        };
+        self.log_transfer(&running, &outcome);
+        Some(outcome.reply)
+    }
+
+    /// Forgets the login and everything tied to it (REIN, RFC 959 §4.1.1).
+    pub(super) fn reset(&mut self) {
+        self.owner.revoke();
+        self.owner = SessionOwner::new();
+        self.pending_user = None;
+        self.login = None;
+        self.cwd = VirtualPath::root();
+        self.ascii = false;
+        self.rest = 0;
+        self.rename_from = None;
+        self.data = None;
+        self.epsv_all = false;
+        self.facts = Facts::default();
+    }
+
+    async fn finish(&mut self) {
+        self.cancel_transfer().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
+    }
+}
+
+async fn wait(running: &mut Option<Running>) -> io::Result<Outcome> {
+    match running {
+        Some(r) => (&mut r.handle).await.map_err(io::Error::other),
+        None => std::future::pending().await,
+    }
+}

@@ -1,1 +1,167 @@
-//! handlers
+//! Command handlers, grouped by concern. [`dispatch`] is the one `match` from a parsed [`Command`] to its
+//! handler; checks that depend only on the command's metadata already ran in the session.
+
+mod auth;
+mod dirs;
+mod files;
+mod info;
+mod nav;
+mod params;
+
+use std::io;
+
+use super::command::Command;
+use super::data::DataTls;
+use super::error;
+use super::reply::Reply;
+use super::session::{Flow, Running, Session};
+use super::transfer::{self, Job};
+use crate::storage::{Storage, StorageKey};
+use crate::vfs::VirtualPath;
+
+pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Flow> {
+    // RNTO must directly follow RNFR (RFC 959 §4.1.3).
+    if !matches!(command, Command::Rnfr(_) | Command::Rnto(_)) {
+        s.rename_from = None;
+    }
+    let reply = match command {
+        Command::User(name) => auth::user(s, name),
+        Command::Pass(password) => return auth::pass(s, password).await,
+        Command::Auth(_) => return auth::auth_tls(s).await,
+        Command::Pbsz(_) => auth::pbsz(s),
+        Command::Prot(level) => auth::prot(s, level),
+        Command::Ccc => Reply::new(534, "CCC refused: the control connection stays encrypted"),
+        Command::Rein => auth::rein(s),
+        Command::Host(host) => auth::host(s, &host).await,
+        Command::Quit => return quit(s).await,
+        Command::Feat => info::feat(),
+        Command::Opts(opts) => info::opts(s, opts),
+        Command::Syst => Reply::new(215, "UNIX Type: L8"),
+        Command::Noop => Reply::new(200, "NOOP ok"),
+        Command::Help(_) => info::help(),
+        Command::Stat(None) => info::status(s),
+        Command::Stat(Some(path)) => dirs::stat_path(s, &path).await,
+        Command::Pwd => nav::pwd(s),
+        Command::Cwd(path) => nav::cwd(s, &path).await,
+        Command::Cdup => nav::cwd(s, "..").await,
+        Command::Mkd(path) => dirs::mkd(s, &path).await,
+        Command::Rmd(path) => dirs::rmd(s, &path).await,
+        Command::Dele(path) => files::dele(s, &path).await,
+        Command::Rnfr(path) => files::rnfr(s, &path).await,
+        Command::Rnto(path) => files::rnto(s, &path).await,
+        Command::Type(kind) => params::transfer_type(s, kind),
+        Command::Mode(mode) => params::mode(mode),
+        Command::Stru(structure) => params::structure(structure),
+        Command::Allo => Reply::new(202, "ALLO not needed"),
+        Command::Pasv => params::pasv(s),
+        Command::Epsv(arg) => params::epsv(s, arg),
+        Command::Port(addr) => params::port(s, addr, "PORT"),
+        Command::Eprt(addr) => params::port(s, addr, "EPRT"),
+        Command::List(path) => return dirs::list(s, path, dirs::Format::List).await,
+        Command::Nlst(path) => return dirs::list(s, path, dirs::Format::Names).await,
+        Command::Mlsd(path) => return dirs::list(s, path, dirs::Format::Mlsd).await,
+        Command::Mlst(path) => dirs::mlst(s, path).await,
+        Command::Size(path) => files::size(s, &path).await,
+        Command::Mdtm(path) => files::mdtm(s, &path).await,
+        Command::Mfmt(time, path) => files::mfmt(s, time, &path).await,
+        Command::Rest(offset) => files::rest(s, offset),
+        Command::Retr(path) => return files::retr(s, &path).await,
+        Command::Stor(path) => return files::store(s, &path, files::Store::Replace).await,
+        Command::Appe(path) => return files::store(s, &path, files::Store::Append).await,
+        Command::Stou(base) => return files::store_unique(s, base.as_deref()).await,
+        Command::Abor => return abort(s).await,
+    };
+    s.send(&reply).await?;
+    Ok(Flow::Continue)
+}
+
+/// QUIT (RFC 959 §4.1.1): a running transfer finishes and gets its reply first.
+async fn quit(s: &mut Session) -> io::Result<Flow> {
+    if let Some(running) = s.transfer.take() {
+        let reply = match running.handle.await {
+            Ok(outcome) => outcome.reply,
+            Err(_) => Reply::new(426, "Transfer aborted"),
+        };
+        s.send(&reply).await?;
+    }
+    s.send(&Reply::new(221, "Goodbye")).await?;
+    Ok(Flow::Close)
+}
+
+/// ABOR (RFC 959 §4.1.3): 426 for the interrupted transfer, then 226; 225 when nothing ran.
+async fn abort(s: &mut Session) -> io::Result<Flow> {
+    s.data = None;
+    s.rest = 0;
+    match s.cancel_transfer().await {
+        Some(reply) => {
+            s.send(&reply).await?;
+            s.send(&Reply::new(226, "ABOR successful")).await?;
+        }
+        None => s.send(&Reply::new(225, "No transfer to abort")).await?,
+    }
+    Ok(Flow::Continue)
+}
+
+/// The user's storage, home and working directory; only called after login (the session checked).
+fn view(s: &Session) -> (std::sync::Arc<dyn Storage>, VirtualPath) {
+    let login = s.login.as_ref().expect("command needs login; checked before dispatch");
+    (login.storage.clone(), login.home.clone())
+}
+
+/// Resolves a client path against the working directory into its virtual path and storage key.
+fn resolve(s: &Session, input: &str) -> Result<(VirtualPath, StorageKey), Reply> {
+    let (_, home) = view(s);
+    let path = s.cwd.resolve(input).map_err(|e| error::vfs_reply(&e))?;
+    let key = path.to_key(&home).map_err(|e| error::vfs_reply(&e))?;
+    Ok((path, key))
+}
+
+/// Refuses a transfer before any storage work when the data channel cannot be used.
+fn check_data_ready(s: &Session) -> Option<Reply> {
+    if s.shared.config.tls.require_prot_p && !s.prot_private {
+        return Some(Reply::new(521, "Data connections must be encrypted: send PBSZ 0 and PROT P first"));
+    }
+    if s.data.is_none() {
+        return Some(Reply::new(425, "Use PASV, EPSV, PORT or EPRT first"));
+    }
+    None
+}
+
+/// Opens the data connection, sends 150 and starts the transfer task. The job is ready, so a storage
+/// error has already been answered without touching the data connection.
+async fn start_transfer(s: &mut Session, what: &'static str, path: &VirtualPath, job: Job, opening: String) -> io::Result<Flow> {
+    let plan = s.data.take().expect("checked by check_data_ready");
+    let ftp = &s.shared.config.ftp;
+    let timeout = std::time::Duration::from_secs(ftp.data_connect_timeout_secs);
+    let same_ip = s.shared.config.tls.require_same_ip_for_passive;
+    let tcp = match plan.open(s.peer.ip(), same_ip, timeout).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::warn!(peer = %s.peer, error = %e, "no data connection");
+            if let Job::Receive { upload, .. } = job {
+                upload.abort().await;
+            }
+            s.send(&error::data_reply(&e)).await?;
+            return Ok(Flow::Continue);
+        }
+    };
+    s.send(&Reply::new(150, opening)).await?;
+    let tls = s.prot_private.then(|| DataTls { acceptor: s.shared.tls.acceptor(&s.owner), resumption: s.shared.tls.resumption() });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(transfer::run(tcp, tls, timeout, job, cancel.clone()));
+    s.transfer = Some(Running { handle, cancel, what, path: path.to_string() });
+    Ok(Flow::Continue)
+}
+
+fn type_name(s: &Session) -> &'static str {
+    if s.ascii {
+        "ASCII"
+    } else {
+        "BINARY"
+    }
+}
+
+/// Quotes a path for a 257 reply: embedded double quotes are doubled (RFC 959 Appendix II).
+fn quote(path: &VirtualPath) -> String {
+    format!("\"{}\"", path.as_str().replace('"', "\"\""))
+}

@@ -1,0 +1,181 @@
+//! Login and security: RFC 959 §4.1.1 (USER, PASS, REIN), RFC 4217 §4-§9 (AUTH TLS, PBSZ, PROT, CCC) and
+//! RFC 7151 (HOST).
+
+use std::io;
+use std::time::Duration;
+
+use crate::auth::LoginError;
+use crate::ftp::command::Prot;
+use crate::ftp::error;
+use crate::ftp::reply::Reply;
+use crate::ftp::session::{Flow, Login, Session};
+use crate::storage::{ErrorKind, StorageKey};
+use crate::vfs::VirtualPath;
+
+pub(super) fn user(s: &mut Session, name: String) -> Reply {
+    if s.login.is_some() {
+        return Reply::new(530, "Already logged in; send REIN to change user");
+    }
+    s.pending_user = Some(name);
+    Reply::new(331, "Password required")
+}
+
+pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> {
+    if s.login.is_some() {
+        s.send(&Reply::new(503, "Already logged in")).await?;
+        return Ok(Flow::Continue);
+    }
+    let Some(name) = s.pending_user.take() else {
+        s.send(&Reply::new(503, "Send USER first")).await?;
+        return Ok(Flow::Continue);
+    };
+    let host_tenant = match (&s.host_tenant, &s.sni) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(sni)) => match s.shared.auth.tenant_for_host(sni).await {
+            Ok(t) => t,
+            Err(e) => return unavailable(s, &e).await,
+        },
+        (None, None) => None,
+    };
+    match s.shared.auth.login(&name, host_tenant.as_ref(), &password).await {
+        Ok(principal) => {
+            let storage = match s.shared.storage.open(&principal.tenant).await {
+                Ok(storage) => storage,
+                Err(e) => {
+                    s.send(&error::storage_reply(&e, "opening the tenant's storage")).await?;
+                    return Ok(Flow::Continue);
+                }
+            };
+            let home = VirtualPath::root().resolve(&principal.user.home).unwrap_or_else(|_| VirtualPath::root());
+            if let Err(reply) = ensure_dir(storage.as_ref(), &home).await {
+                s.send(&reply).await?;
+                return Ok(Flow::Continue);
+            }
+            tracing::info!(
+                target: "wharf::login",
+                peer = %s.peer,
+                tenant = %principal.tenant.name,
+                user = %principal.user.username,
+                result = "ok",
+                "login"
+            );
+            s.owner.set_user(principal.tenant.id, principal.user.id);
+            s.login = Some(Login { principal, storage, home });
+            s.cwd = VirtualPath::root();
+            s.failed_logins = 0;
+            s.send(&Reply::new(230, "Login successful")).await?;
+            Ok(Flow::Continue)
+        }
+        Err(LoginError::Rejected) => {
+            s.failed_logins += 1;
+            tracing::info!(target: "wharf::login", peer = %s.peer, login = %name, result = "rejected", "login");
+            if s.failed_logins >= s.shared.config.ftp.max_login_attempts {
+                s.send(&Reply::new(421, "Too many failed logins; closing control connection")).await?;
+                return Ok(Flow::Close);
+            }
+            s.send(&Reply::new(530, "Login incorrect")).await?;
+            Ok(Flow::Continue)
+        }
+        Err(LoginError::Unavailable(e)) => unavailable(s, &e).await,
+    }
+}
+
+async fn unavailable(s: &mut Session, e: &crate::directory::DirectoryError) -> io::Result<Flow> {
+    s.send(&error::directory_reply(e)).await?;
+    Ok(Flow::Close)
+}
+
+/// Creates the user's home (and its parents) if it is missing, so a new user can log in to an empty tree.
+async fn ensure_dir(storage: &dyn crate::storage::Storage, home: &VirtualPath) -> Result<(), Reply> {
+    let mut key = StorageKey::from_normalised(String::new());
+    for segment in home.as_str().split('/').filter(|s| !s.is_empty()) {
+        key = key.child(segment);
+        match storage.stat(&key).await {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => return Err(Reply::new(550, "Home directory is a file; ask your administrator")),
+            Err(e) if e.kind() == ErrorKind::NotFound => match storage.make_dir(&key).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(error::storage_reply(&e, "creating the home directory")),
+            },
+            Err(e) => return Err(error::storage_reply(&e, "opening the home directory")),
+        }
+    }
+    Ok(())
+}
+
+/// AUTH TLS: 234, then the handshake. Anything the client sent after the command in plaintext is
+/// discarded, so it cannot pass for data sent under TLS (the STARTTLS injection attack).
+pub(super) async fn auth_tls(s: &mut Session) -> io::Result<Flow> {
+    if s.control.is_tls() {
+        s.send(&Reply::new(503, "TLS is already active")).await?;
+        return Ok(Flow::Continue);
+    }
+    s.send(&Reply::new(234, "AUTH TLS successful; start the TLS handshake")).await?;
+    if s.lines.has_buffered() {
+        tracing::warn!(peer = %s.peer, "discarding plaintext sent after AUTH TLS");
+        s.lines.clear();
+    }
+    let timeout = Duration::from_secs(s.shared.config.ftp.login_timeout_secs);
+    match s.start_tls(timeout).await {
+        Ok(()) => Ok(Flow::Continue),
+        Err(e) => {
+            tracing::info!(peer = %s.peer, error = %e, "TLS handshake on the control connection failed");
+            Ok(Flow::Close)
+        }
+    }
+}
+
+pub(super) fn pbsz(s: &mut Session) -> Reply {
+    if !s.control.is_tls() {
+        return Reply::new(503, "PBSZ needs a TLS control connection (AUTH TLS first)");
+    }
+    s.pbsz = true;
+    Reply::new(200, "PBSZ=0")
+}
+
+pub(super) fn prot(s: &mut Session, level: Prot) -> Reply {
+    if !s.control.is_tls() {
+        return Reply::new(503, "PROT needs a TLS control connection (AUTH TLS first)");
+    }
+    match level {
+        Prot::Private => {
+            s.prot_private = true;
+            Reply::new(200, "Protection level set to Private")
+        }
+        Prot::Clear if s.shared.config.tls.require_prot_p => {
+            Reply::new(534, "PROT C refused by policy: data connections must be encrypted")
+        }
+        Prot::Clear => {
+            s.prot_private = false;
+            Reply::new(200, "Protection level set to Clear")
+        }
+        Prot::Safe | Prot::Confidential => Reply::new(536, "Only PROT C and PROT P are supported"),
+    }
+}
+
+pub(super) fn rein(s: &mut Session) -> Reply {
+    s.reset();
+    Reply::new(220, "Session reset; ready for a new user")
+}
+
+/// HOST (RFC 7151): picks the tenant by hostname before login.
+pub(super) async fn host(s: &mut Session, host: &str) -> Reply {
+    if s.login.is_some() || s.pending_user.is_some() {
+        return Reply::new(503, "HOST must come before USER");
+    }
+    let host = host.trim();
+    let literal = host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok();
+    if literal {
+        s.host_tenant = None;
+        return Reply::new(220, "Host accepted");
+    }
+    match s.shared.auth.tenant_for_host(host).await {
+        Ok(Some(tenant)) => {
+            s.host_tenant = Some(tenant);
+            Reply::new(220, "Host accepted")
+        }
+        Ok(None) => Reply::new(504, "Unknown host"),
+        Err(e) => error::directory_reply(&e),
+    }
+}

@@ -1,0 +1,135 @@
+//! Directories and listings: RFC 959 §4.1.3 (MKD, RMD, LIST, NLST, STAT path) and RFC 3659 §7 (MLST, MLSD).
+
+use std::io;
+use std::time::SystemTime;
+
+use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
+use super::{check_data_ready, error, quote, resolve, start_transfer, view};
+use crate::ftp::listing::{self, Perms};
+use crate::ftp::reply::Reply;
+use crate::ftp::session::{Flow, Session};
+use crate::ftp::transfer::Job;
+use crate::storage::{Entry, StorageError};
+
+/// Lines beyond this in a STAT listing on the control connection are cut; LIST has no limit.
+const STAT_MAX_LINES: usize = 10_000;
+
+pub(super) async fn mkd(s: &mut Session, input: &str) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    if path.is_root() {
+        return Reply::new(550, "The root directory always exists");
+    }
+    match view(s).0.make_dir(&key).await {
+        Ok(()) => Reply::new(257, format!("{} created", quote(&path))),
+        Err(e) => error::storage_reply(&e, "creating the directory"),
+    }
+}
+
+pub(super) async fn rmd(s: &mut Session, input: &str) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    if path.is_root() {
+        return Reply::new(550, "The root directory cannot be removed");
+    }
+    match view(s).0.remove_dir(&key).await {
+        Ok(()) => Reply::new(250, "Directory removed"),
+        Err(e) => error::storage_reply(&e, "removing the directory"),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    List,
+    Names,
+    Mlsd,
+}
+
+/// LIST, NLST, MLSD: entries stream from storage to the data connection as they arrive.
+pub(super) async fn list(s: &mut Session, input: Option<String>, format: Format) -> io::Result<Flow> {
+    if let Some(reply) = check_data_ready(s) {
+        s.send(&reply).await?;
+        return Ok(Flow::Continue);
+    }
+    match listing_lines(s, input.as_deref().unwrap_or("."), format).await {
+        Ok((path, lines)) => {
+            let opening = format!("Opening {} mode data connection for the listing of {path}", super::type_name(s));
+            start_transfer(s, "LIST", &path, Job::List { lines }, opening).await
+        }
+        Err(reply) => {
+            s.data = None;
+            s.send(&reply).await?;
+            Ok(Flow::Continue)
+        }
+    }
+}
+
+type Lines = BoxStream<'static, Result<String, StorageError>>;
+
+async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crate::vfs::VirtualPath, Lines), Reply> {
+    let (path, key) = resolve(s, input)?;
+    let storage = view(s).0;
+    let meta = storage.stat(&key).await.map_err(|e| error::storage_reply(&e, "listing"))?;
+    let facts = s.facts;
+    let now = SystemTime::now();
+    let render = move |entry: &Entry| match format {
+        Format::List => listing::list_line(entry, now),
+        Format::Names => entry.name.clone(),
+        Format::Mlsd => listing::mlsx_line(&entry.name, &entry.meta, facts, Perms::all()),
+    };
+    if !meta.is_dir() {
+        if format == Format::Mlsd {
+            return Err(Reply::new(501, "MLSD needs a directory; use MLST for a file"));
+        }
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let line = render(&Entry { name, meta });
+        return Ok((path, stream::once(async move { Ok(line) }).boxed()));
+    }
+    let entries = storage.list(&key).await.map_err(|e| error::storage_reply(&e, "listing"))?;
+    Ok((path, entries.map_ok(move |entry| render(&entry)).boxed()))
+}
+
+/// MLST on the control connection (RFC 3659 §7.2): one fact line for the path itself.
+pub(super) async fn mlst(s: &mut Session, input: Option<String>) -> Reply {
+    let (path, key) = match resolve(s, input.as_deref().unwrap_or(".")) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    match view(s).0.stat(&key).await {
+        Ok(meta) => {
+            let facts = listing::mlsx_line(path.as_str(), &meta, s.facts, Perms::all());
+            Reply::multi(250, vec![format!("Listing {path}"), facts, "End".to_owned()])
+        }
+        Err(e) => error::storage_reply(&e, "reading the entry"),
+    }
+}
+
+/// STAT with a path (RFC 959 §4.1.3): the LIST output over the control connection, as 213.
+pub(super) async fn stat_path(s: &mut Session, input: &str) -> Reply {
+    if s.transfer.is_some() {
+        return Reply::new(450, "A transfer is running; STAT with a path must wait");
+    }
+    let (path, mut lines) = match listing_lines(s, input, Format::List).await {
+        Ok(listing) => listing,
+        Err(reply) => return reply,
+    };
+    let mut out = vec![format!("Status of {path}:")];
+    while let Some(line) = lines.next().await {
+        match line {
+            Ok(line) if out.len() <= STAT_MAX_LINES => out.push(line),
+            Ok(_) => {
+                out.push(format!("(listing cut after {STAT_MAX_LINES} entries; use LIST)"));
+                break;
+            }
+            Err(e) => return error::storage_reply(&e, "listing"),
+        }
+    }
+    out.push("End of status".to_owned());
+    Reply::multi(213, out)
+}

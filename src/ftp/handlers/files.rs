@@ -1,0 +1,225 @@
+//! Files: RFC 959 §4.1.3 (RETR, STOR, STOU, APPE, DELE, RNFR, RNTO, REST), RFC 3659 §3-§5 (MDTM, SIZE,
+//! REST STREAM) and draft-somers-ftp-mfxx (MFMT).
+
+use std::io;
+use std::time::SystemTime;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::{check_data_ready, error, resolve, start_transfer, type_name, view};
+use crate::ftp::reply::Reply;
+use crate::ftp::session::{Flow, Session};
+use crate::ftp::transfer::Job;
+use crate::storage::{ErrorKind, WriteMode};
+use crate::vfs::VirtualPath;
+
+pub(super) async fn dele(s: &mut Session, input: &str) -> Reply {
+    let (_, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    match view(s).0.delete(&key).await {
+        Ok(()) => Reply::new(250, "File deleted"),
+        Err(e) => error::storage_reply(&e, "deleting the file"),
+    }
+}
+
+pub(super) async fn rnfr(s: &mut Session, input: &str) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    if path.is_root() {
+        return Reply::new(550, "The root directory cannot be renamed");
+    }
+    match view(s).0.stat(&key).await {
+        Ok(_) => {
+            s.rename_from = Some(path);
+            Reply::new(350, "Ready for RNTO")
+        }
+        Err(e) => error::storage_reply(&e, "renaming"),
+    }
+}
+
+pub(super) async fn rnto(s: &mut Session, input: &str) -> Reply {
+    let Some(from) = s.rename_from.take() else {
+        return Reply::new(503, "Send RNFR first");
+    };
+    let (to, to_key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    if to.is_root() {
+        return Reply::new(553, "Cannot rename onto the root directory");
+    }
+    let (storage, home) = view(s);
+    let from_key = match from.to_key(&home) {
+        Ok(key) => key,
+        Err(e) => return error::vfs_reply(&e),
+    };
+    match storage.rename(&from_key, &to_key).await {
+        Ok(()) => {
+            // A renamed working directory would leave the session somewhere that no longer exists.
+            if s.cwd == from || s.cwd.as_str().starts_with(&format!("{}/", from.as_str())) {
+                s.cwd = VirtualPath::root();
+            }
+            Reply::new(250, "Rename successful")
+        }
+        Err(e) => error::storage_reply(&e, "renaming"),
+    }
+}
+
+pub(super) async fn size(s: &mut Session, input: &str) -> Reply {
+    let (_, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    match view(s).0.stat(&key).await {
+        Ok(meta) if !meta.is_dir() => Reply::new(213, meta.size.to_string()),
+        Ok(_) => Reply::new(550, "Not a plain file"),
+        Err(e) => error::storage_reply(&e, "reading the size"),
+    }
+}
+
+pub(super) async fn mdtm(s: &mut Session, input: &str) -> Reply {
+    let (_, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    match view(s).0.stat(&key).await {
+        Ok(meta) if !meta.is_dir() => match meta.modified {
+            Some(time) => Reply::new(213, timeval(time)),
+            None => Reply::new(550, "Modification time unknown"),
+        },
+        Ok(_) => Reply::new(550, "Not a plain file"),
+        Err(e) => error::storage_reply(&e, "reading the modification time"),
+    }
+}
+
+pub(super) async fn mfmt(s: &mut Session, time: NaiveDateTime, input: &str) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    let when: SystemTime = time.and_utc().into();
+    match view(s).0.set_modified(&key, when).await {
+        Ok(()) => Reply::new(213, format!("Modify={}; {path}", timeval(when))),
+        Err(e) => error::storage_reply(&e, "setting the modification time"),
+    }
+}
+
+/// RFC 3659 §2.3 time-val: `YYYYMMDDHHMMSS` in UTC.
+fn timeval(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).format("%Y%m%d%H%M%S").to_string()
+}
+
+pub(super) fn rest(s: &mut Session, offset: u64) -> Reply {
+    s.rest = offset;
+    Reply::new(350, format!("Restarting at {offset}; send RETR, STOR or APPE"))
+}
+
+pub(super) async fn retr(s: &mut Session, input: &str) -> io::Result<Flow> {
+    let offset = std::mem::take(&mut s.rest);
+    if let Some(reply) = check_data_ready(s) {
+        s.send(&reply).await?;
+        return Ok(Flow::Continue);
+    }
+    let prepared = async {
+        let (path, key) = resolve(s, input)?;
+        let download = view(s).0.get(&key, offset).await.map_err(|e| error::storage_reply(&e, "opening the file"))?;
+        Ok::<_, Reply>((path, download))
+    };
+    match prepared.await {
+        Ok((path, download)) => {
+            let opening = format!("Opening {} mode data connection for {path} ({} bytes)", type_name(s), download.size);
+            let job = Job::Send { download, ascii: s.ascii };
+            start_transfer(s, "RETR", &path, job, opening).await
+        }
+        Err(reply) => refuse(s, reply).await,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Store {
+    Replace,
+    Append,
+}
+
+/// STOR (with REST: resume) and APPE.
+pub(super) async fn store(s: &mut Session, input: &str, how: Store) -> io::Result<Flow> {
+    let offset = std::mem::take(&mut s.rest);
+    if let Some(reply) = check_data_ready(s) {
+        s.send(&reply).await?;
+        return Ok(Flow::Continue);
+    }
+    let mode = match (how, offset) {
+        (Store::Append, _) => WriteMode::Append,
+        (Store::Replace, 0) => WriteMode::Create,
+        (Store::Replace, n) => WriteMode::Resume(n),
+    };
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return refuse(s, reply).await,
+    };
+    if path.is_root() {
+        return refuse(s, Reply::new(553, "Cannot store onto the root directory")).await;
+    }
+    match view(s).0.put(&key, mode).await {
+        Ok(upload) => {
+            let name = path.file_name().unwrap_or_default().to_owned();
+            let opening = format!("Opening {} mode data connection for {path}", type_name(s));
+            let job = Job::Receive { upload, ascii: s.ascii, name };
+            let verb = if how == Store::Append { "APPE" } else { "STOR" };
+            start_transfer(s, verb, &path, job, opening).await
+        }
+        Err(e) => refuse(s, error::storage_reply(&e, "starting the upload")).await,
+    }
+}
+
+/// STOU (RFC 959 §4.1.3, RFC 1123 §4.1.2.9): stores under a new name and reports it as `150 FILE: name`.
+pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Result<Flow> {
+    s.rest = 0;
+    if let Some(reply) = check_data_ready(s) {
+        s.send(&reply).await?;
+        return Ok(Flow::Continue);
+    }
+    let (storage, home) = view(s);
+    let base = base.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("file");
+    for attempt in 0..16u32 {
+        let candidate = if attempt == 0 && base != "file" {
+            base.to_owned()
+        } else {
+            format!("{base}.{:08x}", rand::random::<u32>())
+        };
+        let path = match s.cwd.resolve(&candidate) {
+            Ok(path) => path,
+            Err(e) => return refuse(s, error::vfs_reply(&e)).await,
+        };
+        let key = match path.to_key(&home) {
+            Ok(key) => key,
+            Err(e) => return refuse(s, error::vfs_reply(&e)).await,
+        };
+        match storage.stat(&key).await {
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return refuse(s, error::storage_reply(&e, "choosing a unique name")).await,
+        }
+        return match storage.put(&key, WriteMode::Create).await {
+            Ok(upload) => {
+                let name = path.file_name().unwrap_or_default().to_owned();
+                let opening = format!("FILE: {name}");
+                let job = Job::Receive { upload, ascii: s.ascii, name };
+                start_transfer(s, "STOU", &path, job, opening).await
+            }
+            Err(e) => refuse(s, error::storage_reply(&e, "starting the upload")).await,
+        };
+    }
+    refuse(s, Reply::new(553, "Could not find a unique name")).await
+}
+
+/// Answers a transfer command that cannot start; the prepared data connection is dropped with it.
+async fn refuse(s: &mut Session, reply: Reply) -> io::Result<Flow> {
+    s.data = None;
+    s.send(&reply).await?;
+    Ok(Flow::Continue)
+}

@@ -1,0 +1,26 @@
+//! Working directory: RFC 959 §4.1.1 (CWD, CDUP) and §4.1.3 (PWD), with the X-variants of RFC 775.
+
+use super::{error, quote, resolve, view};
+use crate::ftp::reply::Reply;
+use crate::ftp::session::Session;
+
+pub(super) fn pwd(s: &Session) -> Reply {
+    Reply::new(257, format!("{} is the current directory", quote(&s.cwd)))
+}
+
+pub(super) async fn cwd(s: &mut Session, input: &str) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    let (storage, _) = view(s);
+    match storage.stat(&key).await {
+        Ok(meta) if meta.is_dir() => {
+            let reply = Reply::new(250, format!("Directory changed to {path}"));
+            s.cwd = path;
+            reply
+        }
+        Ok(_) => Reply::new(550, "Not a directory"),
+        Err(e) => error::storage_reply(&e, "changing directory"),
+    }
+}

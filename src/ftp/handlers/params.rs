@@ -1,0 +1,96 @@
+//! Transfer parameters and data-connection setup: RFC 959 §4.1.2 (TYPE, MODE, STRU, PORT, PASV) and
+//! RFC 2428 (EPRT, EPSV, EPSV ALL).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::ftp::command::{EpsvArg, FileStructure, TransferMode, TransferType};
+use crate::ftp::data::{pasv_address, same_address, DataPlan};
+use crate::ftp::reply::Reply;
+use crate::ftp::session::Session;
+
+pub(super) fn transfer_type(s: &mut Session, kind: TransferType) -> Reply {
+    s.ascii = kind == TransferType::Ascii;
+    match kind {
+        TransferType::Ascii => Reply::new(200, "Type set to A"),
+        TransferType::Image => Reply::new(200, "Type set to I"),
+    }
+}
+
+pub(super) fn mode(mode: TransferMode) -> Reply {
+    match mode {
+        TransferMode::Stream => Reply::new(200, "Mode set to S"),
+        _ => Reply::new(504, "Only MODE S is supported"),
+    }
+}
+
+pub(super) fn structure(structure: FileStructure) -> Reply {
+    match structure {
+        FileStructure::File => Reply::new(200, "Structure set to F"),
+        _ => Reply::new(504, "Only STRU F is supported"),
+    }
+}
+
+/// PASV: an IPv4 passive listener; the announced address is configurable for NAT.
+pub(super) fn pasv(s: &mut Session) -> Reply {
+    if s.epsv_all {
+        return Reply::new(503, "EPSV ALL is in effect; use EPSV");
+    }
+    let local = s.local.ip().to_canonical();
+    let announced = match (s.shared.config.ftp.passive_address, local) {
+        (Some(IpAddr::V4(ip)), _) | (None, IpAddr::V4(ip)) => ip,
+        _ => return Reply::new(425, "PASV needs IPv4; use EPSV"),
+    };
+    match s.shared.passive.bind(s.local.ip()) {
+        Ok(listener) => {
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+            s.data = Some(DataPlan::Passive(listener));
+            Reply::new(227, format!("Entering Passive Mode ({})", pasv_address(announced, port)))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no passive port available");
+            Reply::new(425, "No passive port available; try again")
+        }
+    }
+}
+
+/// EPSV (RFC 2428 §3): the port only; the client reuses the control connection's address.
+pub(super) fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
+    let family = if s.local.ip().to_canonical().is_ipv4() { 1 } else { 2 };
+    match arg {
+        EpsvArg::All => {
+            s.epsv_all = true;
+            return Reply::new(200, "EPSV ALL accepted");
+        }
+        EpsvArg::Family(f) if f != family => return Reply::new(522, format!("Network protocol not supported, use ({family})")),
+        _ => {}
+    }
+    match s.shared.passive.bind(s.local.ip()) {
+        Ok(listener) => {
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+            s.data = Some(DataPlan::Passive(listener));
+            Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)"))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no passive port available");
+            Reply::new(425, "No passive port available; try again")
+        }
+    }
+}
+
+/// PORT and EPRT: only to the client's own address and an unprivileged port, so wharf cannot be used to
+/// reach a third host (the FTP bounce attack, RFC 2577 §3).
+pub(super) fn port(s: &mut Session, addr: SocketAddr, verb: &str) -> Reply {
+    if s.epsv_all {
+        return Reply::new(503, "EPSV ALL is in effect; use EPSV");
+    }
+    if !same_address(addr.ip(), s.peer.ip()) {
+        tracing::warn!(peer = %s.peer, target = %addr, "refused {verb} to a foreign address");
+        return Reply::new(504, format!("{verb} refused: the address must be your own"));
+    }
+    if addr.port() < 1024 {
+        tracing::warn!(peer = %s.peer, target = %addr, "refused {verb} to a privileged port");
+        return Reply::new(504, format!("{verb} refused: the port must be 1024 or higher"));
+    }
+    s.data = Some(DataPlan::Active(addr));
+    Reply::new(200, format!("{verb} command successful"))
+}

@@ -1,0 +1,302 @@
+//! The data path of RETR, STOR/APPE/STOU and the listings (RFC 959 §3.4 stream mode, §3.1.1 ASCII type).
+//!
+//! A transfer runs as its own task once the session has sent 150. It owns the data connection and the
+//! storage handle, stops at the session's cancellation token (ABOR, QUIT, shutdown) and ends with the one
+//! reply that closes the command: 226 only after the storage confirmed the data.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::data::{self, DataStream, DataTls};
+use super::error;
+use super::reply::Reply;
+use crate::storage::{Download, StorageError, Upload};
+
+const BUFFER: usize = 256 * 1024;
+/// After sending a file, how long to wait for the client to close its side so that closing ours cannot
+/// reset the connection under data the client has not read yet.
+const LINGER: Duration = Duration::from_secs(5);
+
+pub enum Job {
+    Send { download: Download, ascii: bool },
+    Receive { upload: Box<dyn Upload>, ascii: bool, name: String },
+    /// Listing lines, each without CR LF.
+    List { lines: BoxStream<'static, Result<String, StorageError>> },
+}
+
+/// What the session learns when a transfer ends.
+pub struct Outcome {
+    pub reply: Reply,
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+/// Secures the TCP connection, then moves the data.
+pub async fn run(tcp: TcpStream, tls: Option<DataTls>, handshake_timeout: Duration, job: Job, cancel: CancellationToken) -> Outcome {
+    let started = Instant::now();
+    let secured = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(None),
+        s = data::secure(tcp, tls, handshake_timeout) => s.map_err(Some),
+    };
+    let stream = match secured {
+        Ok(stream) => stream,
+        Err(reason) => {
+            if let Job::Receive { upload, .. } = job {
+                upload.abort().await;
+            }
+            let reply = match reason {
+                Some(e) => {
+                    tracing::warn!(error = %e, "data connection refused");
+                    error::data_reply(&e)
+                }
+                None => Reply::new(426, "Transfer aborted"),
+            };
+            return Outcome { reply, bytes: 0, duration: started.elapsed() };
+        }
+    };
+    let (reply, bytes) = match job {
+        Job::Send { download, ascii } => send(stream, download, ascii, &cancel).await,
+        Job::Receive { upload, ascii, name } => receive(stream, upload, ascii, &name, &cancel).await,
+        Job::List { lines } => list(stream, lines, &cancel).await,
+    };
+    Outcome { reply, bytes, duration: started.elapsed() }
+}
+
+async fn send(mut stream: DataStream, download: Download, ascii: bool, cancel: &CancellationToken) -> (Reply, u64) {
+    let mut sent = 0u64;
+    let copy = async {
+        let mut reader = download.reader;
+        let mut buf = vec![0u8; BUFFER];
+        let mut converted = Vec::new();
+        let mut last_was_cr = false;
+        loop {
+            let n = reader.read(&mut buf).await.map_err(Side::Storage)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = if ascii {
+                converted.clear();
+                to_network_ascii(&buf[..n], &mut converted, &mut last_was_cr);
+                &converted[..]
+            } else {
+                &buf[..n]
+            };
+            stream.write_all(chunk).await.map_err(Side::Client)?;
+            sent += n as u64;
+        }
+        stream.shutdown().await.map_err(Side::Client)?;
+        linger(&mut stream).await;
+        Ok::<(), Side>(())
+    };
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return (Reply::new(426, "Transfer aborted"), sent),
+        r = copy => r,
+    };
+    match result {
+        Ok(()) => (Reply::new(226, format!("Transfer complete ({sent} bytes)")), sent),
+        Err(Side::Client(e)) => {
+            tracing::info!(error = %e, "download: data connection broke");
+            (Reply::new(426, "Data connection closed; transfer aborted"), sent)
+        }
+        Err(Side::Storage(e)) => {
+            tracing::warn!(error = %e, "download: reading from storage failed");
+            (Reply::new(451, "Reading the file failed; transfer aborted"), sent)
+        }
+    }
+}
+
+async fn receive(
+    mut stream: DataStream,
+    mut upload: Box<dyn Upload>,
+    ascii: bool,
+    name: &str,
+    cancel: &CancellationToken,
+) -> (Reply, u64) {
+    let mut received = 0u64;
+    let pump = async {
+        let mut buf = vec![0u8; BUFFER];
+        let mut converted = Vec::new();
+        let mut pending_cr = false;
+        loop {
+            let n = stream.read(&mut buf).await.map_err(Failure::Client)?;
+            if n == 0 {
+                break;
+            }
+            received += n as u64;
+            let chunk = if ascii {
+                converted.clear();
+                from_network_ascii(&buf[..n], &mut converted, &mut pending_cr);
+                &converted[..]
+            } else {
+                &buf[..n]
+            };
+            upload.write(chunk).await.map_err(Failure::Storage)?;
+        }
+        if pending_cr {
+            upload.write(b"\r").await.map_err(Failure::Storage)?;
+        }
+        // Answer the client's close_notify before the (possibly slow) commit; clients such as Python's
+        // ftplib wait for it before they read the final reply.
+        let _ = stream.shutdown().await;
+        Ok::<(), Failure>(())
+    };
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Failure::Aborted),
+        r = pump => r,
+    };
+    match result {
+        Ok(()) => match upload.commit().await {
+            Ok(size) => (Reply::new(226, format!("Transfer complete ({size} bytes stored as {name})")), received),
+            Err(e) => (error::storage_reply(&e, "storing the file"), received),
+        },
+        Err(failure) => {
+            upload.abort().await;
+            let reply = match failure {
+                Failure::Aborted => Reply::new(426, "Transfer aborted; nothing was stored"),
+                Failure::Client(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    tracing::warn!("upload: data connection closed without TLS close_notify; possibly truncated");
+                    Reply::new(426, "Data connection closed without TLS close_notify; upload discarded")
+                }
+                Failure::Client(e) => {
+                    tracing::info!(error = %e, "upload: data connection broke");
+                    Reply::new(426, "Data connection broke; upload discarded")
+                }
+                Failure::Storage(e) => error::storage_reply(&e, "storing the file"),
+            };
+            (reply, received)
+        }
+    }
+}
+
+async fn list(
+    mut stream: DataStream,
+    mut lines: BoxStream<'static, Result<String, StorageError>>,
+    cancel: &CancellationToken,
+) -> (Reply, u64) {
+    let mut sent = 0u64;
+    let copy = async {
+        let mut out = Vec::with_capacity(16 * 1024);
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(Failure::Storage)?;
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            if out.len() >= 16 * 1024 {
+                stream.write_all(&out).await.map_err(Failure::Client)?;
+                sent += out.len() as u64;
+                out.clear();
+            }
+        }
+        stream.write_all(&out).await.map_err(Failure::Client)?;
+        sent += out.len() as u64;
+        stream.shutdown().await.map_err(Failure::Client)?;
+        linger(&mut stream).await;
+        Ok::<(), Failure>(())
+    };
+    let result = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Failure::Aborted),
+        r = copy => r,
+    };
+    match result {
+        Ok(()) => (Reply::new(226, "Directory listing sent"), sent),
+        Err(Failure::Aborted) => (Reply::new(426, "Listing aborted"), sent),
+        Err(Failure::Client(_)) => (Reply::new(426, "Data connection closed; listing aborted"), sent),
+        Err(Failure::Storage(e)) => (error::storage_reply(&e, "listing"), sent),
+    }
+}
+
+/// Waits briefly for the client to close its side; see [`LINGER`].
+async fn linger(stream: &mut DataStream) {
+    let mut sink = [0u8; 512];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+enum Side {
+    Client(std::io::Error),
+    Storage(std::io::Error),
+}
+
+enum Failure {
+    Aborted,
+    Client(std::io::Error),
+    Storage(StorageError),
+}
+
+/// TYPE A on the way out: bare LF becomes CR LF (RFC 959 §3.1.1.1).
+fn to_network_ascii(input: &[u8], out: &mut Vec<u8>, last_was_cr: &mut bool) {
+    for &b in input {
+        if b == b'\n' && !*last_was_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        *last_was_cr = b == b'\r';
+    }
+}
+
+/// TYPE A on the way in: CR LF becomes LF; a CR not followed by LF is kept.
+fn from_network_ascii(input: &[u8], out: &mut Vec<u8>, pending_cr: &mut bool) {
+    for &b in input {
+        if *pending_cr {
+            *pending_cr = false;
+            if b != b'\n' {
+                out.push(b'\r');
+            }
+        }
+        if b == b'\r' {
+            *pending_cr = true;
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(chunks: &[&[u8]]) -> Vec<u8> {
+        let (mut out, mut cr) = (Vec::new(), false);
+        for c in chunks {
+            to_network_ascii(c, &mut out, &mut cr);
+        }
+        out
+    }
+
+    fn inbound(chunks: &[&[u8]]) -> Vec<u8> {
+        let (mut out, mut cr) = (Vec::new(), false);
+        for c in chunks {
+            from_network_ascii(c, &mut out, &mut cr);
+        }
+        if cr {
+            out.push(b'\r');
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_out_adds_cr_once_even_across_chunks() {
+        assert_eq!(outbound(&[b"a\nb\r\nc"]), b"a\r\nb\r\nc");
+        assert_eq!(outbound(&[b"a\r", b"\nb\n"]), b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn ascii_in_strips_cr_before_lf_even_across_chunks() {
+        assert_eq!(inbound(&[b"a\r\nb\rc\r"]), b"a\nb\rc\r");
+        assert_eq!(inbound(&[b"a\r", b"\nb"]), b"a\nb");
+    }
+}
