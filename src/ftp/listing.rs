@@ -109,7 +109,9 @@ pub fn list_line(entry: &Entry, now: SystemTime) -> String {
 }
 
 /// One MLSD line or MLST fact line (no CR LF, no leading space):
-/// `type=file;size=3;modify=20240304123000;perm=rwadf; name`. Only the facts enabled in `facts` are written, in the order type, size, modify, perm. `size` is given for
+/// `type=file;size=3;modify=20240304123000;perm=rwadf; name`.
+///
+/// Only the facts enabled in `facts` are written, in the order type, size, modify, perm. `size` is given for
 /// files only, `modify` only when the backend knows it, in whole seconds UTC. MLSD lists no `cdir`/`pdir`
 /// entries, which RFC 3659 makes optional.
 pub fn mlsx_line(name: &str, meta: &Metadata, facts: Facts, perms: Perms) -> String {
