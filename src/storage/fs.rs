@@ -3,7 +3,9 @@
 //!
 //! Keys never reach outside the folder: every operation first walks the key from the root with
 //! `symlink_metadata` and refuses any symlink on the way, and listings skip symlinks. Names starting with
-//! [`HIDDEN_PREFIX`] belong to wharf: they are left out of listings and cannot be addressed.
+//! [`HIDDEN_PREFIX`] belong to wharf: they are left out of listings and cannot be addressed. Clients cannot
+//! make symlinks; the walk guards against ones placed on disk by others. A symlink swapped in between the
+//! walk and the use is not caught (closing that window needs `openat2(RESOLVE_BENEATH)`).
 //!
 //! Each operation runs as one blocking closure (walk, then act) on tokio's blocking pool, which keeps the
 //! check and the use close together and costs one thread hop instead of one per system call.
@@ -59,6 +61,7 @@ impl FsStorage {
 }
 
 /// All tenants' folders under one root: tenant `acme` lives in `<root>/acme`.
+#[derive(Debug)]
 pub struct FsProvider {
     root: PathBuf,
     fsync: bool,
@@ -97,7 +100,9 @@ struct Located {
 }
 
 impl Located {
+    /// The containing directory; callers refuse the root first, whose parent is outside the tree.
     fn parent(&self) -> &Path {
+        debug_assert!(!self.is_root);
         self.path.parent().unwrap_or(&self.path)
     }
 
@@ -378,7 +383,8 @@ fn copy_prefix(source: &Path, file: &mut File, len: u64) -> Result<(), StorageEr
 }
 
 /// A directory holding only uploads that a crash left behind is empty: remove them. Anything else present
-/// means it is not empty, and then nothing is removed.
+/// means it is not empty, and then nothing is removed. An upload still running there fails at commit, as
+/// it would have if its directory had been removed a moment earlier.
 fn remove_leftover_uploads(dir: &Path) -> Result<(), StorageError> {
     let mut leftovers = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_error)? {
