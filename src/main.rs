@@ -1,1 +1,366 @@
-fn main() {}
+//! The `wharf` command line: run the server, apply migrations, and manage tenants and users.
+//!
+//! Passwords are never taken from the command line (it shows in `ps` and shell history): they come from
+//! stdin or a file.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use wharf::config::Config;
+use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant};
+
+const MIN_PASSWORD_CHARS: usize = 8;
+
+#[derive(Parser)]
+#[command(name = "wharf", version, about = "A multi-tenant FTPS server that keeps every file in object storage")]
+struct Cli {
+    /// TOML configuration file; `WHARF_*` environment variables override it.
+    #[arg(long, global = true, env = "WHARF_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the FTPS server until SIGINT or SIGTERM.
+    Serve,
+    /// Create the directory database if needed and apply its migrations.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage users (logins are `user@tenant`).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Add {
+        /// Lower-case letters, digits and '-'.
+        name: String,
+        /// A hostname (TLS SNI name or FTP HOST argument) that selects this tenant; repeatable.
+        #[arg(long = "hostname", value_name = "HOST")]
+        hostnames: Vec<String>,
+    },
+    /// List tenants with their hostnames.
+    List,
+    /// Manage a tenant's hostnames.
+    #[command(subcommand)]
+    Hostname(HostnameCommand),
+}
+
+#[derive(Subcommand)]
+enum HostnameCommand {
+    /// Map a hostname to a tenant.
+    Add { tenant: String, hostname: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Add {
+        /// `user@tenant`
+        login: String,
+        /// The user's root inside the tenant's tree.
+        #[arg(long, default_value = "/", value_name = "PATH")]
+        home: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// `user@tenant`
+        login: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List users, of one tenant or of all.
+    List {
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+    },
+    /// Delete a user.
+    Delete {
+        /// `user@tenant`
+        login: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct PasswordSource {
+    /// Read the password from the first line of stdin.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Read the password from a file (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!("wharf {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    // WHARF_CONFIG names the file; it is not a config field, and `Config::load` reads every WHARF_* variable
+    // and refuses unknown ones. Removed while the process is still single-threaded.
+    std::env::remove_var("WHARF_CONFIG");
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(dispatch(cli.command, config))
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = if std::env::var_os("RUST_LOG").is_some() {
+        EnvFilter::try_from_default_env().context("RUST_LOG is not a valid tracing filter")?
+    } else {
+        EnvFilter::try_new(&config.log.filter).with_context(|| {
+            format!("configuration field `log.filter`: {:?} is not a valid filter", config.log.filter)
+        })?
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    Ok(())
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => wharf::server::run(config).await,
+        Command::Migrate => {
+            open_directory(&config).await?;
+            println!("migrations applied to {}", redact_url(&config.database_url()));
+            Ok(())
+        }
+        Command::Tenant(command) => tenant_command(command, &*open_directory(&config).await?).await,
+        Command::User(command) => user_command(command, &*open_directory(&config).await?).await,
+        Command::Version => unreachable!("handled before the configuration is loaded"),
+    }
+}
+
+async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Add { name, hostnames } => {
+            for hostname in &hostnames {
+                ensure_hostname_free(dir, hostname).await?;
+            }
+            let tenant = dir.create_tenant(&name).await.map_err(|e| explain(e, "tenant", &name))?;
+            for hostname in &hostnames {
+                dir.add_hostname(tenant.id, hostname)
+                    .await
+                    .map_err(|e| explain(e, "hostname", hostname))
+                    .with_context(|| format!("tenant {name:?} was created, but adding hostname {hostname:?} failed"))?;
+            }
+            println!("tenant {name:?} created");
+        }
+        TenantCommand::List => {
+            let mut rows = Vec::new();
+            for t in dir.list_tenants().await? {
+                let hostnames = dir.hostnames(t.id).await?;
+                let hostnames = if hostnames.is_empty() { "-".to_owned() } else { hostnames.join(",") };
+                rows.push(vec![t.name, yes_no(t.enabled), hostnames, timestamp(t.created_at)]);
+            }
+            print_table(&["NAME", "ENABLED", "HOSTNAMES", "CREATED"], &rows);
+        }
+        TenantCommand::Hostname(HostnameCommand::Add { tenant, hostname }) => {
+            let tenant = existing_tenant(dir, &tenant).await?;
+            ensure_hostname_free(dir, &hostname).await?;
+            dir.add_hostname(tenant.id, &hostname).await.map_err(|e| explain(e, "hostname", &hostname))?;
+            println!("hostname {:?} now selects tenant {:?}", hostname.to_ascii_lowercase(), tenant.name);
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(command: UserCommand, dir: &dyn Directory) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { login, home, password } => {
+            let (username, tenant) = split_login(&login)?;
+            let tenant = existing_tenant(dir, tenant).await?;
+            let password_hash = hash_password(read_password(&password)?).await?;
+            let new = NewUser { username: username.to_owned(), password_hash, home };
+            let user = dir.create_user(tenant.id, new).await.map_err(|e| explain(e, "user", &login))?;
+            println!("user {login:?} created (home {})", user.home);
+        }
+        UserCommand::Passwd { login, password } => {
+            let (username, tenant) = split_login(&login)?;
+            let tenant = existing_tenant(dir, tenant).await?;
+            let password_hash = hash_password(read_password(&password)?).await?;
+            dir.set_password(tenant.id, username, &password_hash).await.map_err(|e| explain(e, "user", &login))?;
+            println!("password of {login:?} changed");
+        }
+        UserCommand::List { tenant } => {
+            let tenant_id = match tenant {
+                Some(name) => Some(existing_tenant(dir, &name).await?.id),
+                None => None,
+            };
+            let tenants = dir.list_tenants().await?;
+            let tenant_name =
+                |id: i64| tenants.iter().find(|t| t.id == id).map_or_else(|| format!("#{id}"), |t| t.name.clone());
+            let rows: Vec<Vec<String>> = dir
+                .list_users(tenant_id)
+                .await?
+                .into_iter()
+                .map(|u| {
+                    let last_login = u.last_login_at.map_or_else(|| "never".to_owned(), timestamp);
+                    let login = format!("{}@{}", u.username, tenant_name(u.tenant_id));
+                    vec![login, u.home, yes_no(u.enabled), timestamp(u.created_at), last_login]
+                })
+                .collect();
+            print_table(&["LOGIN", "HOME", "ENABLED", "CREATED", "LAST LOGIN"], &rows);
+        }
+        UserCommand::Delete { login } => {
+            let (username, tenant) = split_login(&login)?;
+            let tenant = existing_tenant(dir, tenant).await?;
+            dir.delete_user(tenant.id, username).await.map_err(|e| explain(e, "user", &login))?;
+            println!("user {login:?} deleted");
+        }
+    }
+    Ok(())
+}
+
+/// Opens the directory named by the config, creating the data folder first when the SQLite file lives there.
+async fn open_directory(config: &Config) -> anyhow::Result<Arc<dyn Directory>> {
+    let url = config.database_url();
+    if sqlite_path(&url).is_some_and(|path| path.starts_with(&config.data_dir)) {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    }
+    directory::open(&url).await.with_context(|| format!("opening the directory at {}", redact_url(&url)))
+}
+
+fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+}
+
+/// The URL without its query string and with any password in the authority replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+async fn existing_tenant(dir: &dyn Directory, name: &str) -> anyhow::Result<Tenant> {
+    directory::validate_tenant_name(name)?;
+    match dir.tenant_by_name(name).await? {
+        Some(tenant) => Ok(tenant),
+        None => bail!("tenant {name:?} does not exist (create it with `wharf tenant add {name}`)"),
+    }
+}
+
+async fn ensure_hostname_free(dir: &dyn Directory, hostname: &str) -> anyhow::Result<()> {
+    match dir.tenant_by_hostname(hostname).await? {
+        Some(owner) => bail!("hostname {hostname:?} already selects tenant {:?}", owner.name),
+        None => Ok(()),
+    }
+}
+
+/// Turns the directory's terse conflict and not-found errors into sentences naming `what`.
+fn explain(e: DirectoryError, kind: &str, what: &str) -> anyhow::Error {
+    match e {
+        DirectoryError::Conflict(kind) => anyhow::anyhow!("{kind} {what:?} already exists"),
+        DirectoryError::NotFound => anyhow::anyhow!("{kind} {what:?} does not exist"),
+        other => other.into(),
+    }
+}
+
+fn split_login(login: &str) -> anyhow::Result<(&str, &str)> {
+    match login.split_once('@') {
+        Some((user, tenant)) if !user.is_empty() && !tenant.is_empty() => Ok((user, tenant)),
+        _ => bail!("login {login:?} must be written user@tenant"),
+    }
+}
+
+fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
+    let raw = match &source.password_file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading the password from {}", path.display()))?
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("reading the password from stdin (one line; it will be echoed)");
+            }
+            let mut line = String::new();
+            stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
+            line
+        }
+    };
+    let password = raw.strip_suffix('\n').map_or(raw.as_str(), |s| s.strip_suffix('\r').unwrap_or(s));
+    check_password(password)?;
+    Ok(password.to_owned())
+}
+
+fn check_password(password: &str) -> anyhow::Result<()> {
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    if password.contains(['\r', '\n']) {
+        bail!("the password must be a single line");
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password is too short: use at least {MIN_PASSWORD_CHARS} characters");
+    }
+    Ok(())
+}
+
+async fn hash_password(secret: String) -> anyhow::Result<String> {
+    let hash = tokio::task::spawn_blocking(move || password::hash(&secret, &password::Params::default())).await??;
+    Ok(hash)
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
