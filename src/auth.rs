@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::directory::password::{Params, Verifier};
+use crate::directory::password::{HashError, Params, Verifier};
 use crate::directory::{Directory, DirectoryError, LoginRecord, Tenant, User};
 
 /// A logged-in user and its tenant.
@@ -31,8 +31,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(directory: Arc<dyn Directory>, params: Params, failure_delay: Duration) -> Self {
-        Authenticator { directory, verifier: Verifier::new(params), failure_delay }
+    pub fn new(directory: Arc<dyn Directory>, params: Params, failure_delay: Duration) -> Result<Self, HashError> {
+        Ok(Authenticator { directory, verifier: Verifier::new(params)?, failure_delay })
     }
 
     pub fn directory(&self) -> &Arc<dyn Directory> {
@@ -45,7 +45,12 @@ impl Authenticator {
     }
 
     /// `login` is what USER carried: `user@tenant`, or `user` when `host_tenant` is known.
-    pub async fn login(&self, login: &str, host_tenant: Option<&Tenant>, password: &str) -> Result<Principal, LoginError> {
+    pub async fn login(
+        &self,
+        login: &str,
+        host_tenant: Option<&Tenant>,
+        password: &str,
+    ) -> Result<Principal, LoginError> {
         let record = self.lookup(login, host_tenant).await.map_err(LoginError::Unavailable)?;
         let verdict = self.verifier.verify(record.as_ref().map(|r| r.password_hash.as_str()), password).await;
         match record {

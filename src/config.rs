@@ -216,7 +216,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment.merge(Env::prefixed("WHARF_").split("__")).extract().map_err(Box::new)?;
+        let config: Config =
+            figment.merge(Env::prefixed("WHARF_").ignore(&["config"]).split("__")).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }

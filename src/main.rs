@@ -114,9 +114,6 @@ fn main() -> ExitCode {
         println!("wharf {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    // WHARF_CONFIG names the file; it is not a config field, and `Config::load` reads every WHARF_* variable
-    // and refuses unknown ones. Removed while the process is still single-threaded.
-    std::env::remove_var("WHARF_CONFIG");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,9 +1,297 @@
 //! Wiring: builds the directory, storage, TLS and listeners from a config and runs until shutdown.
+//!
+//! [`Server::bind`] takes the config and binds its listeners (port 0 works, so tests get ephemeral ports);
+//! [`Server::run`] accepts until its cancellation token fires, then lets sessions finish their transfers up
+//! to the configured grace period.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::directory::{self, password, Directory};
+use crate::ftp::data::PassivePorts;
+use crate::ftp::session::{Session, Shared};
+use crate::storage::fs::FsProvider;
+use crate::tls::{self, Tls};
+
+/// Connections refused for a limit are told so (421) by short-lived tasks; beyond this many at once they
+/// are simply closed, so a flood cannot turn refusals into work.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+pub struct Server {
+    shared: Arc<Shared>,
+    directory: Arc<dyn Directory>,
+    explicit: Option<TcpListener>,
+    implicit: Option<TcpListener>,
+}
+
+impl Server {
+    /// Opens the directory (applying migrations), loads or makes the certificate, opens the storage root
+    /// and binds the listeners.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+        let directory = directory::open(&config.database_url()).await.context("opening the directory")?;
+        let (certs, key) = tls::load_identity(&config)?;
+        let tls = Tls::new(certs, key, config.tls.data_session_resumption)?;
+        let storage = FsProvider::new(config.fs_root(), config.storage.fsync)
+            .with_context(|| format!("opening the storage folder {}", config.fs_root().display()))?;
+        let verifier_params = password::Params::default();
+        let auth = Authenticator::new(
+            directory.clone(),
+            verifier_params,
+            Duration::from_millis(config.ftp.login_failure_delay_ms),
+        )?;
+        let explicit = match config.ftp.explicit_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?),
+            None => None,
+        };
+        let implicit = match config.ftp.implicit_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?),
+            None => None,
+        };
+        let passive = PassivePorts::new(config.ftp.passive_ports);
+        let shared = Arc::new(Shared { config, auth, storage: Arc::new(storage), tls, passive });
+        Ok(Server { shared, directory, explicit, implicit })
+    }
+
+    pub fn explicit_addr(&self) -> Option<SocketAddr> {
+        self.explicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn directory(&self) -> Arc<dyn Directory> {
+        self.directory.clone()
+    }
+
+    /// Accepts connections until `shutdown` fires, then waits for the sessions to end.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let limits =
+            Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
+        let tracker = TaskTracker::new();
+        for (listener, implicit) in [(self.explicit, false), (self.implicit, true)] {
+            if let Some(listener) = listener {
+                let acceptor = Acceptor {
+                    shared: self.shared.clone(),
+                    limits: limits.clone(),
+                    tracker: tracker.clone(),
+                    shutdown: shutdown.clone(),
+                    implicit,
+                };
+                tracker.spawn(acceptor.run(listener));
+            }
+        }
+        shutdown.cancelled().await;
+        tracker.close();
+        let grace = Duration::from_secs(self.shared.config.ftp.shutdown_grace_secs) + Duration::from_secs(5);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
+        }
+        Ok(())
+    }
+}
+
+struct Acceptor {
+    shared: Arc<Shared>,
+    limits: Arc<Limits>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    implicit: bool,
+}
+
+impl Acceptor {
+    async fn run(self, listener: TcpListener) {
+        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.limits.admit(peer.ip()) {
+                Ok(permit) => {
+                    let shared = self.shared.clone();
+                    let shutdown = self.shutdown.clone();
+                    let implicit = self.implicit;
+                    self.tracker.spawn(async move {
+                        let _permit = permit;
+                        Session::run(shared, tcp, peer, implicit, shutdown).await;
+                    });
+                }
+                Err(why) => {
+                    tracing::warn!(%peer, "connection refused: {why}");
+                    if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                        tokio::spawn(refuse(self.shared.clone(), tcp, self.implicit, why, slot));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tells a refused client why, in the protocol it expects, then closes.
+async fn refuse(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, why: &'static str, _slot: OwnedSemaphorePermit) {
+    let text = format!("421 {why}; try again later\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        if implicit {
+            let owner = tls::SessionOwner::new();
+            if let Ok(mut stream) = shared.tls.acceptor(&owner).accept(tcp).await {
+                let _ = stream.write_all(text.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        } else {
+            let mut tcp = tcp;
+            let _ = tcp.write_all(text.as_bytes()).await;
+            let _ = tcp.shutdown().await;
+        }
+    })
+    .await;
+}
+
+/// Session limits: across the instance and per client IP.
+struct Limits {
+    global: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+}
+
+/// Holds a session's place until dropped.
+struct Admission {
+    _global: OwnedSemaphorePermit,
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Limits {
+    fn new(max: usize, max_per_ip: usize) -> Self {
+        Limits { global: Arc::new(Semaphore::new(max)), per_ip: Mutex::new(HashMap::new()), max_per_ip }
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
+        let ip = ip.to_canonical();
+        let global = self.global.clone().try_acquire_owned().map_err(|_| "Too many sessions on this server")?;
+        let mut per_ip = self.per_ip.lock().unwrap();
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            return Err("Too many sessions from your address");
+        }
+        *count += 1;
+        Ok(Admission { _global: global, limits: self.clone(), ip })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut per_ip = self.limits.per_ip.lock().unwrap();
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Runs wharf until SIGINT/SIGTERM: prints where it listens and how to create a tenant and a user.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let _ = config;
-    todo!()
+    let server = Server::bind(config.clone()).await?;
+    let explicit = server.explicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+    let implicit = server.implicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+    let tenants = server.directory().list_tenants().await.map(|t| t.len()).unwrap_or(0);
+    println!("wharf {} is running", env!("CARGO_PKG_VERSION"));
+    println!("  explicit FTPS (AUTH TLS): {explicit}");
+    println!("  implicit FTPS:            {implicit}");
+    println!("  data folder:              {}", config.data_dir.display());
+    println!("  directory:                {}", redact(&config.database_url()));
+    if tenants == 0 {
+        println!();
+        println!("No tenants yet. Create one and a user, then connect with any FTPS client:");
+        println!("  wharf tenant add acme");
+        println!("  wharf user add alice@acme --password-stdin     (type the password, then Enter)");
+        if let Some(addr) = server.explicit_addr() {
+            println!("  curl --ssl-reqd -k -u alice@acme ftp://{addr}/");
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    server.run(shutdown).await
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_and_global_limits_hold_and_release() {
+        let limits = Arc::new(Limits::new(3, 2));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let a1 = limits.admit(a).unwrap();
+        let _a2 = limits.admit(a).unwrap();
+        assert!(limits.admit(a).is_err());
+        let _b1 = limits.admit(b).unwrap();
+        assert!(limits.admit(b).is_err(), "global limit");
+        drop(a1);
+        assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact("postgres://u:secret@db/w"), "postgres://u:***@db/w");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
 }

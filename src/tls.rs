@@ -172,7 +172,11 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub fn new(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resumption: Resumption) -> anyhow::Result<Tls> {
+    pub fn new(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        resumption: Resumption,
+    ) -> anyhow::Result<Tls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
@@ -227,7 +231,8 @@ pub fn load_identity(config: &Config) -> anyhow::Result<(Vec<CertificateDer<'sta
     if certs.is_empty() {
         anyhow::bail!("{} holds no certificate", cert_path.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("reading the private key from {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("reading the private key from {}", key_path.display()))?;
     Ok((certs, key))
 }
 

@@ -98,7 +98,9 @@ impl DataPlan {
                     let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
                     let (stream, from) = match accepted {
                         Ok(result) => result?,
-                        Err(_) if refused => return Err(DataError::Refused("it came from another address than the control connection")),
+                        Err(_) if refused => {
+                            return Err(DataError::Refused("it came from another address than the control connection"))
+                        }
                         Err(_) => return Err(DataError::Timeout(timeout)),
                     };
                     if same_ip && !same_address(from.ip(), peer_ip) {

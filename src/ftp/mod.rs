@@ -8,3 +8,4 @@ mod line;
 pub mod listing;
 pub mod reply;
 pub mod session;
+mod transfer;

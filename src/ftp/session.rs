@@ -148,7 +148,13 @@ pub struct Session {
 
 impl Session {
     /// Serves one accepted connection to its end. `implicit` sessions start with a TLS handshake.
-    pub async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit: bool, shutdown: CancellationToken) {
+    pub async fn run(
+        shared: Arc<Shared>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        implicit: bool,
+        shutdown: CancellationToken,
+    ) {
         let _ = tcp.set_nodelay(true);
         let local = match tcp.local_addr() {
             Ok(addr) => addr,
@@ -204,7 +210,18 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.cancel_transfer().await;
+                    // Let a running transfer finish within the grace period; abort it after that.
+                    let grace = Duration::from_secs(self.shared.config.ftp.shutdown_grace_secs);
+                    if self.transfer.is_some() {
+                        match tokio::time::timeout(grace, wait(&mut self.transfer)).await {
+                            Ok(outcome) => self.transfer_done(outcome).await?,
+                            Err(_) => {
+                                if let Some(reply) = self.cancel_transfer().await {
+                                    self.send(&reply).await?;
+                                }
+                            }
+                        }
+                    }
                     self.send(&Reply::new(421, "Server shutting down; closing control connection")).await?;
                     return Ok(());
                 }
@@ -341,9 +358,9 @@ impl Session {
 
     /// Stops the running transfer (if any) and waits until it has cleaned up; returns its reply.
     pub(super) async fn cancel_transfer(&mut self) -> Option<Reply> {
-        let running = self.transfer.take()?;
+        let mut running = self.transfer.take()?;
         running.cancel.cancel();
-        let outcome = match running.handle.await {
+        let outcome = match (&mut running.handle).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome { reply: Reply::new(426, "Transfer aborted"), bytes: 0, duration: Duration::ZERO },
         };

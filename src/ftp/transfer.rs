@@ -23,10 +23,19 @@ const BUFFER: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_secs(5);
 
 pub enum Job {
-    Send { download: Download, ascii: bool },
-    Receive { upload: Box<dyn Upload>, ascii: bool, name: String },
+    Send {
+        download: Download,
+        ascii: bool,
+    },
+    Receive {
+        upload: Box<dyn Upload>,
+        ascii: bool,
+        name: String,
+    },
     /// Listing lines, each without CR LF.
-    List { lines: BoxStream<'static, Result<String, StorageError>> },
+    List {
+        lines: BoxStream<'static, Result<String, StorageError>>,
+    },
 }
 
 /// What the session learns when a transfer ends.
@@ -37,7 +46,13 @@ pub struct Outcome {
 }
 
 /// Secures the TCP connection, then moves the data.
-pub async fn run(tcp: TcpStream, tls: Option<DataTls>, handshake_timeout: Duration, job: Job, cancel: CancellationToken) -> Outcome {
+pub async fn run(
+    tcp: TcpStream,
+    tls: Option<DataTls>,
+    handshake_timeout: Duration,
+    job: Job,
+    cancel: CancellationToken,
+) -> Outcome {
     let started = Instant::now();
     let secured = tokio::select! {
         biased;

@@ -52,9 +52,12 @@ pub(super) fn help() -> Reply {
 
 /// STAT without an argument: the session's state (RFC 959 §4.1.3).
 pub(super) fn status(s: &Session) -> Reply {
-    let mut lines = vec![format!("wharf {} status:", env!("CARGO_PKG_VERSION")), format!("Connected from {}", s.peer.ip())];
+    let mut lines =
+        vec![format!("wharf {} status:", env!("CARGO_PKG_VERSION")), format!("Connected from {}", s.peer.ip())];
     match &s.login {
-        Some(login) => lines.push(format!("Logged in as {}@{}", login.principal.user.username, login.principal.tenant.name)),
+        Some(login) => {
+            lines.push(format!("Logged in as {}@{}", login.principal.user.username, login.principal.tenant.name))
+        }
         None => lines.push("Not logged in".to_owned()),
     }
     lines.push(format!("TYPE: {}, STRUcture: File, MODE: Stream", super::type_name(s)));

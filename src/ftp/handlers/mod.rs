@@ -129,7 +129,13 @@ fn check_data_ready(s: &Session) -> Option<Reply> {
 
 /// Opens the data connection, sends 150 and starts the transfer task. The job is ready, so a storage
 /// error has already been answered without touching the data connection.
-async fn start_transfer(s: &mut Session, what: &'static str, path: &VirtualPath, job: Job, opening: String) -> io::Result<Flow> {
+async fn start_transfer(
+    s: &mut Session,
+    what: &'static str,
+    path: &VirtualPath,
+    job: Job,
+    opening: String,
+) -> io::Result<Flow> {
     let plan = s.data.take().expect("checked by check_data_ready");
     let ftp = &s.shared.config.ftp;
     let timeout = std::time::Duration::from_secs(ftp.data_connect_timeout_secs);
@@ -146,7 +152,9 @@ async fn start_transfer(s: &mut Session, what: &'static str, path: &VirtualPath,
         }
     };
     s.send(&Reply::new(150, opening)).await?;
-    let tls = s.prot_private.then(|| DataTls { acceptor: s.shared.tls.acceptor(&s.owner), resumption: s.shared.tls.resumption() });
+    let tls = s
+        .prot_private
+        .then(|| DataTls { acceptor: s.shared.tls.acceptor(&s.owner), resumption: s.shared.tls.resumption() });
     let cancel = tokio_util::sync::CancellationToken::new();
     let handle = tokio::spawn(transfer::run(tcp, tls, timeout, job, cancel.clone()));
     s.transfer = Some(Running { handle, cancel, what, path: path.to_string() });

@@ -61,7 +61,9 @@ pub(super) fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
             s.epsv_all = true;
             return Reply::new(200, "EPSV ALL accepted");
         }
-        EpsvArg::Family(f) if f != family => return Reply::new(522, format!("Network protocol not supported, use ({family})")),
+        EpsvArg::Family(f) if f != family => {
+            return Reply::new(522, format!("Network protocol not supported, use ({family})"))
+        }
         _ => {}
     }
     match s.shared.passive.bind(s.local.ip()) {
