@@ -149,11 +149,8 @@ impl Ftp {
             return (Vec::new(), opening);
         }
         let mut data = Vec::new();
-        match self.secure(tcp).await {
-            Ok(mut tls) => {
-                let _ = tls.read_to_end(&mut data).await;
-            }
-            Err(_) => {}
+        if let Ok(mut tls) = self.secure(tcp).await {
+            let _ = tls.read_to_end(&mut data).await;
         }
         (data, self.reply().await)
     }

@@ -60,7 +60,12 @@ pub(super) async fn list(s: &mut Session, input: Option<String>, format: Format)
     match listing_lines(s, input.as_deref().unwrap_or("."), format).await {
         Ok((path, lines)) => {
             let opening = format!("Opening {} mode data connection for the listing of {path}", super::type_name(s));
-            start_transfer(s, "LIST", &path, Job::List { lines }, opening).await
+            let verb = match format {
+                Format::List => "LIST",
+                Format::Names => "NLST",
+                Format::Mlsd => "MLSD",
+            };
+            start_transfer(s, verb, &path, Job::List { lines }, opening).await
         }
         Err(reply) => {
             s.data = None;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, integration and interop tests.
+# Interop tests drive real clients (curl, lftp, rclone, python3); .ci/run installs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in curl lftp rclone python3; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "error: the interop tests need: ${missing[*]} (on Debian: apt-get install curl lftp rclone python3)" >&2
+  exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --lib --bins --tests
