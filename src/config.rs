@@ -45,6 +45,9 @@ pub struct FtpConfig {
     pub idle_timeout_secs: u64,
     /// A data connection that has not arrived (passive) or connected (active) after this long gives 425.
     pub data_connect_timeout_secs: u64,
+    /// A transfer that moves no byte for this long (a client that stopped reading or sending) is aborted
+    /// with 426; a control connection whose client stops reading replies for this long is closed.
+    pub stall_timeout_secs: u64,
     /// A client must finish its TLS handshake and log in within this long.
     pub login_timeout_secs: u64,
     /// Sessions across the whole instance; beyond it new connections get 421.
@@ -159,6 +162,7 @@ impl Default for FtpConfig {
             max_line_bytes: 8192,
             idle_timeout_secs: 600,
             data_connect_timeout_secs: 30,
+            stall_timeout_secs: 120,
             login_timeout_secs: 60,
             max_sessions: 2000,
             max_sessions_per_ip: 64,
@@ -236,6 +240,7 @@ impl Config {
         }
         if self.ftp.idle_timeout_secs == 0
             || self.ftp.data_connect_timeout_secs == 0
+            || self.ftp.stall_timeout_secs == 0
             || self.ftp.login_timeout_secs == 0
         {
             return invalid("ftp.*_timeout_secs", "timeouts must be at least one second");

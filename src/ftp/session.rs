@@ -307,9 +307,18 @@ impl Session {
         None
     }
 
+    /// Writes a reply. A client that stops reading replies gets its connection closed after the stall
+    /// timeout instead of holding the session forever.
     pub(super) async fn send(&mut self, reply: &Reply) -> io::Result<()> {
-        self.control.write_all(reply.encode().as_bytes()).await?;
-        self.control.flush().await
+        let stall = Duration::from_secs(self.shared.config.ftp.stall_timeout_secs);
+        let write = async {
+            self.control.write_all(reply.encode().as_bytes()).await?;
+            self.control.flush().await
+        };
+        match tokio::time::timeout(stall, write).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading replies")),
+        }
     }
 
     /// Runs the TLS handshake on the control connection (AUTH TLS or implicit FTPS).

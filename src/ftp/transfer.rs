@@ -46,10 +46,12 @@ pub struct Outcome {
 }
 
 /// Secures the TCP connection, then moves the data.
+/// `stall` bounds how long any single read or write of the transfer may make no progress.
 pub async fn run(
     tcp: TcpStream,
     tls: Option<DataTls>,
     handshake_timeout: Duration,
+    stall: Duration,
     job: Job,
     cancel: CancellationToken,
 ) -> Outcome {
@@ -76,14 +78,20 @@ pub async fn run(
         }
     };
     let (reply, bytes) = match job {
-        Job::Send { download, ascii } => send(stream, download, ascii, &cancel).await,
-        Job::Receive { upload, ascii, name } => receive(stream, upload, ascii, &name, &cancel).await,
-        Job::List { lines } => list(stream, lines, &cancel).await,
+        Job::Send { download, ascii } => send(stream, download, ascii, stall, &cancel).await,
+        Job::Receive { upload, ascii, name } => receive(stream, upload, ascii, &name, stall, &cancel).await,
+        Job::List { lines } => list(stream, lines, stall, &cancel).await,
     };
     Outcome { reply, bytes, duration: started.elapsed() }
 }
 
-async fn send(mut stream: DataStream, download: Download, ascii: bool, cancel: &CancellationToken) -> (Reply, u64) {
+async fn send(
+    mut stream: DataStream,
+    download: Download,
+    ascii: bool,
+    stall: Duration,
+    cancel: &CancellationToken,
+) -> (Reply, u64) {
     let mut sent = 0u64;
     let copy = async {
         let mut reader = download.reader;
@@ -91,7 +99,7 @@ async fn send(mut stream: DataStream, download: Download, ascii: bool, cancel: &
         let mut converted = Vec::new();
         let mut last_was_cr = false;
         loop {
-            let n = reader.read(&mut buf).await.map_err(Side::Storage)?;
+            let n = timed(stall, reader.read(&mut buf)).await.map_err(Side::Storage)?;
             if n == 0 {
                 break;
             }
@@ -102,10 +110,10 @@ async fn send(mut stream: DataStream, download: Download, ascii: bool, cancel: &
             } else {
                 &buf[..n]
             };
-            stream.write_all(chunk).await.map_err(Side::Client)?;
+            timed(stall, stream.write_all(chunk)).await.map_err(Side::Client)?;
             sent += n as u64;
         }
-        stream.shutdown().await.map_err(Side::Client)?;
+        timed(stall, stream.shutdown()).await.map_err(Side::Client)?;
         linger(&mut stream).await;
         Ok::<(), Side>(())
     };
@@ -132,6 +140,7 @@ async fn receive(
     mut upload: Box<dyn Upload>,
     ascii: bool,
     name: &str,
+    stall: Duration,
     cancel: &CancellationToken,
 ) -> (Reply, u64) {
     let mut received = 0u64;
@@ -140,7 +149,7 @@ async fn receive(
         let mut converted = Vec::new();
         let mut pending_cr = false;
         loop {
-            let n = stream.read(&mut buf).await.map_err(Failure::Client)?;
+            let n = timed(stall, stream.read(&mut buf)).await.map_err(Failure::Client)?;
             if n == 0 {
                 break;
             }
@@ -159,7 +168,7 @@ async fn receive(
         }
         // Answer the client's close_notify before the (possibly slow) commit; clients such as Python's
         // ftplib wait for it before they read the final reply.
-        let _ = stream.shutdown().await;
+        let _ = timed(stall, stream.shutdown()).await;
         Ok::<(), Failure>(())
     };
     let result = tokio::select! {
@@ -194,6 +203,7 @@ async fn receive(
 async fn list(
     mut stream: DataStream,
     mut lines: BoxStream<'static, Result<String, StorageError>>,
+    stall: Duration,
     cancel: &CancellationToken,
 ) -> (Reply, u64) {
     let mut sent = 0u64;
@@ -204,14 +214,14 @@ async fn list(
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
             if out.len() >= 16 * 1024 {
-                stream.write_all(&out).await.map_err(Failure::Client)?;
+                timed(stall, stream.write_all(&out)).await.map_err(Failure::Client)?;
                 sent += out.len() as u64;
                 out.clear();
             }
         }
-        stream.write_all(&out).await.map_err(Failure::Client)?;
+        timed(stall, stream.write_all(&out)).await.map_err(Failure::Client)?;
         sent += out.len() as u64;
-        stream.shutdown().await.map_err(Failure::Client)?;
+        timed(stall, stream.shutdown()).await.map_err(Failure::Client)?;
         linger(&mut stream).await;
         Ok::<(), Failure>(())
     };
@@ -225,6 +235,14 @@ async fn list(
         Err(Failure::Aborted) => (Reply::new(426, "Listing aborted"), sent),
         Err(Failure::Client(_)) => (Reply::new(426, "Data connection closed; listing aborted"), sent),
         Err(Failure::Storage(e)) => (error::storage_reply(&e, "listing"), sent),
+    }
+}
+
+/// One I/O step that must make progress within `stall`.
+async fn timed<T>(stall: Duration, io: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    match tokio::time::timeout(stall, io).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no progress on the data connection")),
     }
 }
 

@@ -156,7 +156,8 @@ async fn start_transfer(
         .prot_private
         .then(|| DataTls { acceptor: s.shared.tls.acceptor(&s.owner), resumption: s.shared.tls.resumption() });
     let cancel = tokio_util::sync::CancellationToken::new();
-    let handle = tokio::spawn(transfer::run(tcp, tls, timeout, job, cancel.clone()));
+    let stall = std::time::Duration::from_secs(s.shared.config.ftp.stall_timeout_secs);
+    let handle = tokio::spawn(transfer::run(tcp, tls, timeout, stall, job, cancel.clone()));
     s.transfer = Some(Running { handle, cancel, what, path: path.to_string() });
     Ok(Flow::Continue)
 }
