@@ -47,8 +47,6 @@ enum Owner {
         tenant_id: i64,
         user_id: i64,
     },
-    /// The session logged out (REIN): what it was issued can never be resumed again.
-    Revoked,
 }
 
 impl SessionOwner {
@@ -60,8 +58,9 @@ impl SessionOwner {
         *self.0.lock().unwrap() = Owner::User { tenant_id, user_id };
     }
 
-    pub fn revoke(&self) {
-        *self.0.lock().unwrap() = Owner::Revoked;
+    /// The connection logged out (REIN): until its next login, nothing issued to it can be resumed.
+    pub fn log_out(&self) {
+        *self.0.lock().unwrap() = Owner::Anonymous;
     }
 
     fn get(&self) -> Owner {
@@ -288,7 +287,7 @@ mod tests {
         other_tenant.set_user(2, 10);
         assert_eq!(store.lookup(b"id", &other_tenant), None);
 
-        alice_control.revoke();
+        alice_control.log_out();
         assert_eq!(store.lookup(b"id", &alice_data), None);
     }
 

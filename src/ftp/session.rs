@@ -379,8 +379,7 @@ impl Session {
 
     /// Forgets the login and everything tied to it (REIN, RFC 959 §4.1.1).
     pub(super) fn reset(&mut self) {
-        self.owner.revoke();
-        self.owner = SessionOwner::new();
+        self.owner.log_out();
         self.pending_user = None;
         self.login = None;
         self.cwd = VirtualPath::root();
