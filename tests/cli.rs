@@ -1,0 +1,111 @@
+//! The binary as a newcomer meets it: `wharf serve` with no configuration, and the tenant/user CLI.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::raw::Ftp;
+
+fn wharf(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("WHARF_FTP__EXPLICIT_LISTEN", "127.0.0.1:0")
+        .env("WHARF_FTP__IMPLICIT_LISTEN", "127.0.0.1:0")
+        .env("WHARF_FTP__PASSIVE_PORTS", "0-0")
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = wharf(dir);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wharf(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = stdout.next_line().await.unwrap().expect("wharf serve exited early");
+            printed.push(line.clone());
+            if line.contains("curl --ssl-reqd") {
+                break;
+            }
+        }
+        let line = printed.iter().find(|l| l.contains("explicit FTPS")).unwrap();
+        line.rsplit(' ').next().unwrap().parse::<std::net::SocketAddr>().unwrap()
+    })
+    .await
+    .expect("wharf serve prints its addresses and the first steps");
+    let text = printed.join("\n");
+    assert!(text.contains("wharf tenant add"), "{text}");
+    assert!(text.contains("wharf user add"), "{text}");
+    let data = dir.path().join("wharf-data");
+    assert!(data.join("wharf.db").is_file());
+    assert!(data.join("tls/cert.pem").is_file() && data.join("tls/key.pem").is_file());
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme"], None).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(dir.path(), &["user", "add", "bob@nosuch", "--password-stdin"], Some("some password\n")).await;
+    assert!(!ok && err.contains("nosuch"), "{err}");
+    let (ok, _, err) = run(dir.path(), &["user", "add", "carol@acme", "--password-stdin"], Some("short\n")).await;
+    assert!(!ok && err.contains("password"), "{err}");
+
+    // The running server sees the new user at once.
+    Ftp::login(explicit, "alice@acme", "first password").await;
+
+    let (ok, out, err) = run(dir.path(), &["user", "passwd", "alice@acme", "--password-stdin"], Some("second password\n")).await;
+    assert!(ok, "{out}{err}");
+    let pw_file = dir.path().join("pw");
+    std::fs::write(&pw_file, "third password\n").unwrap();
+    let (ok, out, err) =
+        run(dir.path(), &["user", "passwd", "alice@acme", "--password-file", pw_file.to_str().unwrap()], None).await;
+    assert!(ok, "{out}{err}");
+    Ftp::login(explicit, "alice@acme", "third password").await;
+    let (mut ftp, _) = Ftp::connect(explicit).await;
+    ftp.auth_tls().await;
+    ftp.cmd("USER alice@acme").await;
+    assert_eq!(ftp.cmd("PASS first password").await.code, 530);
+
+    let (ok, out, _) = run(dir.path(), &["user", "list"], None).await;
+    assert!(ok && out.contains("alice@acme"), "{out}");
+    assert!(!out.contains("argon2"), "hashes never shown: {out}");
+    let (ok, out, _) = run(dir.path(), &["tenant", "list"], None).await;
+    assert!(ok && out.contains("acme"), "{out}");
+
+    // A restart keeps the certificate and the users.
+    child.kill().await.unwrap();
+    let mut again = wharf(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(again.stdout.take().unwrap()).lines();
+    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = stdout.next_line().await.unwrap().expect("second start");
+            if line.contains("explicit FTPS") {
+                break line.rsplit(' ').next().unwrap().parse::<std::net::SocketAddr>().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    Ftp::login(explicit, "alice@acme", "third password").await;
+    assert_eq!(std::fs::read(data.join("tls/cert.pem")).unwrap(), cert);
+    again.kill().await.unwrap();
+}
