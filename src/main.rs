@@ -109,6 +109,7 @@ struct PasswordSource {
 }
 
 fn main() -> ExitCode {
+    limit_retained_memory();
     let cli = Cli::parse();
     if let Command::Version = cli.command {
         println!("wharf {}", env!("CARGO_PKG_VERSION"));
@@ -359,5 +360,17 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     line(headers.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Every login runs argon2id with a 19 MiB working buffer. glibc's malloc raises its mmap threshold after
+/// the first such buffer is freed, so later ones come from per-thread arenas and stay resident: 200 logins
+/// would leave ~780 MB behind. A fixed threshold keeps large buffers on mmap, returned to the system when
+/// freed (measured in BENCHMARKS.md).
+fn limit_retained_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in main, before any thread exists; mallopt only tunes the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     }
 }
