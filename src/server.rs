@@ -156,7 +156,7 @@ async fn refuse(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, why: &'stat
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         if implicit {
             let owner = tls::SessionOwner::new();
-            if let Ok(mut stream) = shared.tls.acceptor(&owner).accept(tcp).await {
+            if let Ok(mut stream) = shared.tls.control_acceptor(&owner).accept(tcp).await {
                 let _ = stream.write_all(text.as_bytes()).await;
                 let _ = stream.shutdown().await;
             }

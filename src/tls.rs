@@ -16,6 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use rustls::server::{NoServerSessionStorage, StoresServerSessions};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Resumption};
@@ -34,9 +36,9 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const MAX_SESSIONS: usize = 100_000;
 
 /// Who a TLS session belongs to. Shared between a control connection, its data connections and the
-/// sessions they were issued.
-#[derive(Debug, Default)]
-pub struct SessionOwner(Mutex<Owner>);
+/// sessions they were issued; data connections can wait for it to change (see [`DataAcceptor`]).
+#[derive(Debug)]
+pub struct SessionOwner(watch::Sender<Owner>);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Owner {
@@ -51,25 +53,31 @@ enum Owner {
 
 impl SessionOwner {
     pub fn new() -> Arc<SessionOwner> {
-        Arc::new(SessionOwner::default())
+        Arc::new(SessionOwner(watch::Sender::new(Owner::Anonymous)))
     }
 
     pub fn set_user(&self, tenant_id: i64, user_id: i64) {
-        *self.0.lock().unwrap() = Owner::User { tenant_id, user_id };
+        self.0.send_replace(Owner::User { tenant_id, user_id });
     }
 
     /// The connection logged out (REIN): until its next login, nothing issued to it can be resumed.
     pub fn log_out(&self) {
-        *self.0.lock().unwrap() = Owner::Anonymous;
+        self.0.send_replace(Owner::Anonymous);
     }
 
     fn get(&self) -> Owner {
-        *self.0.lock().unwrap()
+        *self.0.borrow()
     }
 
     /// True when both belong to the same logged-in user.
     fn same_user(&self, other: &SessionOwner) -> bool {
         matches!(self.get(), Owner::User { .. }) && self.get() == other.get()
+    }
+
+    /// Waits until this connection is logged in (or `limit` passes).
+    async fn logged_in(&self, limit: Duration) {
+        let mut changes = self.0.subscribe();
+        let _ = tokio::time::timeout(limit, changes.wait_for(|owner| *owner != Owner::Anonymous)).await;
     }
 }
 
@@ -91,6 +99,18 @@ struct StoreInner {
     order: VecDeque<(Instant, Vec<u8>)>,
 }
 
+/// The answer to a resumption request.
+enum Grant {
+    /// The session belongs to the requester's user.
+    Granted(Vec<u8>),
+    /// The session was issued to a control connection that has not logged in yet: rclone opens several
+    /// control connections that share one session cache, and a data connection of one may present a
+    /// session of another that is still between AUTH TLS and PASS. Whether that becomes the same user
+    /// is checked after the handshake.
+    Provisional(Vec<u8>, Arc<SessionOwner>),
+    Refused,
+}
+
 impl SessionStore {
     fn insert(&self, id: Vec<u8>, value: Vec<u8>, owner: Arc<SessionOwner>) {
         let now = Instant::now();
@@ -106,17 +126,23 @@ impl SessionStore {
         inner.sessions.insert(id, StoredSession { value, owner, issued: now });
     }
 
-    fn lookup(&self, id: &[u8], requester: &SessionOwner) -> Option<Vec<u8>> {
+    fn lookup(&self, id: &[u8], requester: &SessionOwner) -> Grant {
         let inner = self.inner.lock().unwrap();
-        let stored = inner.sessions.get(id)?;
+        let Some(stored) = inner.sessions.get(id) else {
+            return Grant::Refused;
+        };
         if stored.issued.elapsed() >= SESSION_LIFETIME {
-            return None;
+            return Grant::Refused;
         }
-        if !stored.owner.same_user(requester) {
-            tracing::debug!("TLS session resumption refused: session belongs to another user or none");
-            return None;
+        if stored.owner.same_user(requester) {
+            return Grant::Granted(stored.value.clone());
         }
-        Some(stored.value.clone())
+        let requester_logged_in = matches!(requester.get(), Owner::User { .. });
+        if requester_logged_in && stored.owner.get() == Owner::Anonymous {
+            return Grant::Provisional(stored.value.clone(), stored.owner.clone());
+        }
+        tracing::debug!("TLS session resumption refused: the session belongs to another user");
+        Grant::Refused
     }
 
     pub fn len(&self) -> usize {
@@ -128,40 +154,112 @@ impl SessionStore {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Control,
+    Data,
+}
+
 /// The store as one connection sees it: what it issues is recorded under its owner, and it can only
 /// resume sessions of the same user.
 struct ConnectionStore {
     store: Arc<SessionStore>,
     owner: Arc<SessionOwner>,
+    role: Role,
+    /// Set when this connection's handshake resumed a session.
+    resumed: AtomicBool,
+    /// The issuer of a [`Grant::Provisional`] session this connection resumed.
+    provisional: Mutex<Option<Arc<SessionOwner>>>,
 }
 
 impl fmt::Debug for ConnectionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionStore").finish_non_exhaustive()
+        f.debug_struct("ConnectionStore").field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+impl ConnectionStore {
+    fn resume(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let (value, provisional) = match self.store.lookup(key, &self.owner) {
+            Grant::Granted(value) => (value, None),
+            Grant::Provisional(value, issuer) if self.role == Role::Data => (value, Some(issuer)),
+            Grant::Provisional(..) | Grant::Refused => return None,
+        };
+        *self.provisional.lock().unwrap() = provisional;
+        self.resumed.store(true, Ordering::Release);
+        Some(value)
     }
 }
 
 impl StoresServerSessions for ConnectionStore {
+    /// A data connection issues sessions only once it has itself resumed one: a full handshake on a data
+    /// connection proves nothing about who is on the other end, even if the transfer is then refused.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        if self.role == Role::Data && !self.resumed.load(Ordering::Acquire) {
+            return false;
+        }
         self.store.insert(key, value, self.owner.clone());
         true
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.store.lookup(key, &self.owner)
+        self.resume(key)
     }
 
     /// TLS 1.3 asks to *take* a ticket so it is used once; that protects 0-RTT data, which wharf never
-    /// accepts. Clients such as Python's ssl module and GnuTLS present the control connection's one ticket
-    /// for every data connection, so tickets stay reusable for their lifetime.
+    /// accepts. Clients such as curl, Python's ssl module and GnuTLS present the control connection's one
+    /// ticket for every data connection, so tickets stay reusable for their lifetime.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.store.lookup(key, &self.owner)
+        self.resume(key)
     }
 
     fn can_cache(&self) -> bool {
         true
     }
 }
+
+/// What a data connection is for; it decides whether the connection may send TLS 1.3 tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirection {
+    /// The client reads (RETR, listings): tickets sent after the handshake are read along with the data and
+    /// replenish clients that use each ticket once (rustls).
+    ToClient,
+    /// The client only writes (STOR, APPE, STOU). It never reads the tickets, and a socket closed with
+    /// unread data is reset, which throws away whatever the client's kernel had not sent yet: the end of
+    /// the upload. So upload connections send no tickets.
+    FromClient,
+}
+
+/// The TLS acceptor of one data connection plus what it learns about the session it resumed.
+pub struct DataAcceptor {
+    pub acceptor: TlsAcceptor,
+    binding: Option<Arc<ConnectionStore>>,
+}
+
+impl DataAcceptor {
+    /// After a resumed handshake: true when the session belongs to this connection's user. A session of a
+    /// control connection that was still logging in is given up to `wait` to finish its login.
+    pub async fn resumed_same_user(&self, wait: Duration) -> bool {
+        let Some(binding) = &self.binding else {
+            return false;
+        };
+        if !binding.resumed.load(Ordering::Acquire) {
+            return false;
+        }
+        let issuer = binding.provisional.lock().unwrap().clone();
+        match issuer {
+            None => true,
+            Some(issuer) => {
+                issuer.logged_in(wait).await;
+                issuer.same_user(&binding.owner)
+            }
+        }
+    }
+}
+
+/// TLS 1.3 tickets a control connection sends: the most a rustls client keeps per server, so clients that
+/// use each ticket once can open that many upload connections before a download or listing sends more.
+const CONTROL_TICKETS: usize = 8;
 
 /// Everything TLS the listeners and sessions need.
 pub struct Tls {
@@ -198,14 +296,46 @@ impl Tls {
         &self.store
     }
 
-    /// An acceptor for one connection (control or data) of the session that `owner` describes.
-    pub fn acceptor(&self, owner: &Arc<SessionOwner>) -> TlsAcceptor {
-        if self.resumption == Resumption::Disabled {
-            return TlsAcceptor::from(self.base.clone());
+    /// An acceptor for a control connection whose session `owner` describes.
+    pub fn control_acceptor(&self, owner: &Arc<SessionOwner>) -> TlsAcceptor {
+        match self.connection_config(owner, Role::Control, CONTROL_TICKETS) {
+            Some((config, _)) => TlsAcceptor::from(config),
+            None => TlsAcceptor::from(self.base.clone()),
         }
+    }
+
+    /// An acceptor for one data connection of the session that `owner` describes.
+    pub fn data_acceptor(&self, owner: &Arc<SessionOwner>, direction: DataDirection) -> DataAcceptor {
+        let tickets = match direction {
+            DataDirection::ToClient => self.base.send_tls13_tickets,
+            DataDirection::FromClient => 0,
+        };
+        match self.connection_config(owner, Role::Data, tickets) {
+            Some((config, store)) => DataAcceptor { acceptor: TlsAcceptor::from(config), binding: Some(store) },
+            None => DataAcceptor { acceptor: TlsAcceptor::from(self.base.clone()), binding: None },
+        }
+    }
+
+    fn connection_config(
+        &self,
+        owner: &Arc<SessionOwner>,
+        role: Role,
+        tickets: usize,
+    ) -> Option<(Arc<ServerConfig>, Arc<ConnectionStore>)> {
+        if self.resumption == Resumption::Disabled {
+            return None;
+        }
+        let store = Arc::new(ConnectionStore {
+            store: self.store.clone(),
+            owner: owner.clone(),
+            role,
+            resumed: AtomicBool::new(false),
+            provisional: Mutex::new(None),
+        });
         let mut config = (*self.base).clone();
-        config.session_storage = Arc::new(ConnectionStore { store: self.store.clone(), owner: owner.clone() });
-        TlsAcceptor::from(Arc::new(config))
+        config.session_storage = store.clone();
+        config.send_tls13_tickets = tickets;
+        Some((Arc::new(config), store))
     }
 }
 
@@ -264,6 +394,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn granted(grant: Grant) -> Option<Vec<u8>> {
+        match grant {
+            Grant::Granted(value) => Some(value),
+            _ => None,
+        }
+    }
+
     #[test]
     fn sessions_resume_only_for_the_same_user() {
         let store = Arc::new(SessionStore::default());
@@ -273,22 +410,80 @@ mod tests {
         store.insert(b"id".to_vec(), b"secret".to_vec(), alice_control.clone());
 
         // Before login nobody matches, not even the same connection.
-        assert_eq!(store.lookup(b"id", &alice_control), None);
+        assert!(matches!(store.lookup(b"id", &alice_control), Grant::Refused));
 
         alice_control.set_user(1, 10);
         alice_data.set_user(1, 10);
         bob_data.set_user(1, 11);
-        assert_eq!(store.lookup(b"id", &alice_data).as_deref(), Some(&b"secret"[..]));
-        assert_eq!(store.lookup(b"id", &bob_data), None);
-        assert_eq!(store.lookup(b"other", &alice_data), None);
+        assert_eq!(granted(store.lookup(b"id", &alice_data)).as_deref(), Some(&b"secret"[..]));
+        assert!(matches!(store.lookup(b"id", &bob_data), Grant::Refused));
+        assert!(matches!(store.lookup(b"other", &alice_data), Grant::Refused));
 
         // Same user id in another tenant is another user.
         let other_tenant = SessionOwner::new();
         other_tenant.set_user(2, 10);
-        assert_eq!(store.lookup(b"id", &other_tenant), None);
+        assert!(matches!(store.lookup(b"id", &other_tenant), Grant::Refused));
+    }
 
-        alice_control.log_out();
-        assert_eq!(store.lookup(b"id", &alice_data), None);
+    #[tokio::test]
+    async fn a_session_of_a_connection_still_logging_in_is_provisional_until_it_logs_in() {
+        let tls = test_tls();
+        let alice_b = SessionOwner::new();
+        tls.store.insert(b"b".to_vec(), b"secret".to_vec(), alice_b.clone());
+        let alice_a = SessionOwner::new();
+        alice_a.set_user(1, 10);
+
+        // The data connection of alice's session A resumes a session of her control connection B, which is
+        // between AUTH TLS and PASS.
+        let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+        let binding = data.binding.as_ref().unwrap();
+        assert!(binding.take(b"b").is_some());
+        let login = tokio::spawn({
+            let alice_b = alice_b.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                alice_b.set_user(1, 10);
+            }
+        });
+        assert!(data.resumed_same_user(Duration::from_secs(5)).await);
+        login.await.unwrap();
+
+        // If B becomes another user, or never logs in, the resumption does not count.
+        let bob_b = SessionOwner::new();
+        tls.store.insert(b"c".to_vec(), b"secret".to_vec(), bob_b.clone());
+        let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+        assert!(data.binding.as_ref().unwrap().take(b"c").is_some());
+        bob_b.set_user(1, 11);
+        assert!(!data.resumed_same_user(Duration::from_secs(5)).await);
+        let silent = SessionOwner::new();
+        tls.store.insert(b"d".to_vec(), b"secret".to_vec(), silent);
+        let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+        assert!(data.binding.as_ref().unwrap().take(b"d").is_some());
+        assert!(!data.resumed_same_user(Duration::from_millis(100)).await);
+    }
+
+    #[test]
+    fn a_data_connection_issues_sessions_only_after_resuming() {
+        let tls = test_tls();
+        let alice = SessionOwner::new();
+        alice.set_user(1, 10);
+        tls.store.insert(b"control".to_vec(), b"secret".to_vec(), alice.clone());
+
+        let full_handshake = tls.data_acceptor(&alice, DataDirection::ToClient);
+        assert!(!full_handshake.binding.as_ref().unwrap().put(b"new".to_vec(), b"v".to_vec()));
+        assert!(matches!(tls.store.lookup(b"new", &alice), Grant::Refused));
+
+        let resumed = tls.data_acceptor(&alice, DataDirection::ToClient);
+        let binding = resumed.binding.as_ref().unwrap();
+        assert!(binding.take(b"control").is_some());
+        assert!(binding.put(b"new".to_vec(), b"v".to_vec()));
+        assert!(granted(tls.store.lookup(b"new", &alice)).is_some());
+    }
+
+    fn test_tls() -> Tls {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = PrivateKeyDer::try_from(certified.key_pair.serialize_der()).unwrap();
+        Tls::new(vec![certified.cert.der().clone()], key, Resumption::Enforced).unwrap()
     }
 
     #[test]

@@ -30,7 +30,11 @@ async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, S
     }
     drop(input);
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -62,9 +66,11 @@ async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
 
     let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme"], None).await;
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
+    let (ok, out, err) =
+        run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
     assert!(ok, "{out}{err}");
-    let (ok, _, err) = run(dir.path(), &["user", "add", "bob@nosuch", "--password-stdin"], Some("some password\n")).await;
+    let (ok, _, err) =
+        run(dir.path(), &["user", "add", "bob@nosuch", "--password-stdin"], Some("some password\n")).await;
     assert!(!ok && err.contains("nosuch"), "{err}");
     let (ok, _, err) = run(dir.path(), &["user", "add", "carol@acme", "--password-stdin"], Some("short\n")).await;
     assert!(!ok && err.contains("password"), "{err}");
@@ -72,7 +78,8 @@ async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
     // The running server sees the new user at once.
     Ftp::login(explicit, "alice@acme", "first password").await;
 
-    let (ok, out, err) = run(dir.path(), &["user", "passwd", "alice@acme", "--password-stdin"], Some("second password\n")).await;
+    let (ok, out, err) =
+        run(dir.path(), &["user", "passwd", "alice@acme", "--password-stdin"], Some("second password\n")).await;
     assert!(ok, "{out}{err}");
     let pw_file = dir.path().join("pw");
     std::fs::write(&pw_file, "third password\n").unwrap();

@@ -2,4 +2,10 @@
 
 mod support;
 
+mod cli;
+mod interop;
+mod limits;
+mod protocol;
 mod smoke;
+mod suppaftp;
+mod tls_policy;

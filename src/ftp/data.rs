@@ -16,9 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{PortRange, Resumption};
+use crate::tls::DataAcceptor;
 
 /// The configured passive port range, shared by all sessions of the instance.
 pub struct PassivePorts {
@@ -128,7 +128,7 @@ pub fn same_address(a: IpAddr, b: IpAddr) -> bool {
 
 /// TLS policy for one data connection.
 pub struct DataTls {
-    pub acceptor: TlsAcceptor,
+    pub acceptor: DataAcceptor,
     pub resumption: Resumption,
 }
 
@@ -137,14 +137,16 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
     let Some(tls) = tls else {
         return Ok(DataStream::Plain(tcp));
     };
-    let stream = match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
+    let stream = match tokio::time::timeout(timeout, tls.acceptor.acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(DataError::Handshake(e)),
         Err(_) => return Err(DataError::Timeout(timeout)),
     };
-    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-    if tls.resumption == crate::config::Resumption::Enforced && !resumed {
-        return Err(DataError::NotResumed);
+    if tls.resumption == Resumption::Enforced {
+        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        if !resumed || !tls.acceptor.resumed_same_user(timeout).await {
+            return Err(DataError::NotResumed);
+        }
     }
     Ok(DataStream::Tls(Box::new(stream)))
 }

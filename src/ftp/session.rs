@@ -5,6 +5,7 @@
 //! the running transfer's end, the idle timer and the shutdown token. Transfers run as their own tasks; while
 //! one runs, only ABOR, STAT, NOOP and QUIT are answered at once and any other command waits for it.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
@@ -33,6 +35,9 @@ use crate::directory::Tenant;
 use crate::storage::{Storage, StorageProvider};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::VirtualPath;
+
+/// Commands queued behind a running transfer; beyond this the session stops reading until it ends.
+const MAX_DEFERRED: usize = 16;
 
 /// What every session of an instance shares.
 pub struct Shared {
@@ -109,6 +114,8 @@ pub(super) struct Running {
     pub cancel: CancellationToken,
     pub what: &'static str,
     pub path: String,
+    /// The 150 reply, sent once the task reports that the data connection is there.
+    pub opening: Option<(oneshot::Receiver<()>, Reply)>,
 }
 
 /// What the loop does after a command.
@@ -140,9 +147,10 @@ pub struct Session {
     pub(super) epsv_all: bool,
     pub(super) facts: Facts,
     pub(super) transfer: Option<Running>,
-    /// A command that arrived while a transfer ran; it runs when the transfer ends.
-    deferred: Option<Vec<u8>>,
-    connected: Instant,
+    /// Commands that arrived while a transfer ran; they run in order when it ends.
+    deferred: VecDeque<Vec<u8>>,
+    /// When the current wait for a login began: connection or REIN.
+    login_started: Instant,
     last_activity: Instant,
 }
 
@@ -183,8 +191,8 @@ impl Session {
             epsv_all: false,
             facts: Facts::default(),
             transfer: None,
-            deferred: None,
-            connected: now,
+            deferred: VecDeque::new(),
+            login_started: now,
             last_activity: now,
             shared,
         };
@@ -206,6 +214,12 @@ impl Session {
 
     async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<()> {
         loop {
+            while self.transfer.is_none() {
+                let Some(line) = self.deferred.pop_front() else { break };
+                if let Flow::Close = self.handle_line(line).await? {
+                    return Ok(());
+                }
+            }
             let deadline = self.deadline();
             tokio::select! {
                 biased;
@@ -216,24 +230,23 @@ impl Session {
                         match tokio::time::timeout(grace, wait(&mut self.transfer)).await {
                             Ok(outcome) => self.transfer_done(outcome).await?,
                             Err(_) => {
-                                if let Some(reply) = self.cancel_transfer().await {
-                                    self.send(&reply).await?;
-                                }
+                                self.cancel_transfer().await?;
                             }
                         }
                     }
                     self.send(&Reply::new(421, "Server shutting down; closing control connection")).await?;
                     return Ok(());
                 }
-                outcome = wait(&mut self.transfer), if self.transfer.is_some() => {
-                    self.transfer_done(outcome).await?;
-                    if let Some(line) = self.deferred.take() {
-                        if let Flow::Close = self.handle_line(line).await? {
-                            return Ok(());
+                event = transfer_event(&mut self.transfer), if self.transfer.is_some() => match event {
+                    TransferEvent::Opened(connected) => {
+                        let (_, reply) = self.transfer.as_mut().and_then(|t| t.opening.take()).expect("opening");
+                        if connected {
+                            self.send(&reply).await?;
                         }
                     }
-                }
-                line = self.lines.read(&mut self.control), if self.deferred.is_none() => {
+                    TransferEvent::Ended(outcome) => self.transfer_done(outcome).await?,
+                },
+                line = self.lines.read(&mut self.control), if self.deferred.len() < MAX_DEFERRED => {
                     self.last_activity = Instant::now();
                     match line? {
                         None => return Ok(()),
@@ -263,7 +276,7 @@ impl Session {
         if self.login.is_some() {
             idle
         } else {
-            idle.min(self.connected + Duration::from_secs(ftp.login_timeout_secs))
+            idle.min(self.login_started + Duration::from_secs(ftp.login_timeout_secs))
         }
     }
 
@@ -277,7 +290,7 @@ impl Session {
         };
         let meta = command.meta();
         if self.transfer.is_some() && !meta.during_transfer {
-            self.deferred = Some(text);
+            self.deferred.push_back(text);
             return Ok(Flow::Continue);
         }
         if let Some(refusal) = self.refusal(&command) {
@@ -326,7 +339,7 @@ impl Session {
         let Control::Plain(tcp) = std::mem::replace(&mut self.control, Control::Closed) else {
             return Err(io::Error::other("control connection is not plain TCP"));
         };
-        let acceptor = self.shared.tls.acceptor(&self.owner);
+        let acceptor = self.shared.tls.control_acceptor(&self.owner);
         let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
@@ -335,14 +348,21 @@ impl Session {
         Ok(())
     }
 
-    async fn transfer_done(&mut self, outcome: io::Result<Outcome>) -> io::Result<()> {
-        let running = self.transfer.take().expect("a transfer was running");
+    /// Sends what a finished transfer has to say: the 150 if it connected and that is not yet sent, then its
+    /// final reply.
+    pub(super) async fn transfer_done(&mut self, outcome: io::Result<Outcome>) -> io::Result<()> {
+        let mut running = self.transfer.take().expect("a transfer was running");
         let outcome = outcome.unwrap_or_else(|e| {
             tracing::error!(error = %e, "transfer task failed");
             Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
         });
         self.log_transfer(&running, &outcome);
         self.last_activity = Instant::now();
+        if let Some((mut connected, opening)) = running.opening.take() {
+            if connected.try_recv().is_ok() {
+                self.send(&opening).await?;
+            }
+        }
         self.send(&outcome.reply).await
     }
 
@@ -365,21 +385,22 @@ impl Session {
         );
     }
 
-    /// Stops the running transfer (if any) and waits until it has cleaned up; returns its reply.
-    pub(super) async fn cancel_transfer(&mut self) -> Option<Reply> {
-        let mut running = self.transfer.take()?;
-        running.cancel.cancel();
-        let outcome = match (&mut running.handle).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome { reply: Reply::new(426, "Transfer aborted"), bytes: 0, duration: Duration::ZERO },
+    /// Stops the running transfer, waits until it has cleaned up and sends its replies. False when no
+    /// transfer was running.
+    pub(super) async fn cancel_transfer(&mut self) -> io::Result<bool> {
+        let Some(running) = &self.transfer else {
+            return Ok(false);
         };
-        self.log_transfer(&running, &outcome);
-        Some(outcome.reply)
+        running.cancel.cancel();
+        let outcome = wait(&mut self.transfer).await;
+        self.transfer_done(outcome).await?;
+        Ok(true)
     }
 
     /// Forgets the login and everything tied to it (REIN, RFC 959 §4.1.1).
     pub(super) fn reset(&mut self) {
         self.owner.log_out();
+        self.login_started = Instant::now();
         self.pending_user = None;
         self.login = None;
         self.cwd = VirtualPath::root();
@@ -392,14 +413,38 @@ impl Session {
     }
 
     async fn finish(&mut self) {
-        self.cancel_transfer().await;
+        let _ = self.cancel_transfer().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
     }
 }
 
-async fn wait(running: &mut Option<Running>) -> io::Result<Outcome> {
+/// Resolves when the running transfer has ended.
+pub(super) async fn wait(running: &mut Option<Running>) -> io::Result<Outcome> {
     match running {
         Some(r) => (&mut r.handle).await.map_err(io::Error::other),
         None => std::future::pending().await,
+    }
+}
+
+enum TransferEvent {
+    /// The task reported its data connection (true) or gave up before it came (false).
+    Opened(bool),
+    Ended(io::Result<Outcome>),
+}
+
+/// The running transfer's next event; the report of its data connection always comes before its end.
+async fn transfer_event(running: &mut Option<Running>) -> TransferEvent {
+    let Some(running) = running else {
+        return std::future::pending().await;
+    };
+    let ended =
+        |joined: Result<Outcome, tokio::task::JoinError>| TransferEvent::Ended(joined.map_err(io::Error::other));
+    match running.opening.as_mut() {
+        Some((connected, _)) => tokio::select! {
+            biased;
+            report = connected => TransferEvent::Opened(report.is_ok()),
+            joined = &mut running.handle => ended(joined),
+        },
+        None => ended((&mut running.handle).await),
     }
 }

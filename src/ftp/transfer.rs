@@ -4,15 +4,16 @@
 //! storage handle, stops at the session's cancellation token (ABOR, QUIT, shutdown) and ends with the one
 //! reply that closes the command: 226 only after the storage confirmed the data.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::data::{self, DataStream, DataTls};
+use super::data::{self, DataPlan, DataStream, DataTls};
 use super::error;
 use super::reply::Reply;
 use crate::storage::{Download, StorageError, Upload};
@@ -46,20 +47,43 @@ pub struct Outcome {
 }
 
 /// Secures the TCP connection, then moves the data.
-/// `stall` bounds how long any single read or write of the transfer may make no progress.
+/// Where the data connection comes from and who may make it.
+pub struct Connect {
+    pub plan: DataPlan,
+    /// The control connection's client address.
+    pub peer: IpAddr,
+    pub same_ip: bool,
+    /// For the TCP connection and for the TLS handshake each.
+    pub timeout: Duration,
+}
+
+/// Makes the data connection, reports it through `connected` (the session answers 150), secures it and
+/// moves the data. `stall` bounds how long any single read or write may make no progress.
 pub async fn run(
-    tcp: TcpStream,
+    connect: Connect,
     tls: Option<DataTls>,
-    handshake_timeout: Duration,
     stall: Duration,
     job: Job,
     cancel: CancellationToken,
+    connected: oneshot::Sender<()>,
 ) -> Outcome {
     let started = Instant::now();
-    let secured = tokio::select! {
+    let timeout = connect.timeout;
+    let opened = tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(None),
-        s = data::secure(tcp, tls, handshake_timeout) => s.map_err(Some),
+        tcp = connect.plan.open(connect.peer, connect.same_ip, timeout) => tcp.map_err(Some),
+    };
+    let secured = match opened {
+        Ok(tcp) => {
+            let _ = connected.send(());
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(None),
+                s = data::secure(tcp, tls, timeout) => s.map_err(Some),
+            }
+        }
+        Err(e) => Err(e),
     };
     let stream = match secured {
         Ok(stream) => stream,
@@ -69,7 +93,7 @@ pub async fn run(
             }
             let reply = match reason {
                 Some(e) => {
-                    tracing::warn!(error = %e, "data connection refused");
+                    tracing::warn!(peer = %connect.peer, error = %e, "data connection refused");
                     error::data_reply(&e)
                 }
                 None => Reply::new(426, "Transfer aborted"),

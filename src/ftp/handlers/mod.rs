@@ -9,14 +9,18 @@ mod nav;
 mod params;
 
 use std::io;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use super::command::Command;
 use super::data::DataTls;
 use super::error;
 use super::reply::Reply;
-use super::session::{Flow, Running, Session};
+use super::session::{wait, Flow, Running, Session};
 use super::transfer::{self, Job};
 use crate::storage::{Storage, StorageKey};
+use crate::tls::DataDirection;
 use crate::vfs::VirtualPath;
 
 pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Flow> {
@@ -77,12 +81,9 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
 
 /// QUIT (RFC 959 §4.1.1): a running transfer finishes and gets its reply first.
 async fn quit(s: &mut Session) -> io::Result<Flow> {
-    if let Some(running) = s.transfer.take() {
-        let reply = match running.handle.await {
-            Ok(outcome) => outcome.reply,
-            Err(_) => Reply::new(426, "Transfer aborted"),
-        };
-        s.send(&reply).await?;
+    if s.transfer.is_some() {
+        let outcome = wait(&mut s.transfer).await;
+        s.transfer_done(outcome).await?;
     }
     s.send(&Reply::new(221, "Goodbye")).await?;
     Ok(Flow::Close)
@@ -92,12 +93,10 @@ async fn quit(s: &mut Session) -> io::Result<Flow> {
 async fn abort(s: &mut Session) -> io::Result<Flow> {
     s.data = None;
     s.rest = 0;
-    match s.cancel_transfer().await {
-        Some(reply) => {
-            s.send(&reply).await?;
-            s.send(&Reply::new(226, "ABOR successful")).await?;
-        }
-        None => s.send(&Reply::new(225, "No transfer to abort")).await?,
+    if s.cancel_transfer().await? {
+        s.send(&Reply::new(226, "ABOR successful")).await?;
+    } else {
+        s.send(&Reply::new(225, "No transfer to abort")).await?;
     }
     Ok(Flow::Continue)
 }
@@ -127,8 +126,10 @@ fn check_data_ready(s: &Session) -> Option<Reply> {
     None
 }
 
-/// Opens the data connection, sends 150 and starts the transfer task. The job is ready, so a storage
-/// error has already been answered without touching the data connection.
+/// Starts the transfer task: it waits for the data connection, reports it (the session then sends
+/// `opening` as the 150 reply) and moves the data. The job is ready, so a storage error has already been
+/// answered without touching the data connection. Meanwhile the session keeps reading commands, so ABOR
+/// works even while the data connection is awaited.
 async fn start_transfer(
     s: &mut Session,
     what: &'static str,
@@ -138,27 +139,26 @@ async fn start_transfer(
 ) -> io::Result<Flow> {
     let plan = s.data.take().expect("checked by check_data_ready");
     let ftp = &s.shared.config.ftp;
-    let timeout = std::time::Duration::from_secs(ftp.data_connect_timeout_secs);
-    let same_ip = s.shared.config.tls.require_same_ip_for_passive;
-    let tcp = match plan.open(s.peer.ip(), same_ip, timeout).await {
-        Ok(tcp) => tcp,
-        Err(e) => {
-            tracing::warn!(peer = %s.peer, error = %e, "no data connection");
-            if let Job::Receive { upload, .. } = job {
-                upload.abort().await;
-            }
-            s.send(&error::data_reply(&e)).await?;
-            return Ok(Flow::Continue);
-        }
+    let connect = transfer::Connect {
+        plan,
+        peer: s.peer.ip(),
+        same_ip: s.shared.config.tls.require_same_ip_for_passive,
+        timeout: Duration::from_secs(ftp.data_connect_timeout_secs),
     };
-    s.send(&Reply::new(150, opening)).await?;
-    let tls = s
-        .prot_private
-        .then(|| DataTls { acceptor: s.shared.tls.acceptor(&s.owner), resumption: s.shared.tls.resumption() });
+    let stall = Duration::from_secs(ftp.stall_timeout_secs);
+    let direction = match job {
+        Job::Receive { .. } => DataDirection::FromClient,
+        Job::Send { .. } | Job::List { .. } => DataDirection::ToClient,
+    };
+    let tls = s.prot_private.then(|| DataTls {
+        acceptor: s.shared.tls.data_acceptor(&s.owner, direction),
+        resumption: s.shared.tls.resumption(),
+    });
     let cancel = tokio_util::sync::CancellationToken::new();
-    let stall = std::time::Duration::from_secs(s.shared.config.ftp.stall_timeout_secs);
-    let handle = tokio::spawn(transfer::run(tcp, tls, timeout, stall, job, cancel.clone()));
-    s.transfer = Some(Running { handle, cancel, what, path: path.to_string() });
+    let (connected, opened) = oneshot::channel();
+    let handle = tokio::spawn(transfer::run(connect, tls, stall, job, cancel.clone(), connected));
+    let opening = Some((opened, Reply::new(150, opening)));
+    s.transfer = Some(Running { handle, cancel, what, path: path.to_string(), opening });
     Ok(Flow::Continue)
 }
 
