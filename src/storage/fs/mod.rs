@@ -11,30 +11,28 @@
 //! check and the use close together and costs one thread hop instead of one per system call.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
-use tokio::io::BufReader;
 
+use self::download::ReadAhead;
+use self::upload::FsUpload;
 use super::{
     Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageProvider,
     Upload, WriteMode,
 };
 
+mod download;
+mod upload;
+
 /// Names wharf keeps for itself; never listed, never addressable by a key.
 const HIDDEN_PREFIX: &str = ".wharf-";
 /// Uploads in progress, next to their target so the final rename stays inside one directory.
 const TEMP_PREFIX: &str = ".wharf-upload-";
-/// Buffer for downloads and uploads: large enough that a transfer is a few system calls per megabyte.
-const IO_BUFFER: usize = 256 * 1024;
-/// Bytes gathered before one write on the blocking pool; two such buffers per upload at most.
-const WRITE_BATCH: usize = 1024 * 1024;
-/// With fsync on, writeback is started after this many bytes (see [`FsUpload`]).
-const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
 /// Directory entries read per trip to the blocking pool.
 const LIST_BATCH: usize = 128;
 
@@ -171,7 +169,7 @@ impl Storage for FsStorage {
         let (file, size) = self
             .with_key(key, move |loc, _| {
                 check_file(&loc)?;
-                let mut file = File::open(&loc.path).map_err(io_error)?;
+                let file = File::open(&loc.path).map_err(io_error)?;
                 // Checked again on the open file: the entry may have changed since the walk.
                 let meta = file.metadata().map_err(io_error)?;
                 if !meta.is_file() {
@@ -180,12 +178,10 @@ impl Storage for FsStorage {
                 if offset > meta.len() {
                     return Err(ErrorKind::InvalidOffset.into());
                 }
-                file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
                 Ok((file, meta.len()))
             })
             .await?;
-        let reader = BufReader::with_capacity(IO_BUFFER, tokio::fs::File::from_std(file));
-        Ok(Download { size, reader: Box::new(reader) })
+        Ok(Download { size, reader: Box::new(ReadAhead::new(file, offset)) })
     }
 
     async fn put(&self, key: &StorageKey, mode: WriteMode) -> Result<Box<dyn Upload>, StorageError> {
@@ -215,15 +211,7 @@ impl Storage for FsStorage {
                 Ok((file, temp, loc.path, fsync))
             })
             .await?;
-        Ok(Box::new(FsUpload {
-            file: Arc::new(file),
-            filling: Vec::with_capacity(WRITE_BATCH),
-            in_flight: None,
-            unsynced: 0,
-            temp,
-            target,
-            fsync,
-        }))
+        Ok(Box::new(FsUpload::new(file, temp, target, fsync)))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
@@ -310,109 +298,6 @@ impl Storage for FsStorage {
             File::open(&loc.path).and_then(|file| file.set_modified(time)).map_err(io_error)
         })
         .await
-    }
-}
-
-/// An upload writing to a hidden temporary file next to its target.
-/// An upload into its temporary file. Bytes are gathered into batches; one batch is written on the
-/// blocking pool while the next fills from the network, so disk and network overlap and each byte is
-/// copied once on its way to the kernel. With fsync on, writeback is started every [`WRITEBACK_EVERY`]
-/// bytes so that the fsync before 226 only has the tail left to flush.
-struct FsUpload {
-    file: Arc<File>,
-    filling: Vec<u8>,
-    /// The batch being written; it hands its buffer back for reuse.
-    in_flight: Option<tokio::task::JoinHandle<io::Result<Vec<u8>>>>,
-    /// Bytes written since writeback was last started.
-    unsynced: u64,
-    temp: TempPath,
-    target: PathBuf,
-    fsync: bool,
-}
-
-impl FsUpload {
-    /// Waits for the batch in flight; returns its buffer, emptied.
-    async fn settle(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.in_flight.take() {
-            Some(task) => {
-                let buffer = task.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))?;
-                buffer.map(Some).map_err(io_error)
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Sends the filled batch to the blocking pool, after the previous one finished.
-    async fn write_batch(&mut self) -> Result<(), StorageError> {
-        let spare = self.settle().await?.unwrap_or_else(|| Vec::with_capacity(WRITE_BATCH));
-        let mut batch = std::mem::replace(&mut self.filling, spare);
-        self.unsynced += batch.len() as u64;
-        let kick = self.fsync && self.unsynced >= WRITEBACK_EVERY;
-        if kick {
-            self.unsynced = 0;
-        }
-        let file = self.file.clone();
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            io::Write::write_all(&mut &*file, &batch)?;
-            if kick {
-                start_writeback(&file);
-            }
-            batch.clear();
-            Ok(batch)
-        }));
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Upload for FsUpload {
-    async fn write(&mut self, mut buf: &[u8]) -> Result<(), StorageError> {
-        while !buf.is_empty() {
-            let room = WRITE_BATCH - self.filling.len();
-            let (now, later) = buf.split_at(room.min(buf.len()));
-            self.filling.extend_from_slice(now);
-            buf = later;
-            if self.filling.len() == WRITE_BATCH {
-                self.write_batch().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
-        if !self.filling.is_empty() {
-            self.write_batch().await?;
-        }
-        self.settle().await?;
-        let FsUpload { file, temp, target, fsync, .. } = *self;
-        blocking(move || {
-            if fsync {
-                file.sync_all().map_err(io_error)?;
-            }
-            let size = file.metadata().map_err(io_error)?.len();
-            fs::rename(temp.path(), &target).map_err(io_error)?;
-            temp.disarm();
-            sync_dir_if(fsync, target.parent().unwrap_or(&target))?;
-            Ok(size)
-        })
-        .await
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        let _ = self.settle().await;
-        let FsUpload { temp, .. } = *self;
-        let _ = tokio::fs::remove_file(temp.path()).await;
-        temp.disarm();
-    }
-}
-
-/// Asks the kernel to start writing the file's dirty pages now, without waiting for them.
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: the descriptor is open for the duration of the call; the call only schedules I/O.
-    let result = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-    if result != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "sync_file_range failed; fsync will do all the work");
     }
 }
 
@@ -571,5 +456,4 @@ fn io_kind(e: &io::Error) -> ErrorKind {
 }
 
 #[cfg(test)]
-#[path = "fs_tests.rs"]
 mod tests;
