@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
@@ -137,7 +137,8 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
     let Some(tls) = tls else {
         return Ok(DataStream::Plain(tcp));
     };
-    let stream = match tokio::time::timeout(timeout, tls.acceptor.acceptor.accept(tcp)).await {
+    let buffered = BufReader::with_capacity(TLS_READ_BUFFER, tcp);
+    let stream = match tokio::time::timeout(timeout, tls.acceptor.acceptor.accept(buffered)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(DataError::Handshake(e)),
         Err(_) => return Err(DataError::Timeout(timeout)),
@@ -151,10 +152,14 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
     Ok(DataStream::Tls(Box::new(stream)))
 }
 
+/// Bytes read from the socket at once under TLS on a data connection. rustls itself reads at most 4 KiB
+/// at a time; without this buffer an upload costs several `recv` calls per 16 KiB record.
+const TLS_READ_BUFFER: usize = 128 * 1024;
+
 /// A data connection, plain (PROT C) or TLS (PROT P).
 pub enum DataStream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<BufReader<TcpStream>>>),
 }
 
 impl AsyncRead for DataStream {
@@ -232,8 +237,14 @@ mod tests {
 
     #[tokio::test]
     async fn passive_ports_stay_in_range_and_skip_taken_ones() {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let taken = probe.local_addr().unwrap().port();
+        // A taken port whose successor is free (checked, then released).
+        let (_probe, taken) = loop {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                break (probe, port);
+            }
+        };
         let ports = PassivePorts::new(PortRange { start: taken, end: taken.saturating_add(1) });
         let listener = ports.bind("127.0.0.1".parse().unwrap()).unwrap();
         assert_eq!(listener.local_addr().unwrap().port(), taken + 1);
