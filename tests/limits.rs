@@ -16,20 +16,10 @@ use crate::support::{bytes, Wharf, PASSWORD};
 /// Anything that should happen "soon" happens well within this; a hang fails the test instead.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-async fn login(wharf: &Wharf) -> Ftp {
-    Ftp::login(wharf.explicit, "alice@acme", PASSWORD).await
-}
-
-fn put_file(wharf: &Wharf, path: &str, data: &[u8]) {
-    let on_disk = wharf.file("acme", path);
-    std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
-    std::fs::write(on_disk, data).unwrap();
-}
-
 /// A full session that logs in and moves a file both ways: proof that the server still serves.
 async fn serves_another_session(wharf: &Wharf, seed: u64) {
     let check = async {
-        let mut ftp = login(wharf).await;
+        let mut ftp = wharf.login().await;
         let data = bytes(300_000, seed);
         let name = format!("alive-{seed}.bin");
         assert_eq!(ftp.store("STOR", &name, &data).await.code, 226);
@@ -72,7 +62,7 @@ async fn codes_until_closed(ftp: &mut Ftp) -> Vec<u16> {
 #[tokio::test]
 async fn a_line_over_the_default_limit_gets_500_and_the_session_goes_on() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let long = format!("NOOP {}", "A".repeat(9_000));
     let reply = ftp.cmd(&long).await;
     assert_eq!(reply.code, 500, "{reply:?}");
@@ -84,7 +74,7 @@ async fn a_line_over_the_default_limit_gets_500_and_the_session_goes_on() {
 #[tokio::test]
 async fn a_custom_line_limit_holds_on_both_sides() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.max_line_bytes = 1024).await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     // 1022 bytes + CR LF is exactly the limit; one more is over.
     let at_limit = format!("NOOP {}", "x".repeat(1022 - 5));
     assert_eq!(ftp.cmd(&at_limit).await.code, 200);
@@ -115,7 +105,7 @@ async fn a_10_mib_line_without_newline_is_discarded_and_nobody_suffers() {
 #[tokio::test]
 async fn an_idle_session_is_closed_with_421() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.idle_timeout_secs = 1).await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let started = Instant::now();
     let reply = timeout(PATIENCE, ftp.reply()).await.expect("idle session was never closed");
     assert_eq!(reply.code, 421, "{reply:?}");
@@ -143,7 +133,7 @@ async fn a_session_that_never_logs_in_is_closed_with_421() {
 #[tokio::test]
 async fn rein_restarts_the_login_clock() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.login_timeout_secs = 2).await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     // Logged in, the login deadline no longer applies; let it pass.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(ftp.cmd("NOOP").await.code, 200);
@@ -171,8 +161,8 @@ async fn a_tls_handshake_that_never_starts_is_dropped_at_the_login_timeout() {
 #[tokio::test]
 async fn a_data_connection_that_never_arrives_gets_425() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.data_connect_timeout_secs = 1).await;
-    put_file(&wharf, "f.bin", b"data");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", b"data");
+    let mut ftp = wharf.login().await;
 
     assert_eq!(ftp.cmd("EPSV").await.code, 229);
     let started = Instant::now();
@@ -190,8 +180,8 @@ async fn a_data_connection_that_never_arrives_gets_425() {
 #[tokio::test]
 async fn a_download_the_client_stops_reading_is_aborted_at_the_stall_timeout() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.stall_timeout_secs = 1).await;
-    put_file(&wharf, "big.bin", &bytes(32 << 20, 12));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("big.bin", &bytes(32 << 20, 12));
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("RETR big.bin").await.code, 150);
     let _unread = ftp.secure(tcp).await.unwrap();
@@ -203,7 +193,7 @@ async fn a_download_the_client_stops_reading_is_aborted_at_the_stall_timeout() {
 #[tokio::test]
 async fn an_upload_the_client_stops_sending_is_aborted_at_the_stall_timeout_and_leaves_nothing() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.stall_timeout_secs = 1).await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("STOR stalled.bin").await.code, 150);
     let mut tls = ftp.secure(tcp).await.unwrap();
@@ -303,7 +293,7 @@ async fn binary_junk_gets_500_to_502_and_harms_nothing() {
     let wharf = Wharf::start().await;
     let (mut plain, _) = Ftp::connect(wharf.explicit).await;
     junk_is_refused_line_by_line(&mut plain).await;
-    let mut secure = login(&wharf).await;
+    let mut secure = wharf.login().await;
     junk_is_refused_line_by_line(&mut secure).await;
     assert!(secure.cmd("PWD").await.text.starts_with("257 \"/\""));
     serves_another_session(&wharf, 2).await;
@@ -390,8 +380,8 @@ async fn half_open_connections_do_not_stall_others() {
 #[tokio::test]
 async fn a_client_that_never_reads_its_download_does_not_stall_others() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "big.bin", &bytes(32 << 20, 5));
-    let mut slow = login(&wharf).await;
+    wharf.put_file("big.bin", &bytes(32 << 20, 5));
+    let mut slow = wharf.login().await;
     let tcp = slow.epsv().await;
     assert_eq!(slow.cmd("RETR big.bin").await.code, 150);
     let _unread = slow.secure(tcp).await.unwrap();
@@ -406,7 +396,7 @@ async fn a_client_that_never_reads_its_download_does_not_stall_others() {
 #[tokio::test]
 async fn a_client_that_floods_commands_without_reading_does_not_stall_others() {
     let wharf = Wharf::start().await;
-    let mut flooder = login(&wharf).await;
+    let mut flooder = wharf.login().await;
     let flood = b"NOOP\r\n".repeat(1 << 20);
     // Never awaited: once both socket buffers fill, this write blocks for good.
     let _flooding = tokio::spawn(async move {
@@ -443,9 +433,9 @@ fn outside_the_tenant(wharf: &Wharf) -> BTreeSet<String> {
 #[tokio::test]
 async fn no_path_escapes_the_users_root() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "inside.txt", b"mine");
+    wharf.put_file("inside.txt", b"mine");
     let before = outside_the_tenant(&wharf);
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
 
     assert_eq!(ftp.cmd("CWD ../../..").await.code, 250);
     assert!(ftp.cmd("PWD").await.text.starts_with("257 \"/\" "));
@@ -496,8 +486,8 @@ async fn no_path_escapes_the_users_root() {
 async fn a_user_with_a_home_sees_and_touches_only_that_home() {
     let wharf = Wharf::start().await;
     wharf.add_user_with_home("acme", "bob", PASSWORD, "/in").await;
-    put_file(&wharf, "secret.txt", b"top secret");
-    put_file(&wharf, "in/mine.txt", b"bob's");
+    wharf.put_file("secret.txt", b"top secret");
+    wharf.put_file("in/mine.txt", b"bob's");
     let mut bob = Ftp::login(wharf.explicit, "bob@acme", PASSWORD).await;
 
     assert!(bob.cmd("PWD").await.text.starts_with("257 \"/\" "));

@@ -10,21 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support::raw::{connector, server_name, Ftp, Reply};
 use crate::support::{bytes, Wharf, PASSWORD};
 
-async fn login(wharf: &Wharf) -> Ftp {
-    Ftp::login(wharf.explicit, "alice@acme", PASSWORD).await
-}
-
-/// Puts a file straight into the tenant's folder (the fs backend), for tests about reading it back.
-fn put_file(wharf: &Wharf, path: &str, data: &[u8]) {
-    let on_disk = wharf.file("acme", path);
-    std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
-    std::fs::write(on_disk, data).unwrap();
-}
-
-fn read_file(wharf: &Wharf, path: &str) -> Vec<u8> {
-    std::fs::read(wharf.file("acme", path)).unwrap()
-}
-
 fn reply_lines(reply: &Reply) -> Vec<&str> {
     reply.text.lines().collect()
 }
@@ -102,7 +87,7 @@ async fn auth_ssl_is_an_alias_of_auth_tls() {
 #[tokio::test]
 async fn auth_tls_twice_is_refused() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("AUTH TLS").await.code, 503);
 }
 
@@ -133,7 +118,7 @@ async fn transfer_without_prot_p_is_refused_with_521() {
 #[tokio::test]
 async fn prot_c_is_allowed_when_policy_relaxed_and_data_flows_in_clear() {
     let wharf = Wharf::start_with(|cfg| cfg.tls.require_prot_p = false).await;
-    put_file(&wharf, "clear.txt", b"in the clear");
+    wharf.put_file("clear.txt", b"in the clear");
     let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
     ftp.auth_tls().await;
     assert_eq!(ftp.cmd("PBSZ 0").await.code, 200);
@@ -212,7 +197,7 @@ async fn too_many_failed_logins_get_421_and_a_closed_connection() {
 #[tokio::test]
 async fn rein_forgets_the_login() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REIN").await.code, 220);
     assert_eq!(ftp.cmd("PWD").await.code, 530);
     // The control connection stays encrypted, so a new user can log in at once.
@@ -223,7 +208,7 @@ async fn rein_forgets_the_login() {
 #[tokio::test]
 async fn quit_says_goodbye_and_closes() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("QUIT").await.code, 221);
     assert!(ftp.is_closed().await);
 }
@@ -290,8 +275,8 @@ async fn opts_utf8_on_is_accepted() {
 #[tokio::test]
 async fn opts_mlst_selects_the_facts_mlsd_shows() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.txt", b"12345");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.txt", b"12345");
+    let mut ftp = wharf.login().await;
     let opts = ftp.cmd("OPTS MLST type;size;").await;
     assert_eq!(opts.code, 200, "{opts:?}");
     let (listing, reply) = ftp.listing("MLSD").await;
@@ -302,7 +287,7 @@ async fn opts_mlst_selects_the_facts_mlsd_shows() {
 #[tokio::test]
 async fn syst_noop_help_allo() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("SYST").await.code, 215);
     assert_eq!(ftp.cmd("NOOP").await.code, 200);
     assert_eq!(ftp.cmd("ALLO 1024").await.code, 202);
@@ -315,8 +300,8 @@ async fn syst_noop_help_allo() {
 #[tokio::test]
 async fn stat_shows_the_session_and_stat_path_lists() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.txt", b"12345");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.txt", b"12345");
+    let mut ftp = wharf.login().await;
     let status = ftp.cmd("STAT").await;
     assert_eq!(status.code, 211);
     assert_multi_line(&status, 211);
@@ -334,7 +319,7 @@ async fn stat_shows_the_session_and_stat_path_lists() {
 #[tokio::test]
 async fn pwd_cwd_cdup_and_their_x_variants() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("PWD").await.text, "257 \"/\" is the current directory");
     assert_eq!(ftp.cmd("MKD a").await.code, 257);
     assert_eq!(ftp.cmd("XMKD a/b").await.code, 257);
@@ -346,14 +331,14 @@ async fn pwd_cwd_cdup_and_their_x_variants() {
     assert_eq!(ftp.cmd("XCUP").await.code, 250);
     assert!(ftp.cmd("PWD").await.text.starts_with("257 \"/\""));
     assert_eq!(ftp.cmd("CWD missing").await.code, 550);
-    put_file(&wharf, "file.txt", b"x");
+    wharf.put_file("file.txt", b"x");
     assert_eq!(ftp.cmd("CWD file.txt").await.code, 550);
 }
 
 #[tokio::test]
 async fn a_quote_in_a_directory_name_is_doubled_in_257() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let mkd = ftp.cmd("MKD say \"hi\"").await;
     assert_eq!(mkd.code, 257);
     assert!(mkd.text.starts_with("257 \"/say \"\"hi\"\"\""), "{mkd:?}");
@@ -366,13 +351,13 @@ async fn a_quote_in_a_directory_name_is_doubled_in_257() {
 #[tokio::test]
 async fn mkd_rmd_and_their_errors() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let mkd = ftp.cmd("MKD d").await;
     assert_eq!(mkd.code, 257);
     assert!(mkd.text.contains("\"/d\""), "{mkd:?}");
     assert_eq!(ftp.cmd("MKD d").await.code, 550, "exists already");
     assert_eq!(ftp.cmd("MKD no/such/parent").await.code, 550);
-    put_file(&wharf, "d/inside.txt", b"x");
+    wharf.put_file("d/inside.txt", b"x");
     assert_eq!(ftp.cmd("RMD d").await.code, 550, "not empty");
     assert_eq!(ftp.cmd("DELE d/inside.txt").await.code, 250);
     assert_eq!(ftp.cmd("RMD d").await.code, 250);
@@ -385,8 +370,8 @@ async fn mkd_rmd_and_their_errors() {
 #[tokio::test]
 async fn dele_removes_a_file_and_a_missing_one_is_550() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.txt", b"x");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.txt", b"x");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("DELE f.txt").await.code, 250);
     assert!(!wharf.file("acme", "f.txt").exists());
     assert_eq!(ftp.cmd("DELE f.txt").await.code, 550);
@@ -395,16 +380,16 @@ async fn dele_removes_a_file_and_a_missing_one_is_550() {
 #[tokio::test]
 async fn rename_files_and_directories() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "old.txt", b"content");
-    put_file(&wharf, "dir/inner.txt", b"inner");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("old.txt", b"content");
+    wharf.put_file("dir/inner.txt", b"inner");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("RNFR old.txt").await.code, 350);
     assert_eq!(ftp.cmd("RNTO new.txt").await.code, 250);
-    assert_eq!(read_file(&wharf, "new.txt"), b"content");
+    assert_eq!(wharf.read_file("new.txt"), b"content");
     assert!(!wharf.file("acme", "old.txt").exists());
     assert_eq!(ftp.cmd("RNFR dir").await.code, 350);
     assert_eq!(ftp.cmd("RNTO moved").await.code, 250);
-    assert_eq!(read_file(&wharf, "moved/inner.txt"), b"inner");
+    assert_eq!(wharf.read_file("moved/inner.txt"), b"inner");
     assert_eq!(ftp.cmd("RNFR missing").await.code, 550);
     assert_eq!(ftp.cmd("RNTO anything").await.code, 503);
     // RNTO must follow RNFR directly.
@@ -418,7 +403,7 @@ async fn rename_files_and_directories() {
 #[tokio::test]
 async fn type_mode_stru_accept_what_wharf_does_and_refuse_the_rest() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("TYPE A").await.code, 200);
     assert_eq!(ftp.cmd("TYPE I").await.code, 200);
     assert_eq!(ftp.cmd("TYPE E").await.code, 504);
@@ -432,14 +417,14 @@ async fn type_mode_stru_accept_what_wharf_does_and_refuse_the_rest() {
 #[tokio::test]
 async fn type_a_converts_line_ends_both_ways() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "unix.txt", b"one\ntwo\n");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("unix.txt", b"one\ntwo\n");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("TYPE A").await.code, 200);
     let (data, reply) = ftp.retr("unix.txt").await;
     assert_eq!(reply.code, 226);
     assert_eq!(data, b"one\r\ntwo\r\n");
     assert_eq!(ftp.store("STOR", "up.txt", b"three\r\nfour\r\n").await.code, 226);
-    assert_eq!(read_file(&wharf, "up.txt"), b"three\nfour\n");
+    assert_eq!(wharf.read_file("up.txt"), b"three\nfour\n");
     assert_eq!(ftp.cmd("TYPE I").await.code, 200);
     let (data, _) = ftp.retr("unix.txt").await;
     assert_eq!(data, b"one\ntwo\n", "TYPE I sends bytes unchanged");
@@ -450,8 +435,8 @@ async fn type_a_converts_line_ends_both_ways() {
 #[tokio::test]
 async fn pasv_announces_loopback_and_its_port_works() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.bin", &bytes(10_000, 3));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", &bytes(10_000, 3));
+    let mut ftp = wharf.login().await;
     let pasv = ftp.cmd("PASV").await;
     assert_eq!(pasv.code, 227, "{pasv:?}");
     let (host, port) = pasv_port(&pasv);
@@ -469,7 +454,7 @@ async fn pasv_announces_loopback_and_its_port_works() {
 #[tokio::test]
 async fn epsv_for_the_other_address_family_is_522() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("EPSV 1").await.code, 229);
     let reply = ftp.cmd("EPSV 2").await;
     assert_eq!(reply.code, 522, "{reply:?}");
@@ -479,7 +464,7 @@ async fn epsv_for_the_other_address_family_is_522() {
 #[tokio::test]
 async fn epsv_all_locks_out_pasv_and_port() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert!(ftp.cmd("EPSV").await.text.starts_with("229 "));
     assert_eq!(ftp.cmd("EPSV ALL").await.code, 200);
     assert_eq!(ftp.cmd("PASV").await.code, 503);
@@ -508,8 +493,8 @@ async fn active_retr(ftp: &mut Ftp, command: impl FnOnce(SocketAddr) -> String, 
 #[tokio::test]
 async fn port_active_mode_transfers_over_tls() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.bin", &bytes(50_000, 4));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", &bytes(50_000, 4));
+    let mut ftp = wharf.login().await;
     let port = |addr: SocketAddr| format!("PORT 127,0,0,1,{},{}", addr.port() >> 8, addr.port() & 0xff);
     let (data, reply) = active_retr(&mut ftp, port, "f.bin").await;
     assert_eq!(reply.code, 226, "{reply:?}");
@@ -519,8 +504,8 @@ async fn port_active_mode_transfers_over_tls() {
 #[tokio::test]
 async fn eprt_active_mode_transfers_over_tls() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.bin", &bytes(50_000, 5));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", &bytes(50_000, 5));
+    let mut ftp = wharf.login().await;
     let eprt = |addr: SocketAddr| format!("EPRT |1|127.0.0.1|{}|", addr.port());
     let (data, reply) = active_retr(&mut ftp, eprt, "f.bin").await;
     assert_eq!(reply.code, 226, "{reply:?}");
@@ -530,7 +515,7 @@ async fn eprt_active_mode_transfers_over_tls() {
 #[tokio::test]
 async fn port_to_another_host_or_a_privileged_port_is_refused() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("PORT 10,1,2,3,200,10").await.code, 504);
     assert_eq!(ftp.cmd("PORT 127,0,0,1,0,21").await.code, 504);
     assert_eq!(ftp.cmd("EPRT |1|10.1.2.3|51210|").await.code, 504);
@@ -541,8 +526,8 @@ async fn port_to_another_host_or_a_privileged_port_is_refused() {
 #[tokio::test]
 async fn list_nlst_mlsd_mlst() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.txt", b"12345");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.txt", b"12345");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("MKD sub").await.code, 257);
 
     let (list, reply) = ftp.listing("LIST").await;
@@ -586,7 +571,7 @@ async fn list_nlst_mlsd_mlst() {
 #[tokio::test]
 async fn list_of_a_missing_path_is_550() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let (_, reply) = ftp.listing("LIST /nope").await;
     assert_eq!(reply.code, 550);
 }
@@ -596,8 +581,8 @@ async fn list_of_a_missing_path_is_550() {
 #[tokio::test]
 async fn size_mdtm_mfmt() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.bin", &bytes(1234, 6));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", &bytes(1234, 6));
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("MKD d").await.code, 257);
     assert_eq!(ftp.cmd("SIZE f.bin").await.text, "213 1234");
     assert_eq!(ftp.cmd("SIZE d").await.code, 550);
@@ -618,8 +603,8 @@ async fn size_mdtm_mfmt() {
 async fn rest_then_retr_sends_the_tail() {
     let wharf = Wharf::start().await;
     let data = bytes(100_000, 7);
-    put_file(&wharf, "f.bin", &data);
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", &data);
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 60000").await.code, 350);
     let (tail, reply) = ftp.retr("f.bin").await;
     assert_eq!(reply.code, 226);
@@ -632,8 +617,8 @@ async fn rest_then_retr_sends_the_tail() {
 #[tokio::test]
 async fn rest_beyond_the_end_of_the_file_is_554() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "f.bin", b"0123456789");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("f.bin", b"0123456789");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 11").await.code, 350);
     let (data, reply) = ftp.retr("f.bin").await;
     assert_eq!(reply.code, 554, "{reply:?}");
@@ -648,28 +633,28 @@ async fn rest_beyond_the_end_of_the_file_is_554() {
 async fn rest_then_stor_resumes_an_upload() {
     let wharf = Wharf::start().await;
     let data = bytes(250, 8);
-    put_file(&wharf, "partial.bin", &data[..100]);
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("partial.bin", &data[..100]);
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 100").await.code, 350);
     assert_eq!(ftp.store("STOR", "partial.bin", &data[100..]).await.code, 226);
-    assert_eq!(read_file(&wharf, "partial.bin"), data);
+    assert_eq!(wharf.read_file("partial.bin"), data);
 }
 
 #[tokio::test]
 async fn appe_appends() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "log.txt", b"hello ");
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("log.txt", b"hello ");
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.store("APPE", "log.txt", b"world").await.code, 226);
-    assert_eq!(read_file(&wharf, "log.txt"), b"hello world");
+    assert_eq!(wharf.read_file("log.txt"), b"hello world");
     assert_eq!(ftp.store("APPE", "new.txt", b"first").await.code, 226);
-    assert_eq!(read_file(&wharf, "new.txt"), b"first");
+    assert_eq!(wharf.read_file("new.txt"), b"first");
 }
 
 #[tokio::test]
 async fn stou_stores_under_the_name_it_announces() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     let opening = ftp.cmd("STOU").await;
     assert_eq!(opening.code, 150, "{opening:?}");
@@ -680,14 +665,14 @@ async fn stou_stores_under_the_name_it_announces() {
     let mut rest = Vec::new();
     let _ = tls.read_to_end(&mut rest).await;
     assert_eq!(ftp.reply().await.code, 226);
-    assert_eq!(read_file(&wharf, &name), b"unique");
+    assert_eq!(wharf.read_file(&name), b"unique");
     assert_eq!(wharf.files_on_disk("acme"), vec![name]);
 }
 
 #[tokio::test]
 async fn abor_during_an_upload_gives_426_then_226_and_stores_nothing() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("STOR big.bin").await.code, 150);
     let mut tls = ftp.secure(tcp).await.unwrap();
@@ -707,8 +692,8 @@ async fn abor_during_an_upload_gives_426_then_226_and_stores_nothing() {
 #[tokio::test]
 async fn abor_is_answered_at_once_even_behind_a_command_that_waits_for_the_transfer() {
     let wharf = Wharf::start().await;
-    put_file(&wharf, "big.bin", &bytes(32 << 20, 11));
-    let mut ftp = login(&wharf).await;
+    wharf.put_file("big.bin", &bytes(32 << 20, 11));
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("RETR big.bin").await.code, 150);
     // The client reads nothing, so the download cannot finish by itself.
@@ -729,14 +714,14 @@ async fn abor_is_answered_at_once_even_behind_a_command_that_waits_for_the_trans
 #[tokio::test]
 async fn abor_without_a_transfer_is_225() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("ABOR").await.code, 225);
 }
 
 #[tokio::test]
 async fn an_upload_cut_without_close_notify_is_426_and_leaves_nothing() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("STOR cut.bin").await.code, 150);
     let mut tls = ftp.secure(tcp).await.unwrap();
@@ -757,7 +742,7 @@ async fn a_unicode_name_with_spaces_round_trips_exactly() {
     let wharf = Wharf::start().await;
     let name = "Ünïcødé 文件 with  spaces .txt";
     let data = "contenu ünïcødé".as_bytes();
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("OPTS UTF8 ON").await.code, 200);
     assert_eq!(ftp.store("STOR", name, data).await.code, 226);
     assert_eq!(wharf.files_on_disk("acme"), vec![name.to_owned()]);
@@ -778,7 +763,7 @@ async fn a_unicode_name_with_spaces_round_trips_exactly() {
 #[tokio::test]
 async fn unknown_commands_bad_arguments_and_bad_sequences() {
     let wharf = Wharf::start().await;
-    let mut ftp = login(&wharf).await;
+    let mut ftp = wharf.login().await;
     let cases = [
         ("XYZZY", 502),
         ("SITE CHMOD 755 f", 502),

@@ -71,6 +71,23 @@ impl Wharf {
             .unwrap();
     }
 
+    /// A session of `alice@acme` after AUTH TLS, PBSZ, PROT P and login.
+    pub async fn login(&self) -> raw::Ftp {
+        raw::Ftp::login(self.explicit, "alice@acme", PASSWORD).await
+    }
+
+    /// Puts a file straight into acme's folder (the fs backend), for tests about reading it back.
+    pub fn put_file(&self, path: &str, data: &[u8]) {
+        let on_disk = self.file("acme", path);
+        std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
+        std::fs::write(on_disk, data).unwrap();
+    }
+
+    /// A file of acme's folder, as stored.
+    pub fn read_file(&self, path: &str) -> Vec<u8> {
+        std::fs::read(self.file("acme", path)).unwrap()
+    }
+
     /// Where the fs backend keeps `path` (relative to the tenant's root) on disk.
     pub fn file(&self, tenant: &str, path: &str) -> PathBuf {
         self.config.fs_root().join(tenant).join(path.trim_start_matches('/'))
