@@ -11,7 +11,10 @@
 //! [`SessionOwner`] of the connection it was issued on, so a data connection can resume only a session
 //! issued to the *same logged-in user* on this instance. Binding to the user rather than to one control
 //! connection lets clients that share a session cache across parallel connections (rclone) work, while a
-//! stranger who races for a passive port cannot present a session of someone else's.
+//! stranger who races for a passive port cannot present a session of someone else's. Two refinements:
+//! a session issued to a control connection that is still logging in is accepted provisionally and
+//! counts once that connection becomes the same user ([`DataAcceptor::resumed_same_user`]); and a data
+//! connection records the sessions it issues only after it resumed one itself.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
