@@ -232,6 +232,34 @@ async fn host_selects_the_tenant_so_a_bare_user_name_logs_in() {
 }
 
 #[tokio::test]
+async fn sni_name_selects_the_tenant_so_a_bare_user_name_logs_in() {
+    let wharf = Wharf::start().await;
+    let acme = wharf.directory.tenant_by_name("acme").await.unwrap().unwrap();
+    wharf.directory.add_hostname(acme.id, "files.acme.test").await.unwrap();
+    wharf.add_user("globex", "alice", "globex's own password").await;
+    let sni = || rustls::pki_types::ServerName::try_from("files.acme.test").unwrap();
+
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    ftp.auth_tls_as(sni()).await;
+    assert_eq!(ftp.cmd("USER alice").await.code, 331);
+    let pass = ftp.cmd(&format!("PASS {PASSWORD}")).await;
+    assert_eq!(pass.code, 230, "{pass:?}");
+    assert!(ftp.cmd("STAT").await.text.contains("alice@acme"));
+
+    // A login naming another tenant than the SNI name's is refused, not rerouted.
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    ftp.auth_tls_as(sni()).await;
+    assert_eq!(ftp.cmd("USER alice@globex").await.code, 331);
+    assert_eq!(ftp.cmd("PASS globex's own password").await.code, 530);
+
+    // Without SNI or HOST a bare user name names no tenant.
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    ftp.auth_tls().await;
+    assert_eq!(ftp.cmd("USER alice").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 530);
+}
+
+#[tokio::test]
 async fn host_unknown_is_504() {
     let wharf = Wharf::start().await;
     let (mut ftp, _) = Ftp::connect(wharf.explicit).await;

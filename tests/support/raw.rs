@@ -67,10 +67,15 @@ impl Ftp {
     }
 
     pub async fn auth_tls(&mut self) {
+        self.auth_tls_as(server_name()).await
+    }
+
+    /// AUTH TLS with `name` as the TLS server name (sent as SNI when it is a DNS name).
+    pub async fn auth_tls_as(&mut self, name: ServerName<'static>) {
         let reply = self.cmd("AUTH TLS").await;
         assert_eq!(reply.code, 234, "{reply:?}");
         let plain = self.control.take().unwrap().into_inner();
-        let stream = connector(&self.tls).connect(server_name(), plain).await.expect("control TLS handshake");
+        let stream = connector(&self.tls).connect(name, plain).await.expect("control TLS handshake");
         self.control = Some(BufReader::new(Box::new(stream)));
     }
 
