@@ -13,8 +13,8 @@
 //! connection lets clients that share a session cache across parallel connections (rclone) work, while a
 //! stranger who races for a passive port cannot present a session of someone else's. Two refinements:
 //! a session issued to a control connection that is still logging in is accepted provisionally and
-//! counts once that connection becomes the same user ([`DataAcceptor::resumed_same_user`]); and a data
-//! connection records the sessions it issues only after it resumed one itself.
+//! counts once that connection becomes the same user; and a data connection's own new sessions are
+//! recorded only once its resumption is confirmed as the same user's ([`DataAcceptor::confirm`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -41,7 +41,12 @@ const MAX_SESSIONS: usize = 100_000;
 /// Who a TLS session belongs to. Shared between a control connection, its data connections and the
 /// sessions they were issued; data connections can wait for it to change (see [`DataAcceptor`]).
 #[derive(Debug)]
-pub struct SessionOwner(watch::Sender<Owner>);
+pub struct SessionOwner {
+    state: watch::Sender<Owner>,
+    /// Sessions issued while not logged in: forgotten if the connection closes that way, so connections
+    /// that never log in cannot crowd the users' sessions out of the store.
+    anonymous_ids: Mutex<Vec<Vec<u8>>>,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Owner {
@@ -52,24 +57,27 @@ enum Owner {
         tenant_id: i64,
         user_id: i64,
     },
+    /// Sessions issued on a data connection whose resumption turned out not to be the user's.
+    Refused,
 }
 
 impl SessionOwner {
     pub fn new() -> Arc<SessionOwner> {
-        Arc::new(SessionOwner(watch::Sender::new(Owner::Anonymous)))
+        Arc::new(SessionOwner { state: watch::Sender::new(Owner::Anonymous), anonymous_ids: Mutex::default() })
     }
 
     pub fn set_user(&self, tenant_id: i64, user_id: i64) {
-        self.0.send_replace(Owner::User { tenant_id, user_id });
+        self.anonymous_ids.lock().unwrap().clear();
+        self.state.send_replace(Owner::User { tenant_id, user_id });
     }
 
     /// The connection logged out (REIN): until its next login, nothing issued to it can be resumed.
     pub fn log_out(&self) {
-        self.0.send_replace(Owner::Anonymous);
+        self.state.send_replace(Owner::Anonymous);
     }
 
     fn get(&self) -> Owner {
-        *self.0.borrow()
+        *self.state.borrow()
     }
 
     /// True when both belong to the same logged-in user.
@@ -77,9 +85,13 @@ impl SessionOwner {
         matches!(self.get(), Owner::User { .. }) && self.get() == other.get()
     }
 
+    fn refuse(&self) {
+        self.state.send_replace(Owner::Refused);
+    }
+
     /// Waits until this connection is logged in (or `limit` passes).
     async fn logged_in(&self, limit: Duration) {
-        let mut changes = self.0.subscribe();
+        let mut changes = self.state.subscribe();
         let _ = tokio::time::timeout(limit, changes.wait_for(|owner| *owner != Owner::Anonymous)).await;
     }
 }
@@ -126,7 +138,22 @@ impl SessionStore {
             inner.sessions.remove(&old);
         }
         inner.order.push_back((now, id.clone()));
+        if owner.get() == Owner::Anonymous {
+            owner.anonymous_ids.lock().unwrap().push(id.clone());
+        }
         inner.sessions.insert(id, StoredSession { value, owner, issued: now });
+    }
+
+    /// Drops what was issued to a connection that is closing without having logged in.
+    pub fn forget_anonymous(&self, owner: &SessionOwner) {
+        if matches!(owner.get(), Owner::User { .. }) {
+            return;
+        }
+        let ids = std::mem::take(&mut *owner.anonymous_ids.lock().unwrap());
+        let mut inner = self.inner.lock().unwrap();
+        for id in ids {
+            inner.sessions.remove(&id);
+        }
     }
 
     fn lookup(&self, id: &[u8], requester: &SessionOwner) -> Grant {
@@ -173,6 +200,11 @@ struct ConnectionStore {
     resumed: AtomicBool,
     /// The issuer of a [`Grant::Provisional`] session this connection resumed.
     provisional: Mutex<Option<Arc<SessionOwner>>>,
+    /// The owner of the sessions a data connection issues: rustls sends them before wharf has checked whose
+    /// session the connection resumed, so they belong to nobody until [`DataAcceptor::confirm`] decides.
+    /// Until then another connection presenting one waits for that decision (as for a control connection
+    /// that is still logging in); after a refusal they never resume.
+    issued_as: Arc<SessionOwner>,
 }
 
 impl fmt::Debug for ConnectionStore {
@@ -195,13 +227,15 @@ impl ConnectionStore {
 }
 
 impl StoresServerSessions for ConnectionStore {
-    /// A data connection issues sessions only once it has itself resumed one: a full handshake on a data
-    /// connection proves nothing about who is on the other end, even if the transfer is then refused.
+    /// A data connection issues sessions only once it has itself resumed one, and they count only when
+    /// [`DataAcceptor::confirm`] finds that resumption was the same user's: a full or provisional handshake
+    /// on a data connection proves nothing about who is on the other end.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        if self.role == Role::Data && !self.resumed.load(Ordering::Acquire) {
-            return false;
+        match self.role {
+            Role::Control => self.store.insert(key, value, self.owner.clone()),
+            Role::Data if self.resumed.load(Ordering::Acquire) => self.store.insert(key, value, self.issued_as.clone()),
+            Role::Data => return false,
         }
-        self.store.insert(key, value, self.owner.clone());
         true
     }
 
@@ -240,9 +274,10 @@ pub struct DataAcceptor {
 }
 
 impl DataAcceptor {
-    /// After a resumed handshake: true when the session belongs to this connection's user. A session of a
-    /// control connection that was still logging in is given up to `wait` to finish its login.
-    pub async fn resumed_same_user(&self, wait: Duration) -> bool {
+    /// After a resumed handshake: true when the session belongs to this connection's user, and only then
+    /// are the sessions this connection issued recorded. A session of a control connection that was still
+    /// logging in is given up to `wait` to finish its login.
+    pub async fn confirm(&self, wait: Duration) -> bool {
         let Some(binding) = &self.binding else {
             return false;
         };
@@ -250,13 +285,21 @@ impl DataAcceptor {
             return false;
         }
         let issuer = binding.provisional.lock().unwrap().clone();
-        match issuer {
-            None => true,
+        let same_user = match issuer {
+            None => binding.owner.get() != Owner::Anonymous,
             Some(issuer) => {
                 issuer.logged_in(wait).await;
                 issuer.same_user(&binding.owner)
             }
+        };
+        match (same_user, binding.owner.get()) {
+            (true, Owner::User { tenant_id, user_id }) => binding.issued_as.set_user(tenant_id, user_id),
+            _ => {
+                binding.issued_as.refuse();
+                binding.store.forget_anonymous(&binding.issued_as);
+            }
         }
+        same_user
     }
 }
 
@@ -334,6 +377,7 @@ impl Tls {
             role,
             resumed: AtomicBool::new(false),
             provisional: Mutex::new(None),
+            issued_as: SessionOwner::new(),
         });
         let mut config = (*self.base).clone();
         config.session_storage = store.clone();
@@ -448,7 +492,7 @@ mod tests {
                 alice_b.set_user(1, 10);
             }
         });
-        assert!(data.resumed_same_user(Duration::from_secs(5)).await);
+        assert!(data.confirm(Duration::from_secs(5)).await);
         login.await.unwrap();
 
         // If B becomes another user, or never logs in, the resumption does not count.
@@ -457,16 +501,16 @@ mod tests {
         let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
         assert!(data.binding.as_ref().unwrap().take(b"c").is_some());
         bob_b.set_user(1, 11);
-        assert!(!data.resumed_same_user(Duration::from_secs(5)).await);
+        assert!(!data.confirm(Duration::from_secs(5)).await);
         let silent = SessionOwner::new();
         tls.store.insert(b"d".to_vec(), b"secret".to_vec(), silent);
         let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
         assert!(data.binding.as_ref().unwrap().take(b"d").is_some());
-        assert!(!data.resumed_same_user(Duration::from_millis(100)).await);
+        assert!(!data.confirm(Duration::from_millis(100)).await);
     }
 
-    #[test]
-    fn a_data_connection_issues_sessions_only_after_resuming() {
+    #[tokio::test]
+    async fn a_data_connection_records_sessions_only_after_a_confirmed_resumption() {
         let tls = test_tls();
         let alice = SessionOwner::new();
         alice.set_user(1, 10);
@@ -480,7 +524,37 @@ mod tests {
         let binding = resumed.binding.as_ref().unwrap();
         assert!(binding.take(b"control").is_some());
         assert!(binding.put(b"new".to_vec(), b"v".to_vec()));
+        assert!(
+            matches!(tls.store.lookup(b"new", &alice), Grant::Provisional(..)),
+            "only provisional before confirmation"
+        );
+        assert!(resumed.confirm(Duration::from_secs(1)).await);
         assert!(granted(tls.store.lookup(b"new", &alice)).is_some());
+
+        // A stranger resuming a ticket of a connection that never logs in as alice: what rustls issued to
+        // him during that handshake is never recorded under alice.
+        let mallory = SessionOwner::new();
+        tls.store.insert(b"mallory".to_vec(), b"secret".to_vec(), mallory.clone());
+        let raced = tls.data_acceptor(&alice, DataDirection::ToClient);
+        let binding = raced.binding.as_ref().unwrap();
+        assert!(binding.take(b"mallory").is_some());
+        assert!(binding.put(b"stolen".to_vec(), b"v".to_vec()));
+        assert!(!raced.confirm(Duration::from_millis(100)).await);
+        assert!(matches!(tls.store.lookup(b"stolen", &alice), Grant::Refused));
+    }
+
+    #[test]
+    fn sessions_of_connections_that_never_log_in_are_forgotten_when_they_close() {
+        let store = SessionStore::default();
+        let drive_by = SessionOwner::new();
+        let alice = SessionOwner::new();
+        store.insert(b"a".to_vec(), b"v".to_vec(), drive_by.clone());
+        store.insert(b"b".to_vec(), b"v".to_vec(), alice.clone());
+        alice.set_user(1, 10);
+        store.forget_anonymous(&drive_by);
+        store.forget_anonymous(&alice);
+        assert_eq!(store.len(), 1);
+        assert!(granted(store.lookup(b"b", &alice)).is_some());
     }
 
     fn test_tls() -> Tls {

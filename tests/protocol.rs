@@ -335,8 +335,9 @@ async fn stat_shows_the_session_and_stat_path_lists() {
     assert_multi_line(&status, 211);
     assert!(status.text.contains("alice@acme"), "{status:?}");
     let listing = ftp.cmd("STAT /").await;
-    assert_eq!(listing.code, 213);
-    assert_multi_line(&listing, 213);
+    assert_eq!(listing.code, 212, "directory status");
+    assert_multi_line(&listing, 212);
+    assert_eq!(ftp.cmd("STAT /f.txt").await.code, 213, "file status");
     let line = reply_lines(&listing).into_iter().find(|l| l.ends_with(" f.txt")).expect("f.txt in STAT /");
     assert!(line.trim_start().starts_with("-rw") && line.contains(" 5 "), "{line:?}");
     assert_eq!(ftp.cmd("STAT /missing").await.code, 550);

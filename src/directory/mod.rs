@@ -114,6 +114,29 @@ pub fn validate_username(name: &str) -> Result<(), DirectoryError> {
     }
 }
 
+/// Normalises a home folder: absolute, repeated slashes collapsed, no trailing slash except for the root.
+/// `.` and `..` segments are refused rather than resolved, so what is stored is what the operator meant,
+/// and every segment must be a name the FTP side accepts too (no control characters, no backslash, at
+/// most 255 bytes), so a stored home always resolves. Shared by every backend.
+pub fn normalize_home(home: &str) -> Result<String, DirectoryError> {
+    let invalid = |why: &str| Err(DirectoryError::Invalid(format!("home {home:?} {why}")));
+    if !home.starts_with('/') {
+        return invalid("must be an absolute path starting with '/'");
+    }
+    if home.len() > 1024 {
+        return invalid("must be at most 1024 bytes");
+    }
+    let segments: Vec<&str> = home.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        return invalid("must not contain '.' or '..' segments");
+    }
+    let normalised = format!("/{}", segments.join("/"));
+    match crate::vfs::VirtualPath::root().resolve(&normalised) {
+        Ok(path) if path.as_str() == normalised => Ok(normalised),
+        _ => invalid("must not contain control characters, backslashes or names over 255 bytes"),
+    }
+}
+
 /// Opens the directory named by a database URL (`sqlite://…`; Postgres follows) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Directory>, DirectoryError> {
     if url.starts_with("sqlite:") {

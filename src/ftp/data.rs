@@ -143,11 +143,10 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
         Ok(Err(e)) => return Err(DataError::Handshake(e)),
         Err(_) => return Err(DataError::Timeout(timeout)),
     };
-    if tls.resumption == Resumption::Enforced {
-        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        if !resumed || !tls.acceptor.resumed_same_user(timeout).await {
-            return Err(DataError::NotResumed);
-        }
+    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let confirmed = resumed && tls.acceptor.confirm(timeout).await;
+    if tls.resumption == Resumption::Enforced && !confirmed {
+        return Err(DataError::NotResumed);
     }
     Ok(DataStream::Tls(Box::new(stream)))
 }

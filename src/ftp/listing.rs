@@ -134,7 +134,7 @@ pub fn mlsx_line(name: &str, meta: &Metadata, facts: Facts, perms: Perms) -> Str
 }
 
 /// `SystemTime` to UTC without the panic `From` has for times chrono cannot represent.
-fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
+pub(crate) fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
     let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
         Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
         Err(before) => {

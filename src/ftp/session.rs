@@ -118,6 +118,14 @@ pub(super) struct Running {
     pub opening: Option<(oneshot::Receiver<()>, Reply)>,
 }
 
+impl Drop for Running {
+    /// A transfer never outlives its session: if the session ends in any way, the transfer is cancelled and
+    /// cleans up (an upload is aborted, nothing becomes visible).
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 /// What the loop does after a command.
 pub(super) enum Flow {
     Continue,
@@ -148,7 +156,7 @@ pub struct Session {
     pub(super) facts: Facts,
     pub(super) transfer: Option<Running>,
     /// Commands that arrived while a transfer ran; they run in order when it ends.
-    deferred: VecDeque<Vec<u8>>,
+    deferred: VecDeque<Line>,
     /// When the current wait for a login began: connection or REIN.
     login_started: Instant,
     last_activity: Instant,
@@ -248,17 +256,13 @@ impl Session {
                 },
                 line = self.lines.read(&mut self.control), if self.deferred.len() < MAX_DEFERRED => {
                     self.last_activity = Instant::now();
-                    match line? {
-                        None => return Ok(()),
-                        Some(Line::TooLong) => {
-                            let max = self.shared.config.ftp.max_line_bytes;
-                            self.send(&Reply::new(500, format!("Command line too long (limit {max} bytes)"))).await?;
-                        }
-                        Some(Line::Text(text)) => {
-                            if let Flow::Close = self.handle_line(text).await? {
-                                return Ok(());
-                            }
-                        }
+                    let Some(line) = line? else {
+                        return Ok(());
+                    };
+                    if self.transfer.is_some() && !self.answers_now(&line) {
+                        self.deferred.push_back(line);
+                    } else if let Flow::Close = self.handle_line(line).await? {
+                        return Ok(());
                     }
                 }
                 _ = tokio::time::sleep_until(deadline), if self.transfer.is_none() => {
@@ -280,7 +284,28 @@ impl Session {
         }
     }
 
-    async fn handle_line(&mut self, text: Vec<u8>) -> io::Result<Flow> {
+    /// While a transfer runs, replies keep the order of the commands: a line is answered at once only if
+    /// its command may run during a transfer and nothing is queued before it; ABOR and STAT always are.
+    fn answers_now(&self, line: &Line) -> bool {
+        let Line::Text(text) = line else {
+            return false;
+        };
+        match command::parse(text) {
+            Ok(Command::Abor | Command::Stat(_)) => true,
+            Ok(command) => command.meta().during_transfer && self.deferred.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    async fn handle_line(&mut self, line: Line) -> io::Result<Flow> {
+        let text = match line {
+            Line::Text(text) => text,
+            Line::TooLong => {
+                let max = self.shared.config.ftp.max_line_bytes;
+                self.send(&Reply::new(500, format!("Command line too long (limit {max} bytes)"))).await?;
+                return Ok(Flow::Continue);
+            }
+        };
         let command = match command::parse(&text) {
             Ok(command) => command,
             Err(e) => {
@@ -288,11 +313,6 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let meta = command.meta();
-        if self.transfer.is_some() && !meta.during_transfer {
-            self.deferred.push_back(text);
-            return Ok(Flow::Continue);
-        }
         if let Some(refusal) = self.refusal(&command) {
             self.send(&refusal).await?;
             return Ok(Flow::Continue);
@@ -414,6 +434,7 @@ impl Session {
 
     async fn finish(&mut self) {
         let _ = self.cancel_transfer().await;
+        self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
     }
 }

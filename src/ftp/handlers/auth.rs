@@ -46,7 +46,12 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                     return Ok(Flow::Continue);
                 }
             };
-            let home = VirtualPath::root().resolve(&principal.user.home).unwrap_or_else(|_| VirtualPath::root());
+            // The directory only stores homes that resolve; one that does not is refused, never widened.
+            let Ok(home) = VirtualPath::root().resolve(&principal.user.home) else {
+                tracing::error!(user = %principal.user.username, tenant = %principal.tenant.name, "home does not resolve");
+                s.send(&Reply::new(530, "Login incorrect")).await?;
+                return Ok(Flow::Continue);
+            };
             if let Err(reply) = ensure_dir(storage.as_ref(), &home).await {
                 s.send(&reply).await?;
                 return Ok(Flow::Continue);
@@ -137,6 +142,9 @@ pub(super) fn pbsz(s: &mut Session) -> Reply {
 pub(super) fn prot(s: &mut Session, level: Prot) -> Reply {
     if !s.control.is_tls() {
         return Reply::new(503, "PROT needs a TLS control connection (AUTH TLS first)");
+    }
+    if !s.pbsz {
+        return Reply::new(503, "Send PBSZ 0 before PROT (RFC 4217 section 9)");
     }
     match level {
         Prot::Private => {

@@ -124,6 +124,12 @@ pub(super) async fn stat_path(s: &mut Session, input: &str) -> Reply {
         Ok(listing) => listing,
         Err(reply) => return reply,
     };
+    // RFC 959 §4.2: 212 for a directory's status, 213 for a file's.
+    let is_dir = match resolve(s, input) {
+        Ok((_, key)) => view(s).0.stat(&key).await.is_ok_and(|meta| meta.is_dir()),
+        Err(reply) => return reply,
+    };
+    let code = if is_dir { 212 } else { 213 };
     let mut out = vec![format!("Status of {path}:")];
     while let Some(line) = lines.next().await {
         match line {
@@ -136,5 +142,5 @@ pub(super) async fn stat_path(s: &mut Session, input: &str) -> Reply {
         }
     }
     out.push("End of status".to_owned());
-    Reply::multi(213, out)
+    Reply::multi(code, out)
 }

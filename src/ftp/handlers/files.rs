@@ -4,9 +4,10 @@
 use std::io;
 use std::time::SystemTime;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 
 use super::{check_data_ready, error, resolve, start_transfer, type_name, view};
+use crate::ftp::listing;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::transfer::Job;
@@ -108,9 +109,9 @@ pub(super) async fn mfmt(s: &mut Session, time: NaiveDateTime, input: &str) -> R
     }
 }
 
-/// RFC 3659 §2.3 time-val: `YYYYMMDDHHMMSS` in UTC.
+/// RFC 3659 §2.3 time-val: `YYYYMMDDHHMMSS` in UTC (the epoch for a time chrono cannot represent).
 fn timeval(time: SystemTime) -> String {
-    DateTime::<Utc>::from(time).format("%Y%m%d%H%M%S").to_string()
+    listing::utc(time).unwrap_or_default().format("%Y%m%d%H%M%S").to_string()
 }
 
 pub(super) fn rest(s: &mut Session, offset: u64) -> Reply {

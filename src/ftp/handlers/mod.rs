@@ -76,7 +76,8 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
         Command::Abor => return abort(s).await,
     };
     s.send(&reply).await?;
-    Ok(Flow::Continue)
+    // 421 means the server is closing the control connection (RFC 959 §4.2.2).
+    Ok(if reply.code == 421 { Flow::Close } else { Flow::Continue })
 }
 
 /// QUIT (RFC 959 §4.1.1): a running transfer finishes and gets its reply first.
