@@ -35,10 +35,6 @@ impl Authenticator {
         Ok(Authenticator { directory, verifier: Verifier::new(params)?, failure_delay })
     }
 
-    pub fn directory(&self) -> &Arc<dyn Directory> {
-        &self.directory
-    }
-
     /// Resolves the tenant named by `HOST` or SNI, if any.
     pub async fn tenant_for_host(&self, host: &str) -> Result<Option<Tenant>, DirectoryError> {
         self.directory.tenant_by_hostname(&host.to_ascii_lowercase()).await

@@ -9,7 +9,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -267,19 +266,33 @@ impl Config {
     pub fn fs_root(&self) -> PathBuf {
         self.storage.fs_root.clone().unwrap_or_else(|| self.data_dir.join("storage"))
     }
+}
 
-    pub fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.ftp.idle_timeout_secs)
-    }
-
-    pub fn data_connect_timeout(&self) -> Duration {
-        Duration::from_secs(self.ftp.data_connect_timeout_secs)
+/// The URL without its query string and with any password in the authority replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords_and_parameters() {
+        assert_eq!(redact_url("postgres://u:secret@db/w?sslmode=require"), "postgres://u:***@db/w");
+        assert_eq!(redact_url("sqlite://x.db?mode=rwc"), "sqlite://x.db");
+        assert_eq!(redact_url("postgres://u@db/w"), "postgres://u@db/w");
+    }
 
     #[test]
     fn defaults_are_valid_and_strict() {

@@ -148,7 +148,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => wharf::server::run(config).await,
         Command::Migrate => {
             open_directory(&config).await?;
-            println!("migrations applied to {}", redact_url(&config.database_url()));
+            println!("migrations applied to {}", wharf::config::redact_url(&config.database_url()));
             Ok(())
         }
         Command::Tenant(command) => tenant_command(command, &*open_directory(&config).await?).await,
@@ -245,28 +245,13 @@ async fn open_directory(config: &Config) -> anyhow::Result<Arc<dyn Directory>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
     }
-    directory::open(&url).await.with_context(|| format!("opening the directory at {}", redact_url(&url)))
+    directory::open(&url).await.with_context(|| format!("opening the directory at {}", wharf::config::redact_url(&url)))
 }
 
 fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
-}
-
-/// The URL without its query string and with any password in the authority replaced by `***`.
-fn redact_url(url: &str) -> String {
-    let url = url.split('?').next().unwrap_or_default();
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 async fn existing_tenant(dir: &dyn Directory, name: &str) -> anyhow::Result<Tenant> {

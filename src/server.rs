@@ -223,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("  explicit FTPS (AUTH TLS): {explicit}");
     println!("  implicit FTPS:            {implicit}");
     println!("  data folder:              {}", config.data_dir.display());
-    println!("  directory:                {}", redact(&config.database_url()));
+    println!("  directory:                {}", crate::config::redact_url(&config.database_url()));
     if tenants == 0 {
         println!();
         println!("No tenants yet. Create one and a user, then connect with any FTPS client:");
@@ -257,20 +257,6 @@ async fn wait_for_signal() {
     }
 }
 
-/// Hides a password in a database URL.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,11 +273,5 @@ mod tests {
         assert!(limits.admit(b).is_err(), "global limit");
         drop(a1);
         assert!(limits.admit(a).is_ok());
-    }
-
-    #[test]
-    fn redacts_passwords_in_urls() {
-        assert_eq!(redact("postgres://u:secret@db/w"), "postgres://u:***@db/w");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }

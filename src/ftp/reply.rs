@@ -21,11 +21,6 @@ impl Reply {
         Reply { code, lines }
     }
 
-    /// True for 1xx replies: the command is still running and another reply follows.
-    pub fn is_preliminary(&self) -> bool {
-        self.code < 200
-    }
-
     /// The bytes sent on the control connection. CR and LF inside a line are replaced so that text taken
     /// from a client (a file name, say) can never forge an extra reply line.
     pub fn encode(&self) -> String {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::{check_data_ready, error, quote, resolve, start_transfer, view};
+use super::{check_data_ready, error, quote, refuse, resolve, start_transfer, view};
 use crate::ftp::listing::{self, Perms};
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
@@ -67,11 +67,7 @@ pub(super) async fn list(s: &mut Session, input: Option<String>, format: Format)
             };
             start_transfer(s, verb, &path, Job::List { lines }, opening).await
         }
-        Err(reply) => {
-            s.data = None;
-            s.send(&reply).await?;
-            Ok(Flow::Continue)
-        }
+        Err(reply) => refuse(s, reply).await,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use chrono::NaiveDateTime;
 
-use super::{check_data_ready, error, resolve, start_transfer, type_name, view};
+use super::{check_data_ready, error, refuse, resolve, start_transfer, type_name, view};
 use crate::ftp::listing;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
@@ -216,11 +216,4 @@ pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Res
         };
     }
     refuse(s, Reply::new(553, "Could not find a unique name")).await
-}
-
-/// Answers a transfer command that cannot start; the prepared data connection is dropped with it.
-async fn refuse(s: &mut Session, reply: Reply) -> io::Result<Flow> {
-    s.data = None;
-    s.send(&reply).await?;
-    Ok(Flow::Continue)
 }

@@ -163,6 +163,13 @@ async fn start_transfer(
     Ok(Flow::Continue)
 }
 
+/// Answers a transfer command that cannot start; the prepared data connection is dropped with it.
+async fn refuse(s: &mut Session, reply: Reply) -> io::Result<Flow> {
+    s.data = None;
+    s.send(&reply).await?;
+    Ok(Flow::Continue)
+}
+
 fn type_name(s: &Session) -> &'static str {
     if s.ascii {
         "ASCII"

@@ -40,16 +40,9 @@ pub(super) fn pasv(s: &mut Session) -> Reply {
         (Some(IpAddr::V4(ip)), _) | (None, IpAddr::V4(ip)) => ip,
         _ => return Reply::new(425, "PASV needs IPv4; use EPSV"),
     };
-    match s.shared.passive.bind(s.local.ip()) {
-        Ok(listener) => {
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-            s.data = Some(DataPlan::Passive(listener));
-            Reply::new(227, format!("Entering Passive Mode ({})", pasv_address(announced, port)))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no passive port available");
-            Reply::new(425, "No passive port available; try again")
-        }
+    match listen(s) {
+        Ok(port) => Reply::new(227, format!("Entering Passive Mode ({})", pasv_address(announced, port))),
+        Err(reply) => reply,
     }
 }
 
@@ -66,17 +59,21 @@ pub(super) fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
         }
         _ => {}
     }
-    match s.shared.passive.bind(s.local.ip()) {
-        Ok(listener) => {
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-            s.data = Some(DataPlan::Passive(listener));
-            Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)"))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no passive port available");
-            Reply::new(425, "No passive port available; try again")
-        }
+    match listen(s) {
+        Ok(port) => Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)")),
+        Err(reply) => reply,
     }
+}
+
+/// Binds a passive listener on the address the client connected to; it becomes the next data plan.
+fn listen(s: &mut Session) -> Result<u16, Reply> {
+    let listener = s.shared.passive.bind(s.local.ip()).map_err(|e| {
+        tracing::warn!(error = %e, "no passive port available");
+        Reply::new(425, "No passive port available; try again")
+    })?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    s.data = Some(DataPlan::Passive(listener));
+    Ok(port)
 }
 
 /// PORT and EPRT: only to the client's own address and an unprivileged port, so wharf cannot be used to
