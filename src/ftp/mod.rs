@@ -1,6 +1,7 @@
 //! The FTP protocol engine: parsing, replies, sessions, data connections and listings.
 
 pub mod command;
+mod control;
 pub mod data;
 pub mod error;
 mod handlers;

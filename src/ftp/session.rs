@@ -8,20 +8,18 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Command};
+use super::control::Control;
 use super::data::{DataPlan, PassivePorts};
 use super::error;
 use super::handlers;
@@ -46,60 +44,6 @@ pub struct Shared {
     pub storage: Arc<dyn StorageProvider>,
     pub tls: Tls,
     pub passive: PassivePorts,
-}
-
-/// The control connection before and after AUTH TLS.
-pub(super) enum Control {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only while the TLS handshake of AUTH TLS runs, or after it failed.
-    Closed,
-}
-
-impl Control {
-    pub(super) fn is_tls(&self) -> bool {
-        matches!(self, Control::Tls(_))
-    }
-}
-
-fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "control connection closed")
-}
-
-impl AsyncRead for Control {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Control::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Control::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Control::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-}
-
-impl AsyncWrite for Control {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Control::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Control::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Control::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Control::Plain(s) => Pin::new(s).poll_flush(cx),
-            Control::Tls(s) => Pin::new(s).poll_flush(cx),
-            Control::Closed => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Control::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Control::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Control::Closed => Poll::Ready(Ok(())),
-        }
-    }
 }
 
 /// A logged-in user's view: its principal, its tenant's storage and its home in the tenant's tree.

@@ -1,0 +1,64 @@
+//! The control connection: plain TCP until AUTH TLS (RFC 4217 §4), TLS afterwards, or TLS from the first
+//! byte on the implicit port.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// The control connection before and after AUTH TLS.
+pub(crate) enum Control {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the TLS handshake of AUTH TLS runs, or after it failed.
+    Closed,
+}
+
+impl Control {
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Control::Tls(_))
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "control connection closed")
+}
+
+impl AsyncRead for Control {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Control::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Control::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Control {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Control::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Control::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_flush(cx),
+            Control::Tls(s) => Pin::new(s).poll_flush(cx),
+            Control::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Control::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Control::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Control::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}

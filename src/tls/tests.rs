@@ -1,0 +1,132 @@
+//! Tests of the session store: binding to users, provisional resumption, confirmation, bounds.
+
+use super::*;
+
+fn granted(grant: Grant) -> Option<Vec<u8>> {
+    match grant {
+        Grant::Granted(value) => Some(value),
+        _ => None,
+    }
+}
+
+#[test]
+fn sessions_resume_only_for_the_same_user() {
+    let store = Arc::new(SessionStore::default());
+    let alice_control = SessionOwner::new();
+    let alice_data = SessionOwner::new();
+    let bob_data = SessionOwner::new();
+    store.insert(b"id".to_vec(), b"secret".to_vec(), alice_control.clone());
+
+    // Before login nobody matches, not even the same connection.
+    assert!(matches!(store.lookup(b"id", &alice_control), Grant::Refused));
+
+    alice_control.set_user(1, 10);
+    alice_data.set_user(1, 10);
+    bob_data.set_user(1, 11);
+    assert_eq!(granted(store.lookup(b"id", &alice_data)).as_deref(), Some(&b"secret"[..]));
+    assert!(matches!(store.lookup(b"id", &bob_data), Grant::Refused));
+    assert!(matches!(store.lookup(b"other", &alice_data), Grant::Refused));
+
+    // Same user id in another tenant is another user.
+    let other_tenant = SessionOwner::new();
+    other_tenant.set_user(2, 10);
+    assert!(matches!(store.lookup(b"id", &other_tenant), Grant::Refused));
+}
+
+#[tokio::test]
+async fn a_session_of_a_connection_still_logging_in_is_provisional_until_it_logs_in() {
+    let tls = test_tls();
+    let alice_b = SessionOwner::new();
+    tls.store.insert(b"b".to_vec(), b"secret".to_vec(), alice_b.clone());
+    let alice_a = SessionOwner::new();
+    alice_a.set_user(1, 10);
+
+    // The data connection of alice's session A resumes a session of her control connection B, which is
+    // between AUTH TLS and PASS.
+    let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+    let binding = data.binding.as_ref().unwrap();
+    assert!(binding.take(b"b").is_some());
+    let login = tokio::spawn({
+        let alice_b = alice_b.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            alice_b.set_user(1, 10);
+        }
+    });
+    assert!(data.confirm(Duration::from_secs(5)).await);
+    login.await.unwrap();
+
+    // If B becomes another user, or never logs in, the resumption does not count.
+    let bob_b = SessionOwner::new();
+    tls.store.insert(b"c".to_vec(), b"secret".to_vec(), bob_b.clone());
+    let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+    assert!(data.binding.as_ref().unwrap().take(b"c").is_some());
+    bob_b.set_user(1, 11);
+    assert!(!data.confirm(Duration::from_secs(5)).await);
+    let silent = SessionOwner::new();
+    tls.store.insert(b"d".to_vec(), b"secret".to_vec(), silent);
+    let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
+    assert!(data.binding.as_ref().unwrap().take(b"d").is_some());
+    assert!(!data.confirm(Duration::from_millis(100)).await);
+}
+
+#[tokio::test]
+async fn a_data_connection_records_sessions_only_after_a_confirmed_resumption() {
+    let tls = test_tls();
+    let alice = SessionOwner::new();
+    alice.set_user(1, 10);
+    tls.store.insert(b"control".to_vec(), b"secret".to_vec(), alice.clone());
+
+    let full_handshake = tls.data_acceptor(&alice, DataDirection::ToClient);
+    assert!(!full_handshake.binding.as_ref().unwrap().put(b"new".to_vec(), b"v".to_vec()));
+    assert!(matches!(tls.store.lookup(b"new", &alice), Grant::Refused));
+
+    let resumed = tls.data_acceptor(&alice, DataDirection::ToClient);
+    let binding = resumed.binding.as_ref().unwrap();
+    assert!(binding.take(b"control").is_some());
+    assert!(binding.put(b"new".to_vec(), b"v".to_vec()));
+    assert!(matches!(tls.store.lookup(b"new", &alice), Grant::Provisional(..)), "only provisional before confirmation");
+    assert!(resumed.confirm(Duration::from_secs(1)).await);
+    assert!(granted(tls.store.lookup(b"new", &alice)).is_some());
+
+    // A stranger resuming a ticket of a connection that never logs in as alice: what rustls issued to
+    // him during that handshake is never recorded under alice.
+    let mallory = SessionOwner::new();
+    tls.store.insert(b"mallory".to_vec(), b"secret".to_vec(), mallory.clone());
+    let raced = tls.data_acceptor(&alice, DataDirection::ToClient);
+    let binding = raced.binding.as_ref().unwrap();
+    assert!(binding.take(b"mallory").is_some());
+    assert!(binding.put(b"stolen".to_vec(), b"v".to_vec()));
+    assert!(!raced.confirm(Duration::from_millis(100)).await);
+    assert!(matches!(tls.store.lookup(b"stolen", &alice), Grant::Refused));
+}
+
+#[test]
+fn sessions_of_connections_that_never_log_in_are_forgotten_when_they_close() {
+    let store = SessionStore::default();
+    let drive_by = SessionOwner::new();
+    let alice = SessionOwner::new();
+    store.insert(b"a".to_vec(), b"v".to_vec(), drive_by.clone());
+    store.insert(b"b".to_vec(), b"v".to_vec(), alice.clone());
+    alice.set_user(1, 10);
+    store.forget_anonymous(&drive_by);
+    store.forget_anonymous(&alice);
+    assert_eq!(store.len(), 1);
+    assert!(granted(store.lookup(b"b", &alice)).is_some());
+}
+
+fn test_tls() -> Tls {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = PrivateKeyDer::try_from(certified.key_pair.serialize_der()).unwrap();
+    Tls::new(vec![certified.cert.der().clone()], key, Resumption::Enforced).unwrap()
+}
+
+#[test]
+fn store_is_bounded() {
+    let store = SessionStore::default();
+    let owner = SessionOwner::new();
+    for i in 0..(MAX_SESSIONS + 10) {
+        store.insert(i.to_le_bytes().to_vec(), vec![0], owner.clone());
+    }
+    assert!(store.len() <= MAX_SESSIONS);
+}
