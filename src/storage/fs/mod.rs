@@ -185,7 +185,7 @@ impl Storage for FsStorage {
     }
 
     async fn put(&self, key: &StorageKey, mode: WriteMode) -> Result<Box<dyn Upload>, StorageError> {
-        let (file, temp, target, fsync) = self
+        let (file, temp, target, fsync, keep) = self
             .with_key(key, move |loc, fsync| {
                 if loc.is_root || loc.is_dir() {
                     return Err(ErrorKind::IsADirectory.into());
@@ -204,14 +204,11 @@ impl Storage for FsStorage {
                     (WriteMode::Resume(offset), Some(len)) if offset <= len => offset,
                     (WriteMode::Resume(_), _) => return Err(ErrorKind::InvalidOffset.into()),
                 };
-                let (mut file, temp) = TempPath::create(loc.parent())?;
-                if keep > 0 {
-                    copy_prefix(&loc.path, &mut file, keep)?;
-                }
-                Ok((file, temp, loc.path, fsync))
+                let (file, temp) = TempPath::create(loc.parent())?;
+                Ok((file, temp, loc.path, fsync, keep))
             })
             .await?;
-        Ok(Box::new(FsUpload::new(file, temp, target, fsync)))
+        Ok(Box::new(FsUpload::new(file, temp, target, fsync, keep)))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
@@ -330,10 +327,11 @@ impl Drop for TempPath {
     }
 }
 
-/// Copies the first `len` bytes of `source` into `file` (in the kernel where it can: `copy_file_range`).
-fn copy_prefix(source: &Path, file: &mut File, len: u64) -> Result<(), StorageError> {
+/// Copies the first `len` bytes of `source` to the start of `file` (in the kernel where it can:
+/// `copy_file_range`).
+fn copy_prefix(source: &Path, file: &File, len: u64) -> Result<(), StorageError> {
     let source = File::open(source).map_err(io_error)?;
-    let copied = io::copy(&mut io::Read::take(source, len), file).map_err(io_error)?;
+    let copied = io::copy(&mut io::Read::take(source, len), &mut &*file).map_err(io_error)?;
     if copied < len {
         // The file shrank since it was measured.
         return Err(ErrorKind::InvalidOffset.into());

@@ -7,6 +7,10 @@
 //! has only the last partial batch left to flush. Where `O_DIRECT` is not available (tmpfs, some network
 //! file systems) or the upload starts at an unaligned offset (resume, append), every batch is written
 //! through the page cache, and writeback is started every [`WRITEBACK_EVERY`] bytes instead.
+//!
+//! A resumed upload (REST + STOR, APPE) keeps a prefix of the old file. That copy runs with the first
+//! write or the commit, inside the transfer, so the session has answered 150 and still reads ABOR while a
+//! large file is copied.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -32,6 +36,8 @@ pub(super) struct FsUpload {
     direct: Direct,
     /// Where the next batch goes.
     offset: u64,
+    /// The old file and how many of its bytes to keep, until they are copied.
+    prefix: Option<(PathBuf, u64)>,
     filling: Batch,
     /// The batch being written; it hands its buffer back for reuse.
     in_flight: Option<tokio::task::JoinHandle<io::Result<Batch>>>,
@@ -80,14 +86,16 @@ impl Batch {
 }
 
 impl FsUpload {
-    /// `file` is the temporary file, positioned after any bytes kept from the old file.
-    pub(super) fn new(mut file: File, temp: TempPath, target: PathBuf, fsync: bool) -> FsUpload {
-        let offset = io::Seek::stream_position(&mut file).unwrap_or(0);
+    /// `file` is the empty temporary file; the first `keep` bytes of the file at `target` come first.
+    pub(super) fn new(file: File, temp: TempPath, target: PathBuf, fsync: bool, keep: u64) -> FsUpload {
+        let offset = keep;
+        let prefix = (keep > 0).then(|| (target.clone(), keep));
         let direct = if fsync && offset % DIRECT_ALIGN as u64 == 0 { Direct::Untried } else { Direct::Unavailable };
         FsUpload {
             file: Arc::new(file),
             direct,
             offset,
+            prefix,
             filling: Batch::new(),
             in_flight: None,
             unsynced: 0,
@@ -122,8 +130,18 @@ impl FsUpload {
         }
     }
 
+    /// Copies the kept prefix of the old file, once, before anything else is written.
+    async fn copy_prefix(&mut self) -> Result<(), StorageError> {
+        if let Some((source, keep)) = self.prefix.take() {
+            let file = self.file.clone();
+            blocking(move || super::copy_prefix(&source, &file, keep)).await?;
+        }
+        Ok(())
+    }
+
     /// Sends the filled batch to the blocking pool, after the previous one finished.
     async fn write_batch(&mut self) -> Result<(), StorageError> {
+        self.copy_prefix().await?;
         let spare = self.settle().await?.unwrap_or_else(Batch::new);
         let mut batch = std::mem::replace(&mut self.filling, spare);
         let offset = self.offset;
@@ -175,6 +193,7 @@ impl Upload for FsUpload {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        self.copy_prefix().await?;
         if self.filling.filled > 0 {
             self.write_batch().await?;
         }
