@@ -32,11 +32,13 @@ pub fn storage_reply(err: &StorageError, doing: &str) -> Reply {
         ErrorKind::IsADirectory => Reply::new(550, "Is a directory"),
         ErrorKind::NotEmpty => Reply::new(550, "Directory not empty"),
         ErrorKind::Denied => Reply::new(550, "Permission denied"),
-        ErrorKind::QuotaExceeded => Reply::new(552, "Storage quota exceeded; nothing was stored"),
+        ErrorKind::QuotaExceeded => Reply::new(552, "Storage quota exceeded"),
         ErrorKind::InvalidOffset => Reply::new(554, "Restart offset is beyond the end of the file"),
         ErrorKind::Transient => Reply::new(451, format!("Temporary storage failure while {doing}; try again")),
         ErrorKind::Unsupported => Reply::new(504, "Not supported by this storage"),
-        ErrorKind::Internal => Reply::new(451, format!("Local error while {doing}; nothing was changed")),
+        // No claim about what was or was not changed: a failure can come after the last visible step
+        // (the folder fsync after an upload's rename).
+        ErrorKind::Internal => Reply::new(451, format!("Local error while {doing}; try again")),
     }
 }
 

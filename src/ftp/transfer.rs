@@ -46,7 +46,6 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-/// Secures the TCP connection, then moves the data.
 /// Where the data connection comes from and who may make it.
 pub struct Connect {
     pub plan: DataPlan,
