@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wharf::config::Config;
-use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant};
+use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant, TenantStorage};
 
 const MIN_PASSWORD_CHARS: usize = 8;
 
@@ -52,12 +52,58 @@ enum TenantCommand {
         /// A hostname (TLS SNI name or FTP HOST argument) that selects this tenant; repeatable.
         #[arg(long = "hostname", value_name = "HOST")]
         hostnames: Vec<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
     },
-    /// List tenants with their hostnames.
+    /// List tenants with their hostnames and storage (secrets are never shown).
     List,
+    /// Set where a tenant's files live on S3 (bring your own bucket); unset fields use the server's.
+    Storage {
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Manage a tenant's hostnames.
     #[command(subcommand)]
     Hostname(HostnameCommand),
+}
+
+/// A tenant's own S3 settings. The secret key is never given on the command line: only where to read it.
+#[derive(clap::Args)]
+struct StorageArgs {
+    /// The tenant's own bucket (default: the server's bucket, under the prefix `<tenant>/`).
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// S3-compatible endpoint URL.
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
+    /// Path-style addressing (true/false).
+    #[arg(long, value_name = "BOOL")]
+    path_style: Option<bool>,
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// Where the secret access key is: `env:NAME` or `file:/path`.
+    #[arg(long, value_name = "REF")]
+    secret_ref: Option<String>,
+}
+
+impl StorageArgs {
+    fn settings(self) -> TenantStorage {
+        TenantStorage {
+            bucket: self.bucket,
+            prefix: self.prefix,
+            endpoint: self.endpoint,
+            region: self.region,
+            path_style: self.path_style,
+            access_key_id: self.access_key_id,
+            secret_ref: self.secret_ref,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -159,11 +205,18 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::Result<()> {
     match command {
-        TenantCommand::Add { name, hostnames } => {
+        TenantCommand::Add { name, hostnames, storage } => {
             for hostname in &hostnames {
                 ensure_hostname_free(dir, hostname).await?;
             }
+            let storage = storage.settings();
+            storage.validate().map_err(|e| explain(e, "storage", &name))?;
             let tenant = dir.create_tenant(&name).await.map_err(|e| explain(e, "tenant", &name))?;
+            if storage != TenantStorage::default() {
+                dir.set_tenant_storage(tenant.id, &storage)
+                    .await
+                    .with_context(|| format!("tenant {name:?} was created, but setting its storage failed"))?;
+            }
             for hostname in &hostnames {
                 dir.add_hostname(tenant.id, hostname)
                     .await
@@ -177,9 +230,21 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
             for t in dir.list_tenants().await? {
                 let hostnames = dir.hostnames(t.id).await?;
                 let hostnames = if hostnames.is_empty() { "-".to_owned() } else { hostnames.join(",") };
-                rows.push(vec![t.name, yes_no(t.enabled), hostnames, timestamp(t.created_at)]);
+                rows.push(vec![
+                    t.name,
+                    yes_no(t.enabled),
+                    hostnames,
+                    storage_summary(&t.storage),
+                    timestamp(t.created_at),
+                ]);
             }
-            print_table(&["NAME", "ENABLED", "HOSTNAMES", "CREATED"], &rows);
+            print_table(&["NAME", "ENABLED", "HOSTNAMES", "STORAGE", "CREATED"], &rows);
+        }
+        TenantCommand::Storage { name, storage } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            let storage = storage.settings();
+            dir.set_tenant_storage(tenant.id, &storage).await.map_err(|e| explain(e, "storage", &name))?;
+            println!("tenant {name:?} now stores in {}", storage_summary(&storage));
         }
         TenantCommand::Hostname(HostnameCommand::Add { tenant, hostname }) => {
             let tenant = existing_tenant(dir, &tenant).await?;
@@ -189,6 +254,21 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Bucket, prefix and endpoint, and whether the tenant has credentials of its own (never the secret).
+fn storage_summary(s: &TenantStorage) -> String {
+    if *s == TenantStorage::default() {
+        return "default".to_owned();
+    }
+    let mut out = format!("s3://{}/{}", s.bucket.as_deref().unwrap_or("(default)"), s.prefix.as_deref().unwrap_or(""));
+    if let Some(endpoint) = &s.endpoint {
+        out.push_str(&format!(" at {endpoint}"));
+    }
+    if let Some(id) = &s.access_key_id {
+        out.push_str(&format!(" as {id}"));
+    }
+    out
 }
 
 async fn user_command(command: UserCommand, dir: &dyn Directory) -> anyhow::Result<()> {

@@ -17,11 +17,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::config::Backend;
 use crate::config::Config;
 use crate::directory::{self, password, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{Session, Shared};
 use crate::storage::fs::FsProvider;
+use crate::storage::s3::S3Provider;
+use crate::storage::StorageProvider;
 use crate::tls::{self, Tls};
 
 /// Connections refused for a limit are told so (421) by short-lived tasks; beyond this many at once they
@@ -31,6 +34,7 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 pub struct Server {
     shared: Arc<Shared>,
     directory: Arc<dyn Directory>,
+    s3: Option<Arc<S3Provider>>,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
 }
@@ -44,8 +48,17 @@ impl Server {
         let directory = directory::open(&config.database_url()).await.context("opening the directory")?;
         let (certs, key) = tls::load_identity(&config)?;
         let tls = Tls::new(certs, key, config.tls.data_session_resumption)?;
-        let storage = FsProvider::new(config.fs_root(), config.storage.fsync)
-            .with_context(|| format!("opening the storage folder {}", config.fs_root().display()))?;
+        let (storage, s3): (Arc<dyn StorageProvider>, _) = match config.storage.backend {
+            Backend::Fs => {
+                let fs = FsProvider::new(config.fs_root(), config.storage.fsync)
+                    .with_context(|| format!("opening the storage folder {}", config.fs_root().display()))?;
+                (Arc::new(fs), None)
+            }
+            Backend::S3 => {
+                let s3 = S3Provider::new(&config.storage.s3, directory.clone()).await.context("setting up S3")?;
+                (s3.clone(), Some(s3))
+            }
+        };
         let verifier_params = password::Params::default();
         let auth = Authenticator::new(
             directory.clone(),
@@ -61,8 +74,8 @@ impl Server {
             None => None,
         };
         let passive = PassivePorts::new(config.ftp.passive_ports);
-        let shared = Arc::new(Shared { config, auth, storage: Arc::new(storage), tls, passive });
-        Ok(Server { shared, directory, explicit, implicit })
+        let shared = Arc::new(Shared { config, auth, storage, tls, passive });
+        Ok(Server { shared, directory, s3, explicit, implicit })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -77,11 +90,20 @@ impl Server {
         self.directory.clone()
     }
 
+    /// The S3 backend, when it is the one in use.
+    pub fn s3(&self) -> Option<Arc<S3Provider>> {
+        self.s3.clone()
+    }
+
     /// Accepts connections until `shutdown` fires, then waits for the sessions to end.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let limits =
             Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
         let tracker = TaskTracker::new();
+        if let Some(s3) = self.s3.clone() {
+            let every = Duration::from_secs(self.shared.config.storage.s3.sweep_interval_secs);
+            tokio::spawn(sweep_uploads(s3, every, shutdown.clone()));
+        }
         for (listener, implicit) in [(self.explicit, false), (self.implicit, true)] {
             if let Some(listener) = listener {
                 let acceptor = Acceptor {
@@ -101,6 +123,21 @@ impl Server {
             tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
         }
         Ok(())
+    }
+}
+
+/// Aborts expired multipart uploads every `every` until shutdown.
+async fn sweep_uploads(s3: Arc<S3Provider>, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => match s3.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(aborted = n, "expired multipart uploads aborted"),
+                Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
+            },
+        }
     }
 }
 
@@ -224,6 +261,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("  implicit FTPS:            {implicit}");
     println!("  data folder:              {}", config.data_dir.display());
     println!("  directory:                {}", crate::config::redact_url(&config.database_url()));
+    match config.storage.backend {
+        Backend::Fs => println!("  storage:                  folder {}", config.fs_root().display()),
+        Backend::S3 => {
+            let s3 = &config.storage.s3;
+            let endpoint = s3.endpoint.as_deref().unwrap_or("AWS");
+            println!("  storage:                  S3 bucket {} at {endpoint}", s3.bucket.as_deref().unwrap_or(""));
+        }
+    }
     if tenants == 0 {
         println!();
         println!("No tenants yet. Create one and a user, then connect with any FTPS client:");

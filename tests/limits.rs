@@ -161,7 +161,7 @@ async fn a_tls_handshake_that_never_starts_is_dropped_at_the_login_timeout() {
 #[tokio::test]
 async fn a_data_connection_that_never_arrives_gets_425() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.data_connect_timeout_secs = 1).await;
-    wharf.put_file("f.bin", b"data");
+    wharf.put_file("f.bin", b"data").await;
     let mut ftp = wharf.login().await;
 
     assert_eq!(ftp.cmd("EPSV").await.code, 229);
@@ -173,14 +173,14 @@ async fn a_data_connection_that_never_arrives_gets_425() {
     assert_eq!(ftp.cmd("EPSV").await.code, 229);
     let reply = timeout(PATIENCE, ftp.cmd("STOR up.bin")).await.unwrap();
     assert_eq!(reply.code, 425, "{reply:?}");
-    assert_eq!(wharf.files_on_disk("acme"), vec!["f.bin"], "no file and no temporary upload");
+    assert_eq!(wharf.files_on_disk("acme").await, vec!["f.bin"], "no file and no temporary upload");
     assert_eq!(ftp.cmd("NOOP").await.code, 200);
 }
 
 #[tokio::test]
 async fn a_download_the_client_stops_reading_is_aborted_at_the_stall_timeout() {
     let wharf = Wharf::start_with(|cfg| cfg.ftp.stall_timeout_secs = 1).await;
-    wharf.put_file("big.bin", &bytes(32 << 20, 12));
+    wharf.put_file("big.bin", &bytes(32 << 20, 12)).await;
     let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("RETR big.bin").await.code, 150);
@@ -201,7 +201,7 @@ async fn an_upload_the_client_stops_sending_is_aborted_at_the_stall_timeout_and_
     tls.flush().await.unwrap();
     let reply = timeout(PATIENCE, ftp.reply()).await.expect("a stalled upload was never aborted");
     assert_eq!(reply.code, 426, "{reply:?}");
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new());
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -380,7 +380,7 @@ async fn half_open_connections_do_not_stall_others() {
 #[tokio::test]
 async fn a_client_that_never_reads_its_download_does_not_stall_others() {
     let wharf = Wharf::start().await;
-    wharf.put_file("big.bin", &bytes(32 << 20, 5));
+    wharf.put_file("big.bin", &bytes(32 << 20, 5)).await;
     let mut slow = wharf.login().await;
     let tcp = slow.epsv().await;
     assert_eq!(slow.cmd("RETR big.bin").await.code, 150);
@@ -433,7 +433,7 @@ fn outside_the_tenant(wharf: &Wharf) -> BTreeSet<String> {
 #[tokio::test]
 async fn no_path_escapes_the_users_root() {
     let wharf = Wharf::start().await;
-    wharf.put_file("inside.txt", b"mine");
+    wharf.put_file("inside.txt", b"mine").await;
     let before = outside_the_tenant(&wharf);
     let mut ftp = wharf.login().await;
 
@@ -486,8 +486,8 @@ async fn no_path_escapes_the_users_root() {
 async fn a_user_with_a_home_sees_and_touches_only_that_home() {
     let wharf = Wharf::start().await;
     wharf.add_user_with_home("acme", "bob", PASSWORD, "/in").await;
-    wharf.put_file("secret.txt", b"top secret");
-    wharf.put_file("in/mine.txt", b"bob's");
+    wharf.put_file("secret.txt", b"top secret").await;
+    wharf.put_file("in/mine.txt", b"bob's").await;
     let mut bob = Ftp::login(wharf.explicit, "bob@acme", PASSWORD).await;
 
     assert!(bob.cmd("PWD").await.text.starts_with("257 \"/\" "));
@@ -523,7 +523,7 @@ async fn a_user_with_a_home_sees_and_touches_only_that_home() {
     assert_eq!(bob.cmd("RMD /").await.code, 550);
     assert_eq!(bob.cmd("RNFR /").await.code, 550);
 
-    let mut files = wharf.files_on_disk("acme");
+    let mut files = wharf.files_on_disk("acme").await;
     files.sort();
     assert_eq!(files, vec!["in/secret.txt", "in/stolen.txt", "secret.txt"]);
 }

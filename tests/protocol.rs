@@ -118,7 +118,7 @@ async fn transfer_without_prot_p_is_refused_with_521() {
 #[tokio::test]
 async fn prot_c_is_allowed_when_policy_relaxed_and_data_flows_in_clear() {
     let wharf = Wharf::start_with(|cfg| cfg.tls.require_prot_p = false).await;
-    wharf.put_file("clear.txt", b"in the clear");
+    wharf.put_file("clear.txt", b"in the clear").await;
     let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
     ftp.auth_tls().await;
     assert_eq!(ftp.cmd("PBSZ 0").await.code, 200);
@@ -282,11 +282,12 @@ async fn feat_lists_every_extension_in_rfc_2389_form() {
         assert!(line.starts_with(' '), "feature line without the leading space: {line:?}");
     }
     let features: Vec<&str> = middle.iter().map(|l| l.trim()).collect();
-    for wanted in
-        ["AUTH TLS", "PBSZ", "PROT", "UTF8", "EPSV", "EPRT", "SIZE", "MDTM", "MFMT", "REST STREAM", "HOST", "TVFS"]
-    {
+    for wanted in ["AUTH TLS", "PBSZ", "PROT", "UTF8", "EPSV", "EPRT", "SIZE", "MDTM", "REST STREAM", "HOST", "TVFS"] {
         assert!(features.contains(&wanted), "FEAT lacks {wanted}: {features:?}");
     }
+    assert!(features.contains(&"HASH SHA-256*;CRC32"), "{features:?}");
+    // MFMT only where a file's time can be set (not on S3).
+    assert_eq!(features.contains(&"MFMT"), wharf.s3.is_none(), "{features:?}");
     let mlst = features.iter().find(|f| f.starts_with("MLST ")).expect("MLST in FEAT");
     for fact in ["type", "size", "modify", "perm"] {
         assert!(mlst.contains(fact), "{mlst}");
@@ -303,7 +304,7 @@ async fn opts_utf8_on_is_accepted() {
 #[tokio::test]
 async fn opts_mlst_selects_the_facts_mlsd_shows() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.txt", b"12345");
+    wharf.put_file("f.txt", b"12345").await;
     let mut ftp = wharf.login().await;
     let opts = ftp.cmd("OPTS MLST type;size;").await;
     assert_eq!(opts.code, 200, "{opts:?}");
@@ -328,7 +329,7 @@ async fn syst_noop_help_allo() {
 #[tokio::test]
 async fn stat_shows_the_session_and_stat_path_lists() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.txt", b"12345");
+    wharf.put_file("f.txt", b"12345").await;
     let mut ftp = wharf.login().await;
     let status = ftp.cmd("STAT").await;
     assert_eq!(status.code, 211);
@@ -360,7 +361,7 @@ async fn pwd_cwd_cdup_and_their_x_variants() {
     assert_eq!(ftp.cmd("XCUP").await.code, 250);
     assert!(ftp.cmd("PWD").await.text.starts_with("257 \"/\""));
     assert_eq!(ftp.cmd("CWD missing").await.code, 550);
-    wharf.put_file("file.txt", b"x");
+    wharf.put_file("file.txt", b"x").await;
     assert_eq!(ftp.cmd("CWD file.txt").await.code, 550);
 }
 
@@ -374,7 +375,7 @@ async fn a_quote_in_a_directory_name_is_doubled_in_257() {
     assert_eq!(ftp.cmd("CWD say \"hi\"").await.code, 250);
     let pwd = ftp.cmd("PWD").await;
     assert!(pwd.text.starts_with("257 \"/say \"\"hi\"\"\" "), "{pwd:?}");
-    assert!(wharf.file("acme", "say \"hi\"").is_dir());
+    assert!(wharf.is_dir("say \"hi\"").await);
 }
 
 #[tokio::test]
@@ -386,11 +387,11 @@ async fn mkd_rmd_and_their_errors() {
     assert!(mkd.text.contains("\"/d\""), "{mkd:?}");
     assert_eq!(ftp.cmd("MKD d").await.code, 550, "exists already");
     assert_eq!(ftp.cmd("MKD no/such/parent").await.code, 550);
-    wharf.put_file("d/inside.txt", b"x");
+    wharf.put_file("d/inside.txt", b"x").await;
     assert_eq!(ftp.cmd("RMD d").await.code, 550, "not empty");
     assert_eq!(ftp.cmd("DELE d/inside.txt").await.code, 250);
     assert_eq!(ftp.cmd("RMD d").await.code, 250);
-    assert!(!wharf.file("acme", "d").exists());
+    assert!(!wharf.exists("d").await);
     assert_eq!(ftp.cmd("XMKD e").await.code, 257);
     assert_eq!(ftp.cmd("XRMD e").await.code, 250);
     assert_eq!(ftp.cmd("RMD e").await.code, 550, "gone");
@@ -399,26 +400,26 @@ async fn mkd_rmd_and_their_errors() {
 #[tokio::test]
 async fn dele_removes_a_file_and_a_missing_one_is_550() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.txt", b"x");
+    wharf.put_file("f.txt", b"x").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("DELE f.txt").await.code, 250);
-    assert!(!wharf.file("acme", "f.txt").exists());
+    assert!(!wharf.exists("f.txt").await);
     assert_eq!(ftp.cmd("DELE f.txt").await.code, 550);
 }
 
 #[tokio::test]
 async fn rename_files_and_directories() {
     let wharf = Wharf::start().await;
-    wharf.put_file("old.txt", b"content");
-    wharf.put_file("dir/inner.txt", b"inner");
+    wharf.put_file("old.txt", b"content").await;
+    wharf.put_file("dir/inner.txt", b"inner").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("RNFR old.txt").await.code, 350);
     assert_eq!(ftp.cmd("RNTO new.txt").await.code, 250);
-    assert_eq!(wharf.read_file("new.txt"), b"content");
-    assert!(!wharf.file("acme", "old.txt").exists());
+    assert_eq!(wharf.read_file("new.txt").await, b"content");
+    assert!(!wharf.exists("old.txt").await);
     assert_eq!(ftp.cmd("RNFR dir").await.code, 350);
     assert_eq!(ftp.cmd("RNTO moved").await.code, 250);
-    assert_eq!(wharf.read_file("moved/inner.txt"), b"inner");
+    assert_eq!(wharf.read_file("moved/inner.txt").await, b"inner");
     assert_eq!(ftp.cmd("RNFR missing").await.code, 550);
     assert_eq!(ftp.cmd("RNTO anything").await.code, 503);
     // RNTO must follow RNFR directly.
@@ -446,14 +447,14 @@ async fn type_mode_stru_accept_what_wharf_does_and_refuse_the_rest() {
 #[tokio::test]
 async fn type_a_converts_line_ends_both_ways() {
     let wharf = Wharf::start().await;
-    wharf.put_file("unix.txt", b"one\ntwo\n");
+    wharf.put_file("unix.txt", b"one\ntwo\n").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("TYPE A").await.code, 200);
     let (data, reply) = ftp.retr("unix.txt").await;
     assert_eq!(reply.code, 226);
     assert_eq!(data, b"one\r\ntwo\r\n");
     assert_eq!(ftp.store("STOR", "up.txt", b"three\r\nfour\r\n").await.code, 226);
-    assert_eq!(wharf.read_file("up.txt"), b"three\nfour\n");
+    assert_eq!(wharf.read_file("up.txt").await, b"three\nfour\n");
     assert_eq!(ftp.cmd("TYPE I").await.code, 200);
     let (data, _) = ftp.retr("unix.txt").await;
     assert_eq!(data, b"one\ntwo\n", "TYPE I sends bytes unchanged");
@@ -464,7 +465,7 @@ async fn type_a_converts_line_ends_both_ways() {
 #[tokio::test]
 async fn pasv_announces_loopback_and_its_port_works() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.bin", &bytes(10_000, 3));
+    wharf.put_file("f.bin", &bytes(10_000, 3)).await;
     let mut ftp = wharf.login().await;
     let pasv = ftp.cmd("PASV").await;
     assert_eq!(pasv.code, 227, "{pasv:?}");
@@ -522,7 +523,7 @@ async fn active_retr(ftp: &mut Ftp, command: impl FnOnce(SocketAddr) -> String, 
 #[tokio::test]
 async fn port_active_mode_transfers_over_tls() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.bin", &bytes(50_000, 4));
+    wharf.put_file("f.bin", &bytes(50_000, 4)).await;
     let mut ftp = wharf.login().await;
     let port = |addr: SocketAddr| format!("PORT 127,0,0,1,{},{}", addr.port() >> 8, addr.port() & 0xff);
     let (data, reply) = active_retr(&mut ftp, port, "f.bin").await;
@@ -533,7 +534,7 @@ async fn port_active_mode_transfers_over_tls() {
 #[tokio::test]
 async fn eprt_active_mode_transfers_over_tls() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.bin", &bytes(50_000, 5));
+    wharf.put_file("f.bin", &bytes(50_000, 5)).await;
     let mut ftp = wharf.login().await;
     let eprt = |addr: SocketAddr| format!("EPRT |1|127.0.0.1|{}|", addr.port());
     let (data, reply) = active_retr(&mut ftp, eprt, "f.bin").await;
@@ -555,7 +556,7 @@ async fn port_to_another_host_or_a_privileged_port_is_refused() {
 #[tokio::test]
 async fn list_nlst_mlsd_mlst() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.txt", b"12345");
+    wharf.put_file("f.txt", b"12345").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("MKD sub").await.code, 257);
 
@@ -610,7 +611,7 @@ async fn list_of_a_missing_path_is_550() {
 #[tokio::test]
 async fn size_mdtm_mfmt() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.bin", &bytes(1234, 6));
+    wharf.put_file("f.bin", &bytes(1234, 6)).await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("MKD d").await.code, 257);
     assert_eq!(ftp.cmd("SIZE f.bin").await.text, "213 1234");
@@ -621,6 +622,12 @@ async fn size_mdtm_mfmt() {
     let stamp = mdtm.text.strip_prefix("213 ").unwrap();
     assert!(stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()), "{mdtm:?}");
     let mfmt = ftp.cmd("MFMT 20200102030405 f.bin").await;
+    if wharf.s3.is_some() {
+        // An object's time is when it was stored; S3 cannot change it without rewriting the object.
+        assert_eq!(mfmt.code, 504, "{mfmt:?}");
+        assert_eq!(ftp.cmd("MDTM f.bin").await.text, format!("213 {stamp}"));
+        return;
+    }
     assert_eq!(mfmt.code, 213, "{mfmt:?}");
     assert_eq!(ftp.cmd("MDTM f.bin").await.text, "213 20200102030405");
     assert_eq!(ftp.cmd("MFMT 20200102030405 missing").await.code, 550);
@@ -632,7 +639,7 @@ async fn size_mdtm_mfmt() {
 async fn rest_then_retr_sends_the_tail() {
     let wharf = Wharf::start().await;
     let data = bytes(100_000, 7);
-    wharf.put_file("f.bin", &data);
+    wharf.put_file("f.bin", &data).await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 60000").await.code, 350);
     let (tail, reply) = ftp.retr("f.bin").await;
@@ -646,7 +653,7 @@ async fn rest_then_retr_sends_the_tail() {
 #[tokio::test]
 async fn rest_beyond_the_end_of_the_file_is_554() {
     let wharf = Wharf::start().await;
-    wharf.put_file("f.bin", b"0123456789");
+    wharf.put_file("f.bin", b"0123456789").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 11").await.code, 350);
     let (data, reply) = ftp.retr("f.bin").await;
@@ -662,22 +669,22 @@ async fn rest_beyond_the_end_of_the_file_is_554() {
 async fn rest_then_stor_resumes_an_upload() {
     let wharf = Wharf::start().await;
     let data = bytes(250, 8);
-    wharf.put_file("partial.bin", &data[..100]);
+    wharf.put_file("partial.bin", &data[..100]).await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("REST 100").await.code, 350);
     assert_eq!(ftp.store("STOR", "partial.bin", &data[100..]).await.code, 226);
-    assert_eq!(wharf.read_file("partial.bin"), data);
+    assert_eq!(wharf.read_file("partial.bin").await, data);
 }
 
 #[tokio::test]
 async fn appe_appends() {
     let wharf = Wharf::start().await;
-    wharf.put_file("log.txt", b"hello ");
+    wharf.put_file("log.txt", b"hello ").await;
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.store("APPE", "log.txt", b"world").await.code, 226);
-    assert_eq!(wharf.read_file("log.txt"), b"hello world");
+    assert_eq!(wharf.read_file("log.txt").await, b"hello world");
     assert_eq!(ftp.store("APPE", "new.txt", b"first").await.code, 226);
-    assert_eq!(wharf.read_file("new.txt"), b"first");
+    assert_eq!(wharf.read_file("new.txt").await, b"first");
 }
 
 #[tokio::test]
@@ -694,8 +701,8 @@ async fn stou_stores_under_the_name_it_announces() {
     let mut rest = Vec::new();
     let _ = tls.read_to_end(&mut rest).await;
     assert_eq!(ftp.reply().await.code, 226);
-    assert_eq!(wharf.read_file(&name), b"unique");
-    assert_eq!(wharf.files_on_disk("acme"), vec![name]);
+    assert_eq!(wharf.read_file(&name).await, b"unique");
+    assert_eq!(wharf.files_on_disk("acme").await, vec![name]);
 }
 
 #[tokio::test]
@@ -714,14 +721,14 @@ async fn abor_during_an_upload_gives_426_then_226_and_stores_nothing() {
     let second = ftp.reply().await;
     assert_eq!(second.code, 226, "{second:?}");
     drop(tls);
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new(), "no file and no temporary upload");
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new(), "no file and no temporary upload");
     assert_eq!(ftp.cmd("NOOP").await.code, 200);
 }
 
 #[tokio::test]
 async fn abor_is_answered_at_once_even_behind_a_command_that_waits_for_the_transfer() {
     let wharf = Wharf::start().await;
-    wharf.put_file("big.bin", &bytes(32 << 20, 11));
+    wharf.put_file("big.bin", &bytes(32 << 20, 11)).await;
     let mut ftp = wharf.login().await;
     let tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("RETR big.bin").await.code, 150);
@@ -762,7 +769,7 @@ async fn an_upload_cut_without_close_notify_is_426_and_leaves_nothing() {
     let reply = ftp.reply().await;
     assert_eq!(reply.code, 426, "{reply:?}");
     drop(tcp);
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new());
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new());
     assert_eq!(ftp.cmd("SIZE cut.bin").await.code, 550);
 }
 
@@ -774,7 +781,7 @@ async fn a_unicode_name_with_spaces_round_trips_exactly() {
     let mut ftp = wharf.login().await;
     assert_eq!(ftp.cmd("OPTS UTF8 ON").await.code, 200);
     assert_eq!(ftp.store("STOR", name, data).await.code, 226);
-    assert_eq!(wharf.files_on_disk("acme"), vec![name.to_owned()]);
+    assert_eq!(wharf.files_on_disk("acme").await, vec![name.to_owned()]);
     let (names, _) = ftp.listing("NLST").await;
     assert_eq!(listing_lines(&names), vec![name]);
     let (list, _) = ftp.listing("LIST").await;

@@ -15,5 +15,5 @@ async fn upload_list_download_round_trip() {
     let (back, reply) = ftp.retr("hello.bin").await;
     assert_eq!(reply.code, 226, "{reply:?}");
     assert_eq!(back, data);
-    assert_eq!(wharf.files_on_disk("acme"), vec!["hello.bin"]);
+    assert_eq!(wharf.files_on_disk("acme").await, vec!["hello.bin"]);
 }

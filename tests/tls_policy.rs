@@ -178,7 +178,7 @@ async fn plain_login_still_needs_prot_p_for_data_unless_relaxed_too() {
     assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
     let _tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("STOR x.bin").await.code, 521);
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new());
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ async fn transfers_without_prot_p_get_521_and_prot_c_gets_534() {
     assert_eq!(ftp.cmd("PROT C").await.code, 534);
     let _tcp = ftp.epsv().await;
     assert_eq!(ftp.cmd("RETR there.txt").await.code, 521);
-    assert_eq!(wharf.files_on_disk("acme"), vec!["there.txt"]);
+    assert_eq!(wharf.files_on_disk("acme").await, vec!["there.txt"]);
 
     // PROT P then works.
     assert_eq!(ftp.cmd("PROT P").await.code, 200);
@@ -234,7 +234,7 @@ async fn data_connection_that_does_not_resume_gets_522_and_nothing_is_stored() {
     let up = transfer_with(&mut ftp, "STOR refused.bin", &fresh, Some(&bytes(50_000, 3))).await;
     assert_eq!(up.opening.code, 150, "{:?}", up.opening);
     assert_eq!(code(&up.reply), 522, "{:?}", up.reply);
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new(), "no file, no temporary left behind");
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new(), "no file, no temporary left behind");
 
     assert_eq!(ftp.store("STOR", "kept.bin", b"kept").await.code, 226);
     let down = transfer_with(&mut ftp, "RETR kept.bin", &fresh, None).await;
@@ -299,8 +299,8 @@ async fn a_stranger_cannot_resume_another_users_session() {
             }
         }
     }
-    assert_eq!(wharf.files_on_disk("acme"), Vec::<String>::new());
-    assert_eq!(wharf.files_on_disk("globex"), Vec::<String>::new());
+    assert_eq!(wharf.files_on_disk("acme").await, Vec::<String>::new());
+    assert_eq!(wharf.files_on_disk("globex").await, Vec::<String>::new());
 }
 
 /// Whoever races the client to its passive port (from the same address, e.g. behind the same NAT)

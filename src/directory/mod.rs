@@ -19,6 +19,88 @@ pub struct Tenant {
     pub name: String,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Where the S3 backend keeps this tenant's files; all `None` means the server's defaults.
+    pub storage: TenantStorage,
+}
+
+/// A tenant's own S3 settings (bring-your-own-bucket). Unset fields fall back to the server's S3 config;
+/// with no bucket of its own the tenant lives under `<server prefix><tenant>/` in the default bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantStorage {
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket, stored with a trailing `/` (or empty).
+    pub prefix: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<String>,
+    /// Where the secret key is: `env:NAME` or `file:/path`. The secret itself is never stored.
+    pub secret_ref: Option<String>,
+}
+
+impl TenantStorage {
+    /// Checks what an operator typed, so that a tenant's storage fails at `tenant add`, not at login.
+    pub fn validate(&self) -> Result<(), DirectoryError> {
+        let invalid = |why: &str| Err(DirectoryError::Invalid(why.to_owned()));
+        if let Some(bucket) = &self.bucket {
+            let ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+            if !ok {
+                return invalid("bucket must be 3-63 lower-case letters, digits, '-' or '.'");
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            if prefix.starts_with('/')
+                || prefix.contains("//")
+                || prefix.len() > 512
+                || prefix.chars().any(char::is_control)
+            {
+                return invalid("prefix must be relative, without '//' or control characters, at most 512 bytes");
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return invalid("endpoint must start with http:// or https://");
+            }
+        }
+        if self.access_key_id.is_some() != self.secret_ref.is_some() {
+            return invalid("access key id and secret reference must be given together");
+        }
+        if let Some(reference) = &self.secret_ref {
+            if !(reference.starts_with("env:") || reference.starts_with("file:")) || reference.len() < 6 {
+                return invalid("secret reference must be env:NAME or file:/path");
+            }
+        }
+        Ok(())
+    }
+
+    /// The prefix with exactly one trailing `/` (or empty).
+    pub fn normalised_prefix(prefix: &str) -> String {
+        let trimmed = prefix.trim_matches('/');
+        if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("{trimmed}/")
+        }
+    }
+}
+
+/// An open S3 multipart upload: running (its row is a lease, so that one lost with its process is aborted
+/// when the lease runs out) or interrupted and parked for the same user to continue (REST n + STOR, APPE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedUpload {
+    /// The store and bucket (`<endpoint>/<bucket>`), so that tenants sharing a bucket never collide.
+    pub location: String,
+    pub key: String,
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub upload_id: String,
+    /// `false` while the upload runs (the row is its lease), `true` once parked for a client to continue.
+    pub resumable: bool,
+    /// Committed parts and running checksums, owned by the S3 backend (JSON).
+    pub state: String,
+    pub parked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +165,26 @@ pub trait Directory: Send + Sync {
     async fn login_record(&self, tenant_id: i64, username: &str) -> Result<Option<LoginRecord>, DirectoryError>;
     /// Records a successful login (and a rehashed password when parameters changed).
     async fn record_login(&self, user_id: i64, new_hash: Option<&str>) -> Result<(), DirectoryError>;
+
+    async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError>;
+    async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError>;
+
+    /// Records (or updates) an open multipart upload.
+    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError>;
+    /// The newest resumable upload of an object.
+    async fn resumable_upload(&self, location: &str, key: &str) -> Result<Option<ParkedUpload>, DirectoryError>;
+    /// All resumable uploads of an object.
+    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError>;
+    /// Takes an upload out of the directory; `false` when another session (or instance) took it first.
+    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError>;
+    /// Parked uploads whose time ran out before `now`, oldest first, at most `limit`.
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError>;
+
+    /// Records the checksums of an object as stored with `etag`.
+    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError>;
+    /// The recorded `(etag, digest)` of an object.
+    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError>;
+    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError>;
 }
 
 /// Validates a tenant name (see [`Tenant::name`]).

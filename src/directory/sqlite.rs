@@ -13,7 +13,10 @@ use sqlx::Row;
 
 use super::*;
 
-const TENANT_COLUMNS: &str = "id, name, enabled, created_at";
+const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefix, s3_endpoint, s3_region, \
+                              s3_path_style, s3_access_key_id, s3_secret_ref";
+const PARKED_COLUMNS: &str =
+    "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
 const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at";
 
 pub struct SqliteDirectory {
@@ -79,8 +82,9 @@ impl Directory for SqliteDirectory {
 
     async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
         let row = sqlx::query(
-            "SELECT t.id, t.name, t.enabled, t.created_at FROM tenant_hostnames h \
-             JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = ?",
+            "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, t.s3_region, \
+                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref \
+             FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = ?",
         )
         .bind(hostname_key(hostname))
         .fetch_optional(&self.pool)
@@ -166,7 +170,10 @@ impl Directory for SqliteDirectory {
         let row = sqlx::query(
             "SELECT u.id, u.tenant_id, u.username, u.home, u.enabled, u.created_at, u.last_login_at, \
                     u.password_hash, \
-                    t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at \
+                    t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at, \
+                    t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
+                    t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
+                    t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref \
              FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE u.tenant_id = ? AND u.username = ?",
         )
@@ -194,6 +201,133 @@ impl Directory for SqliteDirectory {
                 .map_err(db_error)?;
         found_if(done.rows_affected() > 0)
     }
+
+    async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.map(|row| tenant_from_row(&row, "")).transpose()
+    }
+
+    async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError> {
+        storage.validate()?;
+        let done = sqlx::query(
+            "UPDATE tenants SET s3_bucket = ?, s3_prefix = ?, s3_endpoint = ?, s3_region = ?, s3_path_style = ?, \
+             s3_access_key_id = ?, s3_secret_ref = ? WHERE id = ?",
+        )
+        .bind(&storage.bucket)
+        .bind(storage.prefix.as_deref().map(TenantStorage::normalised_prefix))
+        .bind(&storage.endpoint)
+        .bind(&storage.region)
+        .bind(storage.path_style)
+        .bind(&storage.access_key_id)
+        .bind(&storage.secret_ref)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError> {
+        let sql =
+            format!("INSERT OR REPLACE INTO parked_uploads ({PARKED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        sqlx::query(&sql)
+            .bind(&upload.location)
+            .bind(&upload.key)
+            .bind(&upload.upload_id)
+            .bind(upload.tenant_id)
+            .bind(upload.user_id)
+            .bind(upload.resumable)
+            .bind(&upload.state)
+            .bind(time_text(upload.parked_at))
+            .bind(time_text(upload.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn resumable_upload(&self, location: &str, key: &str) -> Result<Option<ParkedUpload>, DirectoryError> {
+        Ok(self.resumable_uploads(location, key).await?.into_iter().next())
+    }
+
+    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
+             ORDER BY parked_at DESC"
+        );
+        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(parked_from_row).collect()
+    }
+
+    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = ? AND object_key = ? AND upload_id = ?")
+            .bind(location)
+            .bind(key)
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError> {
+        let sql =
+            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < ? ORDER BY expires_at LIMIT ?");
+        let rows = sqlx::query(&sql).bind(time_text(now)).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(parked_from_row).collect()
+    }
+
+    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError> {
+        sqlx::query("INSERT OR REPLACE INTO object_digests (location, object_key, etag, digest) VALUES (?, ?, ?, ?)")
+            .bind(location)
+            .bind(key)
+            .bind(etag)
+            .bind(digest)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError> {
+        sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = ? AND object_key = ?")
+            .bind(location)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM object_digests WHERE location = ? AND object_key = ?")
+            .bind(location)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+fn parked_from_row(row: &SqliteRow) -> Result<ParkedUpload, DirectoryError> {
+    let parked_at: String = row.try_get("parked_at").map_err(db_error)?;
+    let expires_at: String = row.try_get("expires_at").map_err(db_error)?;
+    Ok(ParkedUpload {
+        location: row.try_get("location").map_err(db_error)?,
+        key: row.try_get("object_key").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        user_id: row.try_get("user_id").map_err(db_error)?,
+        upload_id: row.try_get("upload_id").map_err(db_error)?,
+        resumable: row.try_get("resumable").map_err(db_error)?,
+        state: row.try_get("state").map_err(db_error)?,
+        parked_at: parse_time(&parked_at)?,
+        expires_at: parse_time(&expires_at)?,
+    })
+}
+
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The one mapping from sqlx errors: the database being out of reach is [`DirectoryError::Unavailable`]
@@ -226,7 +360,7 @@ fn found_if(found: bool) -> Result<(), DirectoryError> {
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    time_text(Utc::now())
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, DirectoryError> {
@@ -244,6 +378,15 @@ fn tenant_from_row(row: &SqliteRow, prefix: &str) -> Result<Tenant, DirectoryErr
         name: row.try_get(col("name").as_str()).map_err(db_error)?,
         enabled: row.try_get(col("enabled").as_str()).map_err(db_error)?,
         created_at: parse_time(&created_at)?,
+        storage: TenantStorage {
+            bucket: row.try_get(col("s3_bucket").as_str()).map_err(db_error)?,
+            prefix: row.try_get(col("s3_prefix").as_str()).map_err(db_error)?,
+            endpoint: row.try_get(col("s3_endpoint").as_str()).map_err(db_error)?,
+            region: row.try_get(col("s3_region").as_str()).map_err(db_error)?,
+            path_style: row.try_get(col("s3_path_style").as_str()).map_err(db_error)?,
+            access_key_id: row.try_get(col("s3_access_key_id").as_str()).map_err(db_error)?,
+            secret_ref: row.try_get(col("s3_secret_ref").as_str()).map_err(db_error)?,
+        },
     })
 }
 

@@ -53,6 +53,10 @@ pub enum Command {
     Size(String),
     Mdtm(String),
     Mfmt(NaiveDateTime, String),
+    /// draft-bryan-ftpext-hash: the selected algorithm's checksum of a whole file.
+    Hash(String),
+    /// `XSHA256 path` and `XCRC path`: the older one-algorithm forms of HASH.
+    XHash(HashAlgorithm, String),
     Rest(u64),
     Retr(String),
     Stor(String),
@@ -77,9 +81,32 @@ pub enum Prot {
     Confidential,
 }
 
+/// The checksums HASH can answer from what an upload recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Sha256,
+    Crc32,
+}
+
+impl HashAlgorithm {
+    /// The name draft-bryan-ftpext-hash gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "SHA-256",
+            HashAlgorithm::Crc32 => "CRC32",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HashAlgorithm> {
+        [HashAlgorithm::Sha256, HashAlgorithm::Crc32].into_iter().find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opts {
     Utf8(bool),
+    /// `OPTS HASH` asks for the selected algorithm; `OPTS HASH name` selects one (the name as sent).
+    Hash(Option<String>),
     /// `OPTS MLST fact;fact;` — the requested facts, lower-cased, unknown ones dropped by the session.
     Mlst(Vec<String>),
     /// Anything else: answered with 501.
@@ -191,6 +218,9 @@ impl Command {
             Command::Size(_) => "SIZE",
             Command::Mdtm(_) => "MDTM",
             Command::Mfmt(..) => "MFMT",
+            Command::Hash(_) => "HASH",
+            Command::XHash(HashAlgorithm::Sha256, _) => "XSHA256",
+            Command::XHash(HashAlgorithm::Crc32, _) => "XCRC",
             Command::Rest(_) => "REST",
             Command::Retr(_) => "RETR",
             Command::Stor(_) => "STOR",
@@ -239,7 +269,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, &line[line.len()..]),
     };
-    if verb.is_empty() || !verb.iter().all(u8::is_ascii_alphabetic) {
+    // Letters, then optionally digits (XSHA256).
+    if !verb.first().is_some_and(u8::is_ascii_alphabetic) || !verb.iter().all(u8::is_ascii_alphanumeric) {
         return Err(ParseError::Syntax);
     }
     // Decoded only by the verbs that read it, so an unknown verb is reported as unknown whatever follows.
@@ -265,7 +296,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         }
     };
 
-    let mut upper = [0u8; 4];
+    let mut upper = [0u8; 7];
     if verb.len() > upper.len() {
         return Err(unknown(verb));
     }
@@ -309,6 +340,9 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"MLSD" => Command::Mlsd(optional()?),
         b"MLST" => Command::Mlst(optional()?),
         b"SIZE" => Command::Size(required()?),
+        b"HASH" => Command::Hash(required()?),
+        b"XSHA256" => Command::XHash(HashAlgorithm::Sha256, required()?),
+        b"XCRC" => Command::XHash(HashAlgorithm::Crc32, required()?),
         b"MDTM" => {
             let path = required()?;
             // Some clients set the time with `MDTM YYYYMMDDHHMMSS path`. A file literally named like that is
@@ -382,6 +416,8 @@ fn opts(arg: &str) -> Opts {
         if rest.eq_ignore_ascii_case("OFF") {
             return Opts::Utf8(false);
         }
+    } else if name.eq_ignore_ascii_case("HASH") && !rest.contains(' ') {
+        return Opts::Hash((!rest.is_empty()).then(|| rest.to_owned()));
     } else if name.eq_ignore_ascii_case("MLST") && !rest.contains(' ') {
         return Opts::Mlst(rest.split(';').filter(|f| !f.is_empty()).map(str::to_ascii_lowercase).collect());
     }

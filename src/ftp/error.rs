@@ -32,6 +32,9 @@ pub fn storage_reply(err: &StorageError, doing: &str) -> Reply {
         ErrorKind::IsADirectory => Reply::new(550, "Is a directory"),
         ErrorKind::NotEmpty => Reply::new(550, "Directory not empty"),
         ErrorKind::Denied => Reply::new(550, "Permission denied"),
+        ErrorKind::LimitExceeded => {
+            Reply::new(550, format!("Refused: {doing} involves more objects than the server allows at once"))
+        }
         ErrorKind::QuotaExceeded => Reply::new(552, "Storage quota exceeded"),
         ErrorKind::InvalidOffset => Reply::new(554, "Restart offset is beyond the end of the file"),
         ErrorKind::Transient => Reply::new(451, format!("Temporary storage failure while {doing}; try again")),

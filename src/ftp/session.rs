@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::command::{self, Command};
+use super::command::{self, Command, HashAlgorithm};
 use super::control::Control;
 use super::data::{DataPlan, PassivePorts};
 use super::error;
@@ -98,6 +98,8 @@ pub struct Session {
     pub(super) data: Option<DataPlan>,
     pub(super) epsv_all: bool,
     pub(super) facts: Facts,
+    /// The algorithm HASH answers with (OPTS HASH).
+    pub(super) hash: HashAlgorithm,
     pub(super) transfer: Option<Running>,
     /// Commands that arrived while a transfer ran; they run in order when it ends.
     deferred: VecDeque<Line>,
@@ -142,6 +144,7 @@ impl Session {
             data: None,
             epsv_all: false,
             facts: Facts::default(),
+            hash: HashAlgorithm::Sha256,
             transfer: None,
             deferred: VecDeque::new(),
             login_started: now,

@@ -204,19 +204,31 @@ async fn receive(
             Ok(size) => (Reply::new(226, format!("Transfer complete ({size} bytes stored as {name})")), received),
             Err(e) => (error::storage_reply(&e, "storing the file"), received),
         },
-        Err(failure) => {
+        Err(Failure::Storage(e)) => {
             upload.abort().await;
-            let reply = match failure {
-                Failure::Aborted => Reply::new(426, "Transfer aborted; nothing was stored"),
+            (error::storage_reply(&e, "storing the file"), received)
+        }
+        Err(failure) => {
+            // The client stopped: the backend may keep the confirmed part for a REST + STOR or APPE.
+            let kept = upload.interrupt().await;
+            let what = match failure {
+                Failure::Aborted => "Transfer aborted",
                 Failure::Client(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     tracing::warn!("upload: data connection closed without TLS close_notify; possibly truncated");
-                    Reply::new(426, "Data connection closed without TLS close_notify; upload discarded")
+                    "Data connection closed without TLS close_notify"
                 }
                 Failure::Client(e) => {
                     tracing::info!(error = %e, "upload: data connection broke");
-                    Reply::new(426, "Data connection broke; upload discarded")
+                    "Data connection broke"
                 }
-                Failure::Storage(e) => error::storage_reply(&e, "storing the file"),
+                Failure::Storage(_) => unreachable!("handled above"),
+            };
+            let reply = match kept {
+                Some(bytes) => Reply::new(
+                    426,
+                    format!("{what}; not stored, but the first {bytes} bytes are kept: resume with REST {bytes} + STOR or APPE"),
+                ),
+                None => Reply::new(426, format!("{what}; nothing was stored")),
             };
             (reply, received)
         }

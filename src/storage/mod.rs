@@ -4,7 +4,9 @@
 //! the bytes as they arrive. An upload becomes visible only when [`Upload::commit`] succeeds; one that is
 //! aborted, dropped or fails leaves nothing behind.
 
+pub mod digest;
 pub mod fs;
+pub mod s3;
 
 use std::fmt;
 use std::sync::Arc;
@@ -113,6 +115,12 @@ pub trait Upload: Send {
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
     /// Discards everything written.
     async fn abort(self: Box<Self>);
+    /// The client went away or aborted. A backend that can keep what arrived for a later REST + STOR or
+    /// APPE of the same user does so and returns how many bytes it kept; the default discards everything.
+    async fn interrupt(self: Box<Self>) -> Option<u64> {
+        self.abort().await;
+        None
+    }
 }
 
 /// One tenant's storage. Keys are relative to the tenant's root (bucket + prefix, or folder).
@@ -137,12 +145,24 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn rename(&self, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError>;
     /// Sets a file's modification time (MFMT).
     async fn set_modified(&self, key: &StorageKey, time: SystemTime) -> Result<(), StorageError>;
+    /// The file's checksums (HASH): recorded at upload where the backend can, else computed by reading.
+    /// `Ok(None)` when they are not known and cannot be computed cheaply.
+    async fn digest(&self, key: &StorageKey) -> Result<Option<digest::Digest>, StorageError>;
+    /// The length of this user's interrupted upload of `key`, kept for REST + STOR or APPE to continue
+    /// (SIZE reports it while no file exists, so that clients resume from there).
+    async fn resumable_size(&self, _key: &StorageKey) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
 }
 
-/// Opens the storage of a tenant. One provider serves the whole process.
+/// Opens the storage of a tenant for one logged-in user. One provider serves the whole process.
 #[async_trait]
 pub trait StorageProvider: Send + Sync {
-    async fn open(&self, tenant: &crate::directory::Tenant) -> Result<Arc<dyn Storage>, StorageError>;
+    async fn open(
+        &self,
+        tenant: &crate::directory::Tenant,
+        user: &crate::directory::User,
+    ) -> Result<Arc<dyn Storage>, StorageError>;
 }
 
 /// What went wrong, in terms a protocol can act on; `ftp::error` maps each kind to one reply code.
@@ -162,6 +182,8 @@ pub enum ErrorKind {
     Denied,
     /// 552: out of space or over quota.
     QuotaExceeded,
+    /// 550: the operation would exceed a configured limit (objects moved by one rename).
+    LimitExceeded,
     /// 554: REST offset beyond the end of the file.
     InvalidOffset,
     /// 451: worth retrying later (network, throttling, I/O hiccup).

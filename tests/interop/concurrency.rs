@@ -39,9 +39,9 @@ async fn fifty_concurrent_sessions_upload_and_download_their_own_files() {
     assert_eq!(done.len(), SESSIONS);
 
     for i in 0..SESSIONS {
-        let on_disk = std::fs::read(wharf.file("acme", &format!("session-{i}.bin"))).unwrap();
+        let on_disk = wharf.read_file(&format!("session-{i}.bin")).await;
         assert_eq!(sha256(&on_disk), sha256(&bytes(SIZE + i, i as u64 + 1000)), "session-{i}.bin as stored");
     }
-    assert_eq!(wharf.files_on_disk("acme").len(), SESSIONS);
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.files_on_disk("acme").await.len(), SESSIONS);
+    assert_no_temp_files(&wharf, "acme").await;
 }

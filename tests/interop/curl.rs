@@ -17,7 +17,7 @@ async fn round_trips(wharf: &Wharf, curl: &Curl, dir: &Path, sizes: &[usize]) {
         let local = dir.join(&name);
         std::fs::write(&local, &data).unwrap();
         curl.upload(&local, &name).await;
-        let stored = std::fs::read(wharf.file("acme", &name)).unwrap();
+        let stored = wharf.read_file(&name).await;
         assert_eq!(sha256(&stored), sha256(&data), "{name} as stored");
 
         let back = dir.join(format!("{name}.back"));
@@ -25,7 +25,7 @@ async fn round_trips(wharf: &Wharf, curl: &Curl, dir: &Path, sizes: &[usize]) {
         let fetched = std::fs::read(&back).unwrap_or_else(|e| panic!("curl wrote no {}: {e}", back.display()));
         assert_eq!(sha256(&fetched), sha256(&data), "{name} as downloaded");
     }
-    assert_no_temp_files(wharf, "acme");
+    assert_no_temp_files(wharf, "acme").await;
 }
 
 #[tokio::test]
@@ -55,8 +55,8 @@ async fn curl_moves_64_mib_both_ways_byte_exact() {
     drop(data);
 
     Curl::explicit(&wharf, USER, PASSWORD).upload(&local, "big.bin").await;
-    assert_eq!(sha256(&std::fs::read(wharf.file("acme", "big.bin")).unwrap()), digest, "as stored");
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(sha256(&wharf.read_file("big.bin").await), digest, "as stored");
+    assert_no_temp_files(&wharf, "acme").await;
 
     for (curl, name) in
         [(Curl::explicit(&wharf, USER, PASSWORD), "explicit"), (Curl::implicit(&wharf, USER, PASSWORD), "implicit")]
@@ -88,9 +88,9 @@ async fn curl_uploads_succeed_every_time_in_a_row() {
     }
     assert!(failures.is_empty(), "{} of 20 uploads failed: {failures:#?}", failures.len());
     for i in 0..20 {
-        assert_eq!(sha256(&std::fs::read(wharf.file("acme", &format!("repeat-{i}.bin"))).unwrap()), sha256(&data));
+        assert_eq!(sha256(&wharf.read_file(&format!("repeat-{i}.bin")).await), sha256(&data));
     }
-    assert_no_temp_files(&wharf, "acme");
+    assert_no_temp_files(&wharf, "acme").await;
 }
 
 /// The partial files hold other bytes than the source, so the result shows that only the rest moved.
@@ -100,8 +100,7 @@ async fn curl_resumes_a_download_at_an_offset() {
     let dir = tempfile::tempdir().unwrap();
     let data = bytes(MIB + 123, 7);
     let other = bytes(300_000, 70);
-    std::fs::create_dir_all(wharf.file("acme", "")).unwrap();
-    std::fs::write(wharf.file("acme", "resume.bin"), &data).unwrap();
+    wharf.put_file("resume.bin", &data).await;
     let curl = Curl::explicit(&wharf, USER, PASSWORD);
     let url = curl.url("resume.bin");
     let local = dir.path().join("resume.bin");
@@ -123,28 +122,26 @@ async fn curl_resumes_an_upload_with_size_and_append() {
     let dir = tempfile::tempdir().unwrap();
     let data = bytes(MIB + 77, 8);
     let other = bytes(400_000, 80);
-    std::fs::create_dir_all(wharf.file("acme", "")).unwrap();
     // An interrupted upload left 400 000 bytes; `-C -` asks SIZE and sends the rest with APPE.
-    std::fs::write(wharf.file("acme", "upload.bin"), &other).unwrap();
+    wharf.put_file("upload.bin", &other).await;
     let curl = Curl::explicit(&wharf, USER, PASSWORD);
     let local = dir.path().join("upload.bin");
     std::fs::write(&local, &data).unwrap();
     let url = curl.url("upload.bin");
     curl.run(["--continue-at", "-", "--upload-file", local.to_str().unwrap(), &url]).await.ok();
 
-    let stored = std::fs::read(wharf.file("acme", "upload.bin")).unwrap();
+    let stored = wharf.read_file("upload.bin").await;
     assert_eq!(stored.len(), data.len());
     assert_eq!(sha256(&stored), sha256(&[&other[..], &data[400_000..]].concat()), "only the rest was sent");
-    assert_no_temp_files(&wharf, "acme");
+    assert_no_temp_files(&wharf, "acme").await;
 }
 
 #[tokio::test]
 async fn curl_lists_names_and_long_format() {
     let wharf = Wharf::start().await;
-    let root = wharf.file("acme", "");
-    std::fs::create_dir_all(root.join("docs")).unwrap();
-    std::fs::write(root.join("a.txt"), b"hello").unwrap();
-    std::fs::write(root.join("b.bin"), bytes(4096, 2)).unwrap();
+    wharf.put_dir("docs").await;
+    wharf.put_file("a.txt", b"hello").await;
+    wharf.put_file("b.bin", &bytes(4096, 2)).await;
     let curl = Curl::explicit(&wharf, USER, PASSWORD);
 
     let names = curl.run(["--list-only", &curl.url("/")]).await.ok().stdout_text();
@@ -165,10 +162,8 @@ async fn curl_lists_names_and_long_format() {
 #[tokio::test]
 async fn curl_quote_commands_delete_and_rename() {
     let wharf = Wharf::start().await;
-    let root = wharf.file("acme", "");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("gone.txt"), b"x").unwrap();
-    std::fs::write(root.join("old name.txt"), b"keep me").unwrap();
+    wharf.put_file("gone.txt", b"x").await;
+    wharf.put_file("old name.txt", b"keep me").await;
     let curl = Curl::explicit(&wharf, USER, PASSWORD);
 
     // `-Q -CMD` runs after the transfer (here a listing of the root, which must still show both).
@@ -187,8 +182,8 @@ async fn curl_quote_commands_delete_and_rename() {
         .ok()
         .stdout_text();
     assert!(listing.contains("gone.txt") && listing.contains("old name.txt"), "{listing}");
-    assert_eq!(wharf.files_on_disk("acme"), ["new name.txt"]);
-    assert_eq!(std::fs::read(root.join("new name.txt")).unwrap(), b"keep me");
+    assert_eq!(wharf.files_on_disk("acme").await, ["new name.txt"]);
+    assert_eq!(wharf.read_file("new name.txt").await, b"keep me");
 
     // A refused quote command fails the run.
     let refused = curl.run(["--list-only", "-Q", "-DELE gone.txt", &curl.url("/")]).await;
@@ -210,9 +205,9 @@ async fn curl_creates_missing_directories() {
     curl.run([OsStr::new("--ftp-create-dirs"), OsStr::new("--upload-file"), local.as_os_str(), OsStr::new(&url)])
         .await
         .ok();
-    assert_eq!(std::fs::read(wharf.file("acme", "one/two/three/leaf.txt")).unwrap(), b"deep");
-    assert!(wharf.file("acme", "one/two").is_dir());
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.read_file("one/two/three/leaf.txt").await, b"deep");
+    assert!(wharf.is_dir("one/two").await);
+    assert_no_temp_files(&wharf, "acme").await;
 }
 
 #[tokio::test]
@@ -226,8 +221,8 @@ async fn curl_round_trips_a_unicode_name_with_spaces() {
     let curl = Curl::explicit(&wharf, USER, PASSWORD);
 
     curl.upload(&local, name).await;
-    assert_eq!(wharf.files_on_disk("acme"), [name], "the name on disk is exactly the UTF-8 name");
-    assert_eq!(std::fs::read(wharf.file("acme", name)).unwrap(), data);
+    assert_eq!(wharf.files_on_disk("acme").await, [name], "the name on disk is exactly the UTF-8 name");
+    assert_eq!(wharf.read_file(name).await, data);
 
     let names = curl.run(["--list-only", &curl.url("/")]).await.ok().stdout_text();
     assert_eq!(names.lines().collect::<Vec<_>>(), [name]);
@@ -235,5 +230,5 @@ async fn curl_round_trips_a_unicode_name_with_spaces() {
     let back = dir.path().join("back.txt");
     curl.download(name, &back).await;
     assert_eq!(std::fs::read(&back).unwrap(), data);
-    assert_no_temp_files(&wharf, "acme");
+    assert_no_temp_files(&wharf, "acme").await;
 }

@@ -29,10 +29,10 @@ async fn ftplib_with_session_reuse_transfers_lists_and_manages_files() {
 
     // The script renamed and deleted small.bin; the others stay, byte for byte and under their exact names.
     std::fs::remove_file(local.path().join("small.bin")).unwrap();
-    assert_eq!(tree_digest(&wharf.file("acme", "dir")), tree_digest(local.path()));
-    assert_eq!(wharf.files_on_disk("acme"), ["dir/big.bin", &format!("dir/{UNICODE_NAME}")]);
-    assert!(!wharf.file("acme", "empty").exists(), "RMD removed /empty");
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.tree_digest("dir").await, tree_digest(local.path()));
+    assert_eq!(wharf.files_on_disk("acme").await, ["dir/big.bin", &format!("dir/{UNICODE_NAME}")]);
+    assert!(!wharf.exists("empty").await, "RMD removed /empty");
+    assert_no_temp_files(&wharf, "acme").await;
 }
 
 #[tokio::test]
@@ -40,13 +40,13 @@ async fn ftplib_without_session_reuse_is_refused_with_522() {
     let wharf = Wharf::start().await;
     let outcome = scenario(&wharf, "plain", &[]).await;
     assert!(outcome.starts_with("refused 522"), "{outcome}");
-    assert!(wharf.files_on_disk("acme").is_empty(), "a refused upload stores nothing");
+    assert!(wharf.files_on_disk("acme").await.is_empty(), "a refused upload stores nothing");
 }
 
 #[tokio::test]
 async fn ftplib_without_session_reuse_works_when_resumption_is_optional() {
     let wharf = Wharf::start_with(|cfg| cfg.tls.data_session_resumption = wharf::config::Resumption::Enabled).await;
     assert_eq!(scenario(&wharf, "plain", &[]).await, "ok");
-    assert_eq!(wharf.files_on_disk("acme"), ["plain.txt"]);
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.files_on_disk("acme").await, ["plain.txt"]);
+    assert_no_temp_files(&wharf, "acme").await;
 }

@@ -14,7 +14,6 @@ const PASS: &str = "lftp-Secret-42";
 async fn start() -> (Wharf, tempfile::TempDir) {
     let wharf = Wharf::start().await;
     wharf.add_user("acme", USER, PASS).await;
-    std::fs::create_dir_all(wharf.file("acme", "")).unwrap();
     (wharf, tempfile::tempdir().unwrap())
 }
 
@@ -35,10 +34,10 @@ async fn put_and_get(wharf: &Wharf, lftp: &Lftp, work: &Path) {
     lftp.run(work, &script.join("; ")).await.ok();
     for (i, len) in sizes.iter().enumerate() {
         let data = bytes(*len, 30 + i as u64);
-        assert_eq!(sha256(&std::fs::read(wharf.file("acme", &format!("f{len}.bin"))).unwrap()), sha256(&data));
+        assert_eq!(sha256(&wharf.read_file(&format!("f{len}.bin")).await), sha256(&data));
         assert_eq!(sha256(&std::fs::read(work.join(format!("back{len}"))).unwrap()), sha256(&data));
     }
-    assert_no_temp_files(wharf, "acme");
+    assert_no_temp_files(wharf, "acme").await;
 }
 
 #[tokio::test]
@@ -77,9 +76,9 @@ async fn lftp_mirror_round_trips_a_tree() {
     let lftp = Lftp::explicit(&wharf, LOGIN, PASS, &home(work));
 
     lftp.run(work, "mirror -R src tree").await.ok();
-    assert_eq!(tree_digest(&wharf.file("acme", "tree")), tree_digest(&src), "the tree as stored");
-    assert_eq!(tree_dirs(&wharf.file("acme", "tree")), tree_dirs(&src), "folders as stored");
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.tree_digest("tree").await, tree_digest(&src), "the tree as stored");
+    assert_eq!(wharf.tree_dirs("tree").await, tree_dirs(&src), "folders as stored");
+    assert_no_temp_files(&wharf, "acme").await;
 
     lftp.run(work, "mirror tree back").await.ok();
     assert_eq!(tree_digest(&work.join("back")), tree_digest(&src), "the tree mirrored back");
@@ -89,8 +88,8 @@ async fn lftp_mirror_round_trips_a_tree() {
 #[tokio::test]
 async fn lftp_manages_files_and_directories() {
     let (wharf, dir) = start().await;
-    std::fs::write(wharf.file("acme", "old.txt"), b"moving").unwrap();
-    std::fs::write(wharf.file("acme", "gone.txt"), b"x").unwrap();
+    wharf.put_file("old.txt", b"moving").await;
+    wharf.put_file("gone.txt", b"x").await;
     let lftp = Lftp::explicit(&wharf, LOGIN, PASS, &home(dir.path()));
 
     let out = lftp
@@ -98,9 +97,9 @@ async fn lftp_manages_files_and_directories() {
         .await
         .ok()
         .stdout_text();
-    assert_eq!(wharf.files_on_disk("acme"), ["newdir/moved.txt"]);
-    assert_eq!(std::fs::read(wharf.file("acme", "newdir/moved.txt")).unwrap(), b"moving");
-    assert!(wharf.file("acme", "deep").is_dir() && !wharf.file("acme", "deep/er").exists());
+    assert_eq!(wharf.files_on_disk("acme").await, ["newdir/moved.txt"]);
+    assert_eq!(wharf.read_file("newdir/moved.txt").await, b"moving");
+    assert!(wharf.is_dir("deep").await && !wharf.exists("deep/er").await);
 
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("newdir/moved.txt"), "cls -1 newdir first:\n{out}");
@@ -122,17 +121,17 @@ async fn lftp_resumes_get_and_put() {
     let data = bytes(1024 * 1024 + 5, 50);
     let other = bytes(300_000, 51);
     let resumed = |n: usize| sha256(&[&other[..n], &data[n..]].concat());
-    std::fs::write(wharf.file("acme", "down.bin"), &data).unwrap();
+    wharf.put_file("down.bin", &data).await;
     std::fs::write(work.join("down.bin"), &other[..300_000]).unwrap();
     // Interrupted uploads left 200 000 and 1 bytes; `put -c` and `reput` continue with REST + STOR.
-    std::fs::write(wharf.file("acme", "up.bin"), &other[..200_000]).unwrap();
-    std::fs::write(wharf.file("acme", "up2.bin"), &other[..1]).unwrap();
+    wharf.put_file("up.bin", &other[..200_000]).await;
+    wharf.put_file("up2.bin", &other[..1]).await;
     std::fs::write(work.join("up.bin"), &data).unwrap();
     let lftp = Lftp::explicit(&wharf, LOGIN, PASS, &home(work));
 
     lftp.run(work, "get -c down.bin; put -c up.bin; reput up.bin -o up2.bin").await.ok();
     assert_eq!(sha256(&std::fs::read(work.join("down.bin")).unwrap()), resumed(300_000), "get -c");
-    assert_eq!(sha256(&std::fs::read(wharf.file("acme", "up.bin")).unwrap()), resumed(200_000), "put -c");
-    assert_eq!(sha256(&std::fs::read(wharf.file("acme", "up2.bin")).unwrap()), resumed(1), "reput");
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(sha256(&wharf.read_file("up.bin").await), resumed(200_000), "put -c");
+    assert_eq!(sha256(&wharf.read_file("up2.bin").await), resumed(1), "reput");
+    assert_no_temp_files(&wharf, "acme").await;
 }

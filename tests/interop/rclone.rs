@@ -34,8 +34,8 @@ async fn rclone_copies_checks_and_copies_back_a_tree() {
 
     let remote = rclone.remote("tree");
     let copy = rclone.run([OsStr::new("copy"), src.as_os_str(), OsStr::new(&remote)]).await.ok();
-    assert_eq!(tree_digest(&wharf.file("acme", "tree")), tree_digest(&src), "the tree as stored\n{}", copy.stderr);
-    assert_no_temp_files(&wharf, "acme");
+    assert_eq!(wharf.tree_digest("tree").await, tree_digest(&src), "the tree as stored\n{}", copy.stderr);
+    assert_no_temp_files(&wharf, "acme").await;
 
     // FTP offers no hash rclone knows, so check compares names and sizes (and says so).
     let check = rclone.run([OsStr::new("check"), src.as_os_str(), OsStr::new(&remote)]).await.ok();
@@ -49,11 +49,11 @@ async fn rclone_copies_checks_and_copies_back_a_tree() {
 async fn rclone_lists_deletes_and_manages_directories() {
     let wharf = Wharf::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let root = wharf.file("acme", "");
-    write_tree(
-        &root,
-        [("keep/one.txt", &b"1"[..]), ("keep/sub/two.txt", b"22"), ("junk/x.bin", b"x"), ("top.txt", b"t")],
-    );
+    for (path, content) in
+        [("keep/one.txt", &b"1"[..]), ("keep/sub/two.txt", b"22"), ("junk/x.bin", b"x"), ("top.txt", b"t")]
+    {
+        wharf.put_file(path, content).await;
+    }
     let rclone = Rclone::explicit(&wharf, "alice@acme", PASSWORD, dir.path()).await;
 
     let lsf = rclone.run(["lsf", "-R", &rclone.remote("")]).await.ok().stdout_text();
@@ -62,13 +62,13 @@ async fn rclone_lists_deletes_and_manages_directories() {
     assert_eq!(lines, ["junk/", "junk/x.bin", "keep/", "keep/one.txt", "keep/sub/", "keep/sub/two.txt", "top.txt"]);
 
     rclone.run(["delete", &rclone.remote("junk")]).await.ok();
-    assert!(!root.join("junk/x.bin").exists(), "delete removes the files");
+    assert!(!wharf.exists("junk/x.bin").await, "delete removes the files");
 
     rclone.run(["mkdir", &rclone.remote("made/deeper")]).await.ok();
-    assert!(root.join("made/deeper").is_dir(), "mkdir makes the folder and its parents");
+    assert!(wharf.is_dir("made/deeper").await, "mkdir makes the folder and its parents");
     rclone.run(["rmdir", &rclone.remote("made/deeper")]).await.ok();
-    assert!(!root.join("made/deeper").exists() && root.join("made").is_dir(), "rmdir removes only the leaf");
+    assert!(!wharf.exists("made/deeper").await && wharf.is_dir("made").await, "rmdir removes only the leaf");
     rclone.run(["rmdirs", &rclone.remote("")]).await.ok();
-    assert!(!root.join("made").exists() && !root.join("junk").exists(), "rmdirs removes the empty folders");
-    assert_eq!(wharf.files_on_disk("acme"), ["keep/one.txt", "keep/sub/two.txt", "top.txt"]);
+    assert!(!wharf.exists("made").await && !wharf.exists("junk").await, "rmdirs removes the empty folders");
+    assert_eq!(wharf.files_on_disk("acme").await, ["keep/one.txt", "keep/sub/two.txt", "top.txt"]);
 }

@@ -208,11 +208,13 @@ pub async fn python(script: &str, args: &[&OsStr]) -> Run {
 }
 
 /// Fails when an upload left one of the fs backend's hidden temporaries behind.
-#[track_caller]
-pub fn assert_no_temp_files(wharf: &Wharf, tenant: &str) {
-    let files = wharf.files_on_disk(tenant);
+pub async fn assert_no_temp_files(wharf: &Wharf, tenant: &str) {
+    let files = wharf.files_on_disk(tenant).await;
     let temps: Vec<&String> = files.iter().filter(|f| f.contains(".wharf-")).collect();
     assert!(temps.is_empty(), "temporary upload files remain: {temps:?} (all files: {files:?})");
+    if let Some(bucket) = &wharf.s3 {
+        assert_eq!(bucket.open_uploads().await, 0, "multipart uploads left open on the S3 server");
+    }
 }
 
 /// Writes `files` (relative path → content) under `root`, making folders as needed.

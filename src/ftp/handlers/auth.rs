@@ -39,7 +39,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
     };
     match s.shared.auth.login(&name, host_tenant.as_ref(), &password).await {
         Ok(principal) => {
-            let storage = match s.shared.storage.open(&principal.tenant).await {
+            let storage = match s.shared.storage.open(&principal.tenant, &principal.user).await {
                 Ok(storage) => storage,
                 Err(e) => {
                     s.send(&error::storage_reply(&e, "opening the tenant's storage")).await?;

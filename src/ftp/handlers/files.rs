@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use chrono::NaiveDateTime;
 
+use crate::ftp::command::HashAlgorithm;
+
 use super::{check_data_ready, error, refuse, resolve, start_transfer, type_name, view};
 use crate::ftp::listing;
 use crate::ftp::reply::Reply;
@@ -75,10 +77,44 @@ pub(super) async fn size(s: &mut Session, input: &str) -> Reply {
         Ok(resolved) => resolved,
         Err(reply) => return reply,
     };
-    match view(s).0.stat(&key).await {
+    let storage = view(s).0;
+    match storage.stat(&key).await {
         Ok(meta) if !meta.is_dir() => Reply::new(213, meta.size.to_string()),
         Ok(_) => Reply::new(550, "Not a plain file"),
+        // An interrupted upload kept for this user: its length is where REST + STOR or APPE continues.
+        Err(e) if e.kind() == ErrorKind::NotFound => match storage.resumable_size(&key).await {
+            Ok(Some(size)) => Reply::new(213, size.to_string()),
+            Ok(None) => error::storage_reply(&e, "reading the size"),
+            Err(e) => error::storage_reply(&e, "reading the size"),
+        },
         Err(e) => error::storage_reply(&e, "reading the size"),
+    }
+}
+
+/// HASH (draft-bryan-ftpext-hash §3) and its older forms XSHA256 and XCRC (`legacy`), answered from the
+/// checksums recorded when the file was stored.
+pub(super) async fn hash(s: &mut Session, algorithm: HashAlgorithm, input: &str, legacy: bool) -> Reply {
+    let (path, key) = match resolve(s, input) {
+        Ok(resolved) => resolved,
+        Err(reply) => return reply,
+    };
+    let digest = match view(s).0.digest(&key).await {
+        Ok(Some(digest)) => digest,
+        Ok(None) => return Reply::new(550, "No checksum is recorded for this file (it was not stored through wharf)"),
+        Err(e) => return error::storage_reply(&e, "reading the checksum"),
+    };
+    let value = match algorithm {
+        HashAlgorithm::Sha256 => digest.sha256().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        HashAlgorithm::Crc32 => format!("{:08x}", digest.crc32),
+    };
+    match (legacy, algorithm) {
+        (true, HashAlgorithm::Sha256) => Reply::new(213, value),
+        (true, HashAlgorithm::Crc32) => Reply::new(250, value.to_ascii_uppercase()),
+        (false, _) => {
+            let end = digest.len.saturating_sub(1);
+            let name = path.file_name().unwrap_or("/");
+            Reply::new(213, format!("{} 0-{end} {value} {name}", algorithm.name()))
+        }
     }
 }
 

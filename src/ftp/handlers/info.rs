@@ -1,12 +1,14 @@
 //! Capabilities and status: RFC 2389 (FEAT, OPTS), RFC 2640 §3.2 (OPTS UTF8), RFC 3659 §7.9 (OPTS MLST),
 //! RFC 959 §4.1.3 (SYST, STAT, HELP).
 
-use crate::ftp::command::Opts;
+use crate::ftp::command::{HashAlgorithm, Opts};
 use crate::ftp::listing::Facts;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::Session;
 
-pub(super) fn feat() -> Reply {
+/// MFMT is offered only where files keep a settable time: S3 objects carry the time they were stored.
+pub(super) fn feat(s: &Session) -> Reply {
+    let mfmt = s.shared.config.storage.backend == crate::config::Backend::Fs;
     let lines = [
         "Features:",
         "AUTH TLS",
@@ -18,19 +20,28 @@ pub(super) fn feat() -> Reply {
         "HOST",
         "SIZE",
         "MDTM",
-        "MFMT",
+        if mfmt { "MFMT" } else { "" },
+        "HASH SHA-256*;CRC32",
         "REST STREAM",
         "TVFS",
         &Facts::default().feat_line(),
         "End",
     ];
-    Reply::multi(211, lines.iter().map(|l| l.to_string()).collect())
+    Reply::multi(211, lines.iter().filter(|l| !l.is_empty()).map(|l| l.to_string()).collect())
 }
 
 pub(super) fn opts(s: &mut Session, opts: Opts) -> Reply {
     match opts {
         Opts::Utf8(true) => Reply::new(200, "UTF8 set to on"),
         Opts::Utf8(false) => Reply::new(504, "Names are always UTF-8"),
+        Opts::Hash(None) => Reply::new(200, s.hash.name()),
+        Opts::Hash(Some(name)) => match HashAlgorithm::from_name(&name) {
+            Some(algorithm) => {
+                s.hash = algorithm;
+                Reply::new(200, algorithm.name())
+            }
+            None => Reply::new(504, "Unknown algorithm; choose SHA-256 or CRC32"),
+        },
         Opts::Mlst(names) => {
             s.facts = Facts::from_names(&names);
             Reply::new(200, format!("MLST OPTS {}", s.facts.selected()))
@@ -42,9 +53,9 @@ pub(super) fn opts(s: &mut Session, opts: Opts) -> Reply {
 pub(super) fn help() -> Reply {
     let lines = vec![
         "The following commands are recognized:".to_owned(),
-        "ABOR ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP HOST LIST MDTM MFMT MKD MLSD MLST".to_owned(),
-        "MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SIZE STAT".to_owned(),
-        "STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD".to_owned(),
+        "ABOR ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP HOST LIST MDTM MFMT MKD MLSD".to_owned(),
+        "MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SIZE".to_owned(),
+        "STAT STOR STOU STRU SYST TYPE USER XCRC XCUP XCWD XMKD XPWD XRMD XSHA256".to_owned(),
         "Help OK".to_owned(),
     ];
     Reply::multi(214, lines)

@@ -21,6 +21,7 @@ use futures_util::stream::{self, StreamExt};
 
 use self::download::ReadAhead;
 use self::upload::FsUpload;
+use super::digest::Digest;
 use super::{
     Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageProvider,
     Upload, WriteMode,
@@ -79,7 +80,11 @@ impl FsProvider {
 
 #[async_trait]
 impl StorageProvider for FsProvider {
-    async fn open(&self, tenant: &crate::directory::Tenant) -> Result<Arc<dyn Storage>, StorageError> {
+    async fn open(
+        &self,
+        tenant: &crate::directory::Tenant,
+        _user: &crate::directory::User,
+    ) -> Result<Arc<dyn Storage>, StorageError> {
         // The directory validates names; checked again because this one becomes a path.
         let name = &tenant.name;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -293,6 +298,23 @@ impl Storage for FsStorage {
                 return Err(ErrorKind::NotFound.into());
             }
             File::open(&loc.path).and_then(|file| file.set_modified(time)).map_err(io_error)
+        })
+        .await
+    }
+
+    /// A local file is cheap to read again, so its checksums are computed on demand.
+    async fn digest(&self, key: &StorageKey) -> Result<Option<Digest>, StorageError> {
+        self.with_key(key, |loc, _| {
+            check_file(&loc)?;
+            let mut file = File::open(&loc.path).map_err(io_error)?;
+            let mut digest = Digest::default();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                match io::Read::read(&mut file, &mut buf).map_err(io_error)? {
+                    0 => return Ok(Some(digest)),
+                    n => digest.update(&buf[..n]),
+                }
+            }
         })
         .await
     }

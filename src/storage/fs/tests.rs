@@ -310,12 +310,22 @@ async fn provider_gives_each_tenant_its_own_folder() {
         name: name.to_owned(),
         enabled: true,
         created_at: chrono::Utc::now(),
+        storage: Default::default(),
     };
-    let acme = provider.open(&tenant("acme-1")).await.unwrap();
+    let user = crate::directory::User {
+        id: 1,
+        tenant_id: 1,
+        username: "u".to_owned(),
+        home: "/".to_owned(),
+        enabled: true,
+        created_at: chrono::Utc::now(),
+        last_login_at: None,
+    };
+    let acme = provider.open(&tenant("acme-1"), &user).await.unwrap();
     acme.make_dir(&key("in")).await.unwrap();
     assert!(dir.path().join("data/acme-1/in").is_dir());
     for bad in ["", "..", "a/b", "Acme", ".wharf"] {
-        assert_eq!(kind(provider.open(&tenant(bad)).await), ErrorKind::Denied, "{bad:?}");
+        assert_eq!(kind(provider.open(&tenant(bad), &user).await), ErrorKind::Denied, "{bad:?}");
     }
 }
 

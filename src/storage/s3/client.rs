@@ -1,0 +1,74 @@
+//! Building S3 clients: the server's default one and those of tenants that bring their own store.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::{
+    Credentials, RequestChecksumCalculation, ResponseChecksumValidation, SharedCredentialsProvider,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use super::super::{ErrorKind, StorageError};
+use crate::config::S3Config;
+use crate::directory::TenantStorage;
+
+/// A client for the server's settings, overridden field by field by a tenant's own. Credentials come
+/// from the tenant's secret reference, else the server's static keys, else AWS's default chain.
+pub(super) async fn build(config: &S3Config, tenant: Option<&TenantStorage>) -> Result<Client, StorageError> {
+    let http =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http.clone());
+    let region = tenant.and_then(|t| t.region.clone()).or_else(|| config.region.clone());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    let credentials = match tenant.and_then(|t| t.access_key_id.as_ref().zip(t.secret_ref.as_ref())) {
+        Some((id, reference)) => Some(Credentials::new(id, secret_from_ref(reference)?, None, None, "wharf-tenant")),
+        None => match (&config.access_key_id, &config.secret_access_key, &config.secret_access_key_file) {
+            (Some(id), Some(secret), _) => Some(Credentials::new(id, secret.expose(), None, None, "wharf-config")),
+            (Some(id), None, Some(file)) => {
+                let secret = std::fs::read_to_string(file).map_err(|e| {
+                    StorageError::with_source(ErrorKind::Internal, format!("reading {}: {e}", file.display()))
+                })?;
+                Some(Credentials::new(id, secret.trim(), None, None, "wharf-config"))
+            }
+            _ => None,
+        },
+    };
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    let shared = loader.load().await;
+    let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(tenant.and_then(|t| t.path_style).unwrap_or(config.force_path_style))
+        // Wharf sends each part's CRC-32 itself. Responses are checked only when asked for: stores differ in
+        // how they report the checksum of a multipart object, and TLS already guards the wire.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // Slow FTP clients make slow bodies; the session's own stall timeout guards transfers instead.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).build(),
+        );
+    if shared.region().is_none() {
+        builder = builder.region(Region::new("us-east-1"));
+    }
+    if let Some(endpoint) = tenant.and_then(|t| t.endpoint.as_ref()).or(config.endpoint.as_ref()) {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(Client::from_conf(builder.build()))
+}
+
+/// Reads a tenant's secret key from `env:NAME` or `file:/path`; the value is never logged.
+fn secret_from_ref(reference: &str) -> Result<String, StorageError> {
+    let failed = |why: String| StorageError::with_source(ErrorKind::Internal, why);
+    if let Some(name) = reference.strip_prefix("env:") {
+        std::env::var(name).map_err(|_| failed(format!("the tenant's secret variable {name} is not set")))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|e| failed(format!("reading {path}: {e}")))
+    } else {
+        Err(failed("secret reference is neither env: nor file:".to_owned()))
+    }
+}

@@ -1,0 +1,560 @@
+//! The S3 backend: each tenant's tree is a key prefix in a bucket, and every transfer streams between the
+//! data channel and S3 with bounded memory and nothing on local disk.
+//!
+//! ```text
+//! virtual path /a/b.txt ──vfs──▶ key a/b.txt ──▶ object <prefix>a/b.txt
+//! directory    /a       ──vfs──▶ key a       ──▶ marker <prefix>a/  (or only objects below it)
+//! ```
+//!
+//! A directory exists when its marker does or when any object lies below it. Uploads are one PutObject
+//! below one part and a multipart upload above ([`upload`]); listings page through ListObjectsV2 with
+//! delimiter `/` as the client reads them; renames copy then delete ([`rename`]). Every open multipart upload
+//! is recorded in the directory, so an interrupted one can be continued (REST + STOR, APPE) and none is
+//! orphaned: the sweeper aborts those whose time ran out.
+
+mod budget;
+mod client;
+mod rename;
+mod upload;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use futures_util::stream::{self, StreamExt};
+
+pub use self::budget::Budget;
+use self::budget::TenantBudget;
+use self::upload::S3Upload;
+use super::digest::Digest;
+use super::{
+    Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageProvider,
+    Upload, WriteMode,
+};
+use crate::config::S3Config;
+use crate::directory::{Directory, DirectoryError, Tenant, TenantStorage, User};
+
+/// S3's smallest part (except the last) and largest single copy.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// What every tenant's storage shares: settings, the budget, the directory, the default client.
+struct Shared {
+    config: S3Config,
+    budget: Arc<Budget>,
+    directory: Arc<dyn Directory>,
+    default_client: Client,
+    /// Identifies the default endpoint in upload records.
+    default_endpoint: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("bucket", &self.config.bucket).finish_non_exhaustive()
+    }
+}
+
+/// One tenant's bucket and prefix, with the client that reaches them.
+#[derive(Debug)]
+struct Bucket {
+    client: Client,
+    name: String,
+    /// Empty, or ends with `/`.
+    prefix: String,
+    /// `<endpoint>/<bucket>`: names the store in upload and checksum records.
+    location: String,
+    budget: Arc<TenantBudget>,
+}
+
+/// Opens tenants' storage on S3; one per process.
+pub struct S3Provider {
+    shared: Arc<Shared>,
+    /// Tenants' buckets by tenant id, rebuilt when a tenant's settings change.
+    buckets: Mutex<HashMap<i64, (TenantStorage, Arc<Bucket>)>>,
+}
+
+impl std::fmt::Debug for S3Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Provider").field("bucket", &self.shared.config.bucket).finish_non_exhaustive()
+    }
+}
+
+impl S3Provider {
+    pub async fn new(config: &S3Config, directory: Arc<dyn Directory>) -> Result<Arc<S3Provider>, StorageError> {
+        let default_client = client::build(config, None).await?;
+        let shared = Shared {
+            budget: Budget::new(config.memory_budget),
+            default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
+            config: config.clone(),
+            directory,
+            default_client,
+        };
+        Ok(Arc::new(S3Provider { shared: Arc::new(shared), buckets: Mutex::new(HashMap::new()) }))
+    }
+
+    /// The global budget, for tests and metrics.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    async fn bucket(&self, tenant: &Tenant) -> Result<Arc<Bucket>, StorageError> {
+        if let Some((settings, bucket)) = self.buckets.lock().expect("not poisoned").get(&tenant.id) {
+            if *settings == tenant.storage {
+                return Ok(bucket.clone());
+            }
+        }
+        let own = &tenant.storage;
+        let config = &self.shared.config;
+        let client = if own.endpoint.is_some()
+            || own.region.is_some()
+            || own.access_key_id.is_some()
+            || own.path_style.is_some()
+        {
+            client::build(config, Some(own)).await?
+        } else {
+            self.shared.default_client.clone()
+        };
+        let name = own.bucket.clone().or_else(|| config.bucket.clone()).ok_or(ErrorKind::Internal)?;
+        let prefix = match (&own.bucket, &own.prefix) {
+            (_, Some(prefix)) => TenantStorage::normalised_prefix(prefix),
+            (Some(_), None) => String::new(),
+            (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.name)),
+        };
+        let endpoint = own.endpoint.as_deref().unwrap_or(&self.shared.default_endpoint);
+        let location = format!("{endpoint}/{name}");
+        // A settings change keeps the tenant's budget: its uploads in flight still hold room in it.
+        let budget = match self.buckets.lock().expect("not poisoned").get(&tenant.id) {
+            Some((_, old)) => old.budget.clone(),
+            None => TenantBudget::new(config.tenant_memory_budget),
+        };
+        let bucket = Arc::new(Bucket { client, name, prefix, location, budget });
+        self.buckets.lock().expect("not poisoned").insert(tenant.id, (tenant.storage.clone(), bucket.clone()));
+        Ok(bucket)
+    }
+
+    /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
+    /// every instance at once: each upload is taken out of the directory by exactly one of them.
+    pub async fn sweep(&self) -> Result<usize, StorageError> {
+        let mut aborted = 0;
+        loop {
+            let expired = self.shared.directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
+            if expired.is_empty() {
+                return Ok(aborted);
+            }
+            for upload in expired {
+                if !self
+                    .shared
+                    .directory
+                    .remove_upload(&upload.location, &upload.key, &upload.upload_id)
+                    .await
+                    .map_err(dir_error)?
+                {
+                    continue;
+                }
+                let Some(tenant) = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(dir_error)?
+                else {
+                    tracing::warn!(key = %upload.key, "expired upload of a deleted tenant; its parts stay until the bucket's lifecycle rule removes them");
+                    continue;
+                };
+                let bucket = self.bucket(&tenant).await?;
+                let result = bucket
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&bucket.name)
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .send()
+                    .await;
+                match result.map_err(sdk_error) {
+                    Ok(_) => aborted += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => aborted += 1,
+                    Err(e) => {
+                        tracing::warn!(key = %upload.key, error = %e, "aborting an expired upload failed; retrying later");
+                        // Back into the directory so that the next sweep tries again.
+                        let mut retry = upload.clone();
+                        retry.expires_at = chrono::Utc::now();
+                        self.shared.directory.save_upload(&retry).await.map_err(dir_error)?;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StorageProvider for S3Provider {
+    async fn open(&self, tenant: &Tenant, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        let bucket = self.bucket(tenant).await?;
+        Ok(Arc::new(S3Storage { bucket, shared: self.shared.clone(), tenant_id: tenant.id, user_id: user.id }))
+    }
+}
+
+/// One session's view of its tenant's bucket.
+#[derive(Debug, Clone)]
+pub struct S3Storage {
+    bucket: Arc<Bucket>,
+    shared: Arc<Shared>,
+    tenant_id: i64,
+    user_id: i64,
+}
+
+/// What HeadObject tells about a file.
+struct Head {
+    size: u64,
+    modified: Option<SystemTime>,
+    etag: String,
+}
+
+impl S3Storage {
+    fn object(&self, key: &StorageKey) -> String {
+        format!("{}{}", self.bucket.prefix, key.as_str())
+    }
+
+    /// The prefix of everything inside directory `key` (its marker's key).
+    fn dir_prefix(&self, key: &StorageKey) -> String {
+        if key.is_root() {
+            self.bucket.prefix.clone()
+        } else {
+            format!("{}{}/", self.bucket.prefix, key.as_str())
+        }
+    }
+
+    async fn head(&self, object: &str) -> Result<Option<Head>, StorageError> {
+        let b = &self.bucket;
+        match b.client.head_object().bucket(&b.name).key(object).send().await.map_err(sdk_error) {
+            Ok(out) => Ok(Some(Head {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of what lies below `prefix`, with or without the `/` delimiter.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        max_keys: Option<i32>,
+        token: Option<String>,
+    ) -> Result<ListObjectsV2Output, StorageError> {
+        let b = &self.bucket;
+        let mut request = b.client.list_objects_v2().bucket(&b.name).prefix(prefix).set_continuation_token(token);
+        if delimiter {
+            request = request.delimiter("/");
+        }
+        if let Some(max) = max_keys {
+            request = request.max_keys(max);
+        }
+        request.send().await.map_err(sdk_error)
+    }
+
+    /// The directory `key`, if its marker or anything below it exists.
+    async fn dir_meta(&self, key: &StorageKey) -> Result<Option<Metadata>, StorageError> {
+        if key.is_root() {
+            return Ok(Some(dir_metadata(None)));
+        }
+        let prefix = self.dir_prefix(key);
+        let page = self.list_page(&prefix, false, Some(1), None).await?;
+        // The marker sorts first: it is the shortest key with this prefix.
+        Ok(page.contents().first().map(|first| {
+            let marker_time = (first.key() == Some(prefix.as_str()))
+                .then(|| first.last_modified().and_then(|t| SystemTime::try_from(*t).ok()))
+                .flatten();
+            dir_metadata(marker_time)
+        }))
+    }
+
+    /// Succeeds when `key`'s parent is an existing directory.
+    async fn check_parent(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let parent = parent_key(key);
+        if parent.is_root() {
+            return Ok(());
+        }
+        if self.dir_meta(&parent).await?.is_some() {
+            return Ok(());
+        }
+        match self.head(&self.object(&parent)).await? {
+            Some(_) => Err(ErrorKind::NotADirectory.into()),
+            None => Err(ErrorKind::NotFound.into()),
+        }
+    }
+
+    /// After the last object below `key`'s parent went away, a marker keeps the parent, as a folder would.
+    async fn keep_parent(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let parent = parent_key(key);
+        if parent.is_root() || self.dir_meta(&parent).await?.is_some() {
+            return Ok(());
+        }
+        self.put_marker(&self.dir_prefix(&parent)).await
+    }
+
+    async fn put_marker(&self, marker: &str) -> Result<(), StorageError> {
+        let b = &self.bucket;
+        b.client
+            .put_object()
+            .bucket(&b.name)
+            .key(marker)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn delete_object(&self, object: &str) -> Result<(), StorageError> {
+        let b = &self.bucket;
+        b.client.delete_object().bucket(&b.name).key(object).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// The resumable upload of `object` this user may continue.
+    async fn own_parked(&self, object: &str) -> Result<Option<crate::directory::ParkedUpload>, StorageError> {
+        let parked = self.shared.directory.resumable_upload(&self.bucket.location, object).await.map_err(dir_error)?;
+        Ok(parked.filter(|p| p.user_id == self.user_id && p.tenant_id == self.tenant_id))
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn stat(&self, key: &StorageKey) -> Result<Metadata, StorageError> {
+        if key.is_root() {
+            return Ok(dir_metadata(None));
+        }
+        if let Some(head) = self.head(&self.object(key)).await? {
+            return Ok(Metadata { kind: EntryKind::File, size: head.size, modified: head.modified });
+        }
+        self.dir_meta(key).await?.ok_or(ErrorKind::NotFound.into())
+    }
+
+    async fn list(&self, dir: &StorageKey) -> Result<EntryStream, StorageError> {
+        let prefix = self.dir_prefix(dir);
+        let first = self.list_page(&prefix, true, None, None).await?;
+        let empty = first.contents().is_empty() && first.common_prefixes().is_empty();
+        if empty && !dir.is_root() {
+            return Err(match self.head(&self.object(dir)).await? {
+                Some(_) => ErrorKind::NotADirectory.into(),
+                None => ErrorKind::NotFound.into(),
+            });
+        }
+        // Pages are fetched as the client reads: one page (up to 1,000 keys) is held at a time.
+        let this = self.clone();
+        let pages = stream::unfold(Some(Ok(first)), move |next| {
+            let (this, prefix) = (this.clone(), prefix.clone());
+            async move {
+                let page = match next? {
+                    Ok(page) => page,
+                    Err(e) => return Some((vec![Err(e)], None)),
+                };
+                let entries = page_entries(&page, &prefix);
+                let next = match page.next_continuation_token() {
+                    Some(token) if page.is_truncated() == Some(true) => {
+                        Some(this.list_page(&prefix, true, None, Some(token.to_owned())).await)
+                    }
+                    _ => None,
+                };
+                Some((entries.into_iter().map(Ok).collect::<Vec<_>>(), next))
+            }
+        });
+        Ok(pages.flat_map(stream::iter).boxed())
+    }
+
+    async fn get(&self, key: &StorageKey, offset: u64) -> Result<Download, StorageError> {
+        if key.is_root() {
+            return Err(ErrorKind::IsADirectory.into());
+        }
+        let object = self.object(key);
+        let b = &self.bucket;
+        let mut request = b.client.get_object().bucket(&b.name).key(&object);
+        if offset > 0 {
+            request = request.range(format!("bytes={offset}-"));
+        }
+        match request.send().await.map_err(sdk_error) {
+            Ok(out) => {
+                let length = out.content_length().unwrap_or(0).max(0) as u64;
+                let reader = out.body.into_async_read();
+                Ok(Download { size: offset + length, reader: Box::new(Box::pin(reader)) })
+            }
+            // S3 answers 416 for a range starting at the end; a client resuming a complete file does that.
+            Err(e) if e.kind() == ErrorKind::InvalidOffset => match self.head(&object).await? {
+                Some(head) if head.size == offset => {
+                    Ok(Download { size: offset, reader: Box::new(tokio::io::empty()) })
+                }
+                Some(_) => Err(e),
+                None => Err(ErrorKind::NotFound.into()),
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => match self.dir_meta(key).await? {
+                Some(_) => Err(ErrorKind::IsADirectory.into()),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put(&self, key: &StorageKey, mode: WriteMode) -> Result<Box<dyn Upload>, StorageError> {
+        if key.is_root() {
+            return Err(ErrorKind::IsADirectory.into());
+        }
+        let (parent, is_dir) = tokio::join!(self.check_parent(key), self.dir_meta(key));
+        parent?;
+        if is_dir?.is_some() {
+            return Err(ErrorKind::IsADirectory.into());
+        }
+        S3Upload::start(self.clone(), self.object(key), mode).await.map(|u| Box::new(u) as Box<dyn Upload>)
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let object = self.object(key);
+        if key.is_root() || self.head(&object).await?.is_none() {
+            return Err(match self.dir_meta(key).await? {
+                Some(_) => ErrorKind::IsADirectory.into(),
+                None => ErrorKind::NotFound.into(),
+            });
+        }
+        self.delete_object(&object).await?;
+        self.shared.directory.forget_digest(&self.bucket.location, &object).await.map_err(dir_error)?;
+        self.keep_parent(key).await
+    }
+
+    async fn make_dir(&self, key: &StorageKey) -> Result<(), StorageError> {
+        if key.is_root() {
+            return Err(ErrorKind::AlreadyExists.into());
+        }
+        let object = self.object(key);
+        let (parent, file, dir) = tokio::join!(self.check_parent(key), self.head(&object), self.dir_meta(key));
+        parent?;
+        if file?.is_some() || dir?.is_some() {
+            return Err(ErrorKind::AlreadyExists.into());
+        }
+        self.put_marker(&self.dir_prefix(key)).await
+    }
+
+    async fn remove_dir(&self, key: &StorageKey) -> Result<(), StorageError> {
+        if key.is_root() {
+            return Err(ErrorKind::Denied.into());
+        }
+        let marker = self.dir_prefix(key);
+        let page = self.list_page(&marker, false, Some(2), None).await?;
+        let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
+        if keys.is_empty() {
+            return Err(match self.head(&self.object(key)).await? {
+                Some(_) => ErrorKind::NotADirectory.into(),
+                None => ErrorKind::NotFound.into(),
+            });
+        }
+        if keys.iter().any(|k| *k != marker) {
+            return Err(ErrorKind::NotEmpty.into());
+        }
+        self.delete_object(&marker).await?;
+        self.keep_parent(key).await
+    }
+
+    async fn rename(&self, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError> {
+        rename::rename(self, from, to).await
+    }
+
+    async fn set_modified(&self, _key: &StorageKey, _time: SystemTime) -> Result<(), StorageError> {
+        // An object's time is when it was stored; changing it would mean rewriting the object.
+        Err(ErrorKind::Unsupported.into())
+    }
+
+    async fn digest(&self, key: &StorageKey) -> Result<Option<Digest>, StorageError> {
+        let object = self.object(key);
+        let Some(head) = self.head(&object).await? else {
+            return Err(match self.dir_meta(key).await? {
+                Some(_) => ErrorKind::IsADirectory.into(),
+                None => ErrorKind::NotFound.into(),
+            });
+        };
+        let recorded = self.shared.directory.digest(&self.bucket.location, &object).await.map_err(dir_error)?;
+        // Valid only for the object as wharf stored it: another writer changes the ETag.
+        Ok(recorded
+            .filter(|(etag, _)| *etag == head.etag)
+            .and_then(|(_, text)| Digest::from_text(&text))
+            .filter(|d| d.len == head.size))
+    }
+
+    async fn resumable_size(&self, key: &StorageKey) -> Result<Option<u64>, StorageError> {
+        let parked = self.own_parked(&self.object(key)).await?;
+        Ok(parked.and_then(|p| upload::ParkedState::from_text(&p.state)).map(|s| s.bytes))
+    }
+}
+
+/// The entries of one listing page below `prefix`: its common prefixes are directories, its objects files;
+/// the directory's own marker and names a client could not address are left out.
+fn page_entries(page: &ListObjectsV2Output, prefix: &str) -> Vec<Entry> {
+    let visible = |name: &str| crate::vfs::VirtualPath::root().join(name).is_ok();
+    let dirs = page.common_prefixes().iter().filter_map(|p| {
+        let name = p.prefix()?.strip_prefix(prefix)?.strip_suffix('/')?;
+        visible(name).then(|| Entry { name: name.to_owned(), meta: dir_metadata(None) })
+    });
+    let files = page.contents().iter().filter_map(|o| {
+        let name = o.key()?.strip_prefix(prefix)?;
+        if name.is_empty() || !visible(name) {
+            return None;
+        }
+        let modified = o.last_modified().and_then(|t| SystemTime::try_from(*t).ok());
+        let meta = Metadata { kind: EntryKind::File, size: o.size().unwrap_or(0).max(0) as u64, modified };
+        Some(Entry { name: name.to_owned(), meta })
+    });
+    dirs.chain(files).collect()
+}
+
+fn dir_metadata(modified: Option<SystemTime>) -> Metadata {
+    Metadata { kind: EntryKind::Dir, size: 0, modified }
+}
+
+fn parent_key(key: &StorageKey) -> StorageKey {
+    match key.as_str().rsplit_once('/') {
+        Some((parent, _)) => StorageKey::from_normalised(parent.to_owned()),
+        None => StorageKey::from_normalised(String::new()),
+    }
+}
+
+/// The one mapping from SDK errors to storage kinds; the SDK's full report stays in the source for the log.
+fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some("NoSuchKey" | "NotFound" | "NoSuchUpload") => ErrorKind::NotFound,
+            Some("AccessDenied" | "Forbidden") => ErrorKind::Denied,
+            Some("InvalidRange") => ErrorKind::InvalidOffset,
+            Some("EntityTooLarge") => ErrorKind::QuotaExceeded,
+            Some(
+                "SlowDown" | "ServiceUnavailable" | "RequestTimeout" | "InternalError" | "PreconditionFailed"
+                | "OperationAborted",
+            ) => ErrorKind::Transient,
+            // HeadObject's 404 carries no code.
+            _ => match service.raw().status().as_u16() {
+                404 => ErrorKind::NotFound,
+                403 => ErrorKind::Denied,
+                416 => ErrorKind::InvalidOffset,
+                500.. => ErrorKind::Transient,
+                _ => ErrorKind::Internal,
+            },
+        },
+        _ => ErrorKind::Internal,
+    };
+    let report = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
+    StorageError::with_source(kind, report)
+}
+
+fn dir_error(e: DirectoryError) -> StorageError {
+    let kind = match e {
+        DirectoryError::Unavailable(_) => ErrorKind::Transient,
+        _ => ErrorKind::Internal,
+    };
+    StorageError::with_source(kind, e)
+}

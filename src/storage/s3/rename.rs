@@ -1,0 +1,216 @@
+//! RNFR/RNTO on a flat namespace: copy, then delete. A file is one CopyObject (a multipart copy above
+//! 5 GiB); a directory is every key below it, up to a configured count. All copies are made before any
+//! source is deleted, and a failed copy removes the copies already made, so an error never leaves a tree
+//! half in each place.
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+
+use super::upload::encode_key;
+use super::{dir_error, sdk_error, S3Storage, MAX_COPY};
+use crate::storage::{ErrorKind, StorageError, StorageKey};
+
+/// Copies run this many at a time.
+const PARALLEL: usize = 8;
+/// DeleteObjects takes at most 1,000 keys.
+const DELETE_BATCH: usize = 1000;
+
+pub(super) async fn rename(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError> {
+    if from.is_root() || to.is_root() {
+        return Err(ErrorKind::Denied.into());
+    }
+    let (source, target) = (s.object(from), s.object(to));
+    let (source_file, source_dir) = tokio::join!(s.head(&source), s.dir_meta(from));
+    let (source_file, source_dir) = (source_file?, source_dir?.is_some());
+    if source_file.is_none() && !source_dir {
+        return Err(ErrorKind::NotFound.into());
+    }
+    // A file and a directory can share a name on S3; the file is what clients see (as `stat` reports).
+    let is_dir = source_file.is_none();
+    if is_dir && to.as_str().starts_with(&format!("{}/", from.as_str())) {
+        return Err(ErrorKind::Denied.into());
+    }
+    let (parent, target_file, target_dir) = tokio::join!(s.check_parent(to), s.head(&target), s.dir_meta(to));
+    parent?;
+    let (target_file, target_dir) = (target_file?, target_dir?.is_some());
+    // Only a file replaces a file; anything else already there is in the way.
+    if target_dir || (is_dir && target_file.is_some()) {
+        return Err(ErrorKind::AlreadyExists.into());
+    }
+    if from == to {
+        return Ok(());
+    }
+    if let Some(head) = source_file {
+        let etag = copy_object(s, &source, &target, head.size).await?;
+        move_digest(s, &source, &target, &head.etag, etag.as_deref()).await;
+        s.delete_object(&source).await?;
+        return s.keep_parent(from).await;
+    }
+    rename_tree(s, from, to).await?;
+    s.keep_parent(from).await
+}
+
+async fn rename_tree(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError> {
+    let (source_prefix, target_prefix) = (s.dir_prefix(from), s.dir_prefix(to));
+    let limit = s.shared.config.max_rename_objects;
+    let mut objects = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s.list_page(&source_prefix, false, None, token).await?;
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                objects.push((
+                    key.to_owned(),
+                    object.size().unwrap_or(0).max(0) as u64,
+                    object.e_tag().map(str::to_owned),
+                ));
+            }
+        }
+        if objects.len() > limit {
+            return Err(StorageError::with_source(
+                ErrorKind::LimitExceeded,
+                format!("directory holds more than {limit} objects"),
+            ));
+        }
+        match page.next_continuation_token() {
+            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    let target_of = |key: &str| format!("{target_prefix}{}", &key[source_prefix.len()..]);
+    let jobs: Vec<(String, String, u64, Option<String>)> =
+        objects.iter().map(|(key, size, etag)| (key.clone(), target_of(key), *size, etag.clone())).collect();
+    let copied: Vec<Result<String, StorageError>> = stream::iter(jobs)
+        .map(|(key, target, size, etag)| async move {
+            let new_etag = copy_object(s, &key, &target, size).await?;
+            if let Some(etag) = etag {
+                move_digest(s, &key, &target, &etag, new_etag.as_deref()).await;
+            }
+            Ok(target)
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    if let Some(failed) = copied.iter().position(Result::is_err) {
+        let made: Vec<String> = copied.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        if let Err(e) = delete_all(s, &made).await {
+            tracing::error!(error = %e, "removing the copies of a failed directory rename failed");
+        }
+        return Err(copied.into_iter().nth(failed).expect("position found").expect_err("is an error"));
+    }
+    let sources: Vec<String> = objects.into_iter().map(|(key, _, _)| key).collect();
+    delete_all(s, &sources).await
+}
+
+/// Copies one object inside the bucket; returns the new ETag.
+async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Result<Option<String>, StorageError> {
+    let b = &s.bucket;
+    let copy_source = format!("{}/{}", b.name, encode_key(source));
+    if size <= MAX_COPY {
+        let out = b
+            .client
+            .copy_object()
+            .bucket(&b.name)
+            .key(target)
+            .copy_source(copy_source)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        return Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_owned));
+    }
+    // Above 5 GiB CopyObject refuses; a multipart upload of copied ranges does the same inside S3.
+    let created = b.client.create_multipart_upload().bucket(&b.name).key(target).send().await.map_err(sdk_error)?;
+    let upload_id = created.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
+    let parts = size.div_ceil(MAX_COPY);
+    let step = size.div_ceil(parts);
+    let copy = async {
+        let ranges: Vec<(i32, u64, u64)> =
+            (0..parts).map(|i| (i as i32 + 1, i * step, ((i + 1) * step).min(size) - 1)).collect();
+        let done: Vec<CompletedPart> = stream::iter(ranges)
+            .map(|(number, first, last)| {
+                let (copy_source, upload_id) = (copy_source.clone(), upload_id.clone());
+                async move {
+                    let out = b
+                        .client
+                        .upload_part_copy()
+                        .bucket(&b.name)
+                        .key(target)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .copy_source(copy_source)
+                        .copy_source_range(format!("bytes={first}-{last}"))
+                        .send()
+                        .await
+                        .map_err(sdk_error)?;
+                    let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default();
+                    Ok::<_, StorageError>(CompletedPart::builder().part_number(number).e_tag(etag).build())
+                }
+            })
+            .buffered(PARALLEL)
+            .try_collect()
+            .await?;
+        let out = b
+            .client
+            .complete_multipart_upload()
+            .bucket(&b.name)
+            .key(target)
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok::<_, StorageError>(out.e_tag().map(str::to_owned))
+    };
+    match copy.await {
+        Ok(etag) => Ok(etag),
+        Err(e) => {
+            let _ = b.client.abort_multipart_upload().bucket(&b.name).key(target).upload_id(&upload_id).send().await;
+            Err(e)
+        }
+    }
+}
+
+/// The copy has the same bytes, so the source's recorded checksums describe it too (under its new ETag).
+async fn move_digest(s: &S3Storage, source: &str, target: &str, source_etag: &str, target_etag: Option<&str>) {
+    let directory = &s.shared.directory;
+    let location = &s.bucket.location;
+    let recorded = directory.digest(location, source).await.ok().flatten();
+    let _ = directory.forget_digest(location, target).await;
+    if let (Some((etag, digest)), Some(target_etag)) = (recorded, target_etag) {
+        if etag == source_etag {
+            if let Err(e) = directory.record_digest(location, target, target_etag, &digest).await.map_err(dir_error) {
+                tracing::warn!(error = %e, "moving an object's checksums failed");
+            }
+        }
+    }
+    let _ = directory.forget_digest(location, source).await;
+}
+
+async fn delete_all(s: &S3Storage, keys: &[String]) -> Result<(), StorageError> {
+    let b = &s.bucket;
+    for batch in keys.chunks(DELETE_BATCH) {
+        let objects: Vec<ObjectIdentifier> = batch
+            .iter()
+            .map(|k| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .map_err(|e| StorageError::with_source(ErrorKind::Internal, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StorageError::with_source(ErrorKind::Internal, e))?;
+        let out = b.client.delete_objects().bucket(&b.name).delete(delete).send().await.map_err(sdk_error)?;
+        if let Some(error) = out.errors().first() {
+            return Err(StorageError::with_source(
+                ErrorKind::Transient,
+                format!("deleting {:?}: {:?}", error.key(), error.code()),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The S3 server behind the S3-backend tests: moto's S3 (a Python implementation of the S3 REST protocol)
+//! on loopback, one process per test binary, one fresh bucket per test. Wharf talks to it through
+//! aws-sdk-s3 exactly as it talks to AWS; the tests use their own client to look at what was stored.
+//!
+//! Moto keeps S3's flat-namespace semantics (a `dir/` marker is an object like any other, a file and a
+//! directory may share a name), which folder-backed servers cannot. It does not check request signatures.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+pub const ACCESS_KEY: &str = "wharf-test-access";
+pub const SECRET_KEY: &str = "wharf-test-secret";
+pub const REGION: &str = "us-east-1";
+
+struct Moto {
+    endpoint: String,
+    /// Held open for the life of the test binary: the server exits when it closes.
+    _stdin: Mutex<ChildStdin>,
+    _child: Mutex<Child>,
+}
+
+/// The endpoint of the shared server, started on first use.
+pub fn endpoint() -> &'static str {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    &MOTO.get_or_init(start_moto).endpoint
+}
+
+fn start_moto() -> Moto {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_server.py");
+    let mut command = Command::new("python3");
+    command.arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    // The server stops when its stdin closes, which happens when this process exits however it ends.
+    let mut child = command.spawn().expect("python3 runs (the S3 tests need: pip install 'moto[server]')");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|_| panic!("moto did not start (pip install 'moto[server]'); it printed {line:?}"));
+    let endpoint = ready["endpoint"].as_str().expect("endpoint").to_owned();
+    let stdin = child.stdin.take().unwrap();
+    Moto { endpoint, _stdin: Mutex::new(stdin), _child: Mutex::new(child) }
+}
+
+/// A bucket of its own for one test, with a client to inspect it.
+pub struct Bucket {
+    pub name: String,
+    pub client: Client,
+}
+
+impl Bucket {
+    pub async fn create() -> Bucket {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .force_path_style(true)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            // Moto reports a multipart object's checksum in a form the SDK would misread as a mismatch.
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+            .build();
+        let client = Client::from_conf(config);
+        let name = format!("wharf-test-{:016x}", rand::random::<u64>());
+        client.create_bucket().bucket(&name).send().await.expect("bucket created");
+        Bucket { name, client }
+    }
+
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self.client.get_object().bucket(&self.name).key(key).send().await.ok()?;
+        Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    pub async fn put(&self, key: &str, data: &[u8]) {
+        self.client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .body(ByteStream::from(data.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every key below `prefix`, sorted.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.name).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        keys.sort();
+        keys
+    }
+
+    /// Multipart uploads still open in the bucket.
+    pub async fn open_uploads(&self) -> usize {
+        let out = self.client.list_multipart_uploads().bucket(&self.name).send().await.unwrap();
+        out.uploads().len()
+    }
+}
