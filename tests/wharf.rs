@@ -6,6 +6,7 @@ mod cli;
 mod interop;
 mod limits;
 mod protocol;
+mod s3;
 mod smoke;
 mod suppaftp;
 mod tls_policy;

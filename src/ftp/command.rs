@@ -270,7 +270,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         None => (line, &line[line.len()..]),
     };
     // Letters, then optionally digits (XSHA256).
-    if !verb.first().is_some_and(u8::is_ascii_alphabetic) || !verb.iter().all(u8::is_ascii_alphanumeric) {
+    let letters = verb.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if letters == 0 || !verb[letters..].iter().all(u8::is_ascii_digit) {
         return Err(ParseError::Syntax);
     }
     // Decoded only by the verbs that read it, so an unknown verb is reported as unknown whatever follows.

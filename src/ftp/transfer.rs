@@ -214,7 +214,10 @@ async fn receive(
             let what = match failure {
                 Failure::Aborted => "Transfer aborted",
                 Failure::Client(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    tracing::warn!("upload: data connection closed without TLS close_notify; possibly truncated");
+                    tracing::warn!(
+                        received,
+                        "upload: data connection closed without TLS close_notify; possibly truncated"
+                    );
                     "Data connection closed without TLS close_notify"
                 }
                 Failure::Client(e) => {

@@ -70,19 +70,13 @@ impl ParkedState {
 
 struct Multipart {
     upload_id: String,
-    in_flight: JoinSet<Result<Sent, StorageError>>,
+    in_flight: JoinSet<Result<PartDone, StorageError>>,
     done: BTreeMap<i32, PartDone>,
     /// The file's checksums after each part, for parking at any confirmed boundary.
     digest_after: BTreeMap<i32, Option<Digest>>,
     /// Bytes up to the end of each part.
     end_of: BTreeMap<i32, u64>,
     lease_renewed: chrono::DateTime<Utc>,
-}
-
-/// A finished UploadPart: the confirmation, and the buffer with its room for reuse.
-struct Sent {
-    part: PartDone,
-    spare: Option<(BytesMut, Reservation)>,
 }
 
 pub(super) struct S3Upload {
@@ -92,8 +86,6 @@ pub(super) struct S3Upload {
     base: u64,
     buf: BytesMut,
     room: Reservation,
-    /// A drained buffer with its room, ready for the next part.
-    spare: Option<(BytesMut, Reservation)>,
     digest: Option<Digest>,
     next_part: i32,
     /// Bytes in parts before the buffer (sent or copied).
@@ -112,7 +104,6 @@ impl S3Upload {
             object,
             buf: BytesMut::new(),
             room,
-            spare: None,
             digest: Some(Digest::default()),
             next_part: 1,
             sent: 0,
@@ -358,12 +349,9 @@ impl S3Upload {
             return Err(StorageError::with_source(ErrorKind::QuotaExceeded, "file exceeds S3's 10,000 parts"));
         }
         let number = self.next_part;
-        let (fresh, room) = match self.spare.take() {
-            Some((buf, room)) => (buf, room),
-            None => (BytesMut::new(), self.storage.shared.budget.starter().await),
-        };
-        let body = std::mem::replace(&mut self.buf, fresh).freeze();
-        let room = std::mem::replace(&mut self.room, room);
+        let body = std::mem::take(&mut self.buf).freeze();
+        // The part takes its room along and gives it back once S3 has it.
+        let room = std::mem::take(&mut self.room);
         let size = body.len() as u64;
         self.sent += size;
         self.next_part += 1;
@@ -376,6 +364,9 @@ impl S3Upload {
             multipart.in_flight.spawn(upload_part(b, object, upload_id, number, body, room));
             Utc::now() - multipart.lease_renewed > LEASE / 2
         };
+        // Only now, with the full part on its way, wait for room for the next one: holding a whole part
+        // while waiting for room could block the uploads whose parts would free it.
+        self.room = self.storage.shared.budget.starter().await;
         if renew {
             self.save(false).await?;
         }
@@ -386,11 +377,8 @@ impl S3Upload {
     async fn collect_one(&mut self) -> Result<(), StorageError> {
         let Some(multipart) = self.multipart.as_mut() else { return Ok(()) };
         let Some(joined) = multipart.in_flight.join_next().await else { return Ok(()) };
-        let sent = joined.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
-        multipart.done.insert(sent.part.number, sent.part);
-        if self.spare.is_none() {
-            self.spare = sent.spare;
-        }
+        let part = joined.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
+        multipart.done.insert(part.number, part);
         Ok(())
     }
 
@@ -585,7 +573,7 @@ async fn upload_part(
     number: i32,
     body: Bytes,
     room: Reservation,
-) -> Result<Sent, StorageError> {
+) -> Result<PartDone, StorageError> {
     let crc32 = base64(&crc32fast::hash(&body).to_be_bytes());
     let out = b
         .client
@@ -599,14 +587,9 @@ async fn upload_part(
         .send()
         .await
         .map_err(sdk_error)?;
-    let size = body.len() as u64;
-    // The SDK has let go of its copies once the request is done; the buffer is reused if it is ours alone.
-    let spare = body.try_into_mut().ok().map(|mut buf| {
-        buf.clear();
-        (buf, room)
-    });
+    drop(room);
     let etag = out.e_tag().ok_or(ErrorKind::Internal)?.to_owned();
-    Ok(Sent { part: PartDone { number, etag, size, crc32: Some(crc32) }, spare })
+    Ok(PartDone { number, etag, size: body.len() as u64, crc32: Some(crc32) })
 }
 
 /// The last part of the unbroken run of confirmed parts from part 1.
