@@ -440,6 +440,38 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_never_printed() {
+        let mut c = Config::default();
+        c.storage.s3.secret_access_key = Some(Secret::new("very-secret".to_owned()));
+        assert!(!format!("{c:?}").contains("very-secret"));
+        assert_eq!(c.storage.s3.secret_access_key.as_ref().unwrap().expose(), "very-secret");
+    }
+
+    #[test]
+    fn the_s3_backend_needs_a_bucket_and_sane_part_settings() {
+        let mut c = Config::default();
+        c.storage.backend = Backend::S3;
+        let field = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        assert_eq!(field(&c), "storage.s3.bucket");
+        c.storage.s3.bucket = Some("b".into());
+        c.validate().unwrap();
+        c.storage.s3.part_size = 1024 * 1024;
+        assert_eq!(field(&c), "storage.s3.part_size");
+        c.storage.s3.part_size = 8 * MIB;
+        c.storage.s3.tenant_memory_budget = 16 * MIB;
+        assert_eq!(field(&c), "storage.s3.memory_budget", "one upload needs 8 MiB x 5");
+        c.storage.s3.tenant_memory_budget = 256 * MIB;
+        c.storage.s3.access_key_id = Some("AK".into());
+        assert_eq!(field(&c), "storage.s3.access_key_id", "a key id without a secret");
+        c.storage.s3.endpoint = Some("minio:9000".into());
+        c.storage.s3.access_key_id = None;
+        assert_eq!(field(&c), "storage.s3.endpoint");
+    }
+
+    #[test]
     fn defaults_are_valid_and_strict() {
         let c = Config::default();
         c.validate().unwrap();

@@ -116,3 +116,61 @@ async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
     assert_eq!(std::fs::read(data.join("tls/cert.pem")).unwrap(), cert);
     again.kill().await.unwrap();
 }
+
+/// `wharf serve` on S3 configured only through the environment, with credentials from AWS's standard
+/// variables; a tenant with a prefix of its own set from the CLI; secrets in no output.
+#[tokio::test]
+async fn serve_on_s3_from_the_environment_with_a_tenant_prefix_from_the_cli() {
+    const SECRET: &str = "s3cr3t-never-printed";
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = crate::support::s3::Bucket::create().await;
+    let s3_env = |cmd: &mut Command| {
+        cmd.env("WHARF_STORAGE__BACKEND", "s3")
+            .env("WHARF_STORAGE__S3__ENDPOINT", crate::support::s3::endpoint())
+            .env("WHARF_STORAGE__S3__BUCKET", &bucket.name)
+            .env("WHARF_STORAGE__S3__FORCE_PATH_STYLE", "true")
+            .env("AWS_REGION", crate::support::s3::REGION)
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("RUST_LOG", "debug");
+    };
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme", "--prefix", "drops/acme"], None).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "bad", "--secret-ref", "plain-text"], None).await;
+    assert!(!ok && err.contains("secret reference"), "{out}{err}");
+    let (ok, out, err) =
+        run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = run(dir.path(), &["tenant", "list"], None).await;
+    assert!(ok && out.contains("s3://(default)/drops/acme/"), "{out}");
+
+    let mut cmd = wharf(dir.path());
+    s3_env(&mut cmd);
+    let log = dir.path().join("serve.log");
+    let mut child =
+        cmd.arg("serve").stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = stdout.next_line().await.unwrap().expect("wharf serve exited early");
+            printed.push(line.clone());
+            if let Some(addr) = line.strip_prefix("  explicit FTPS (AUTH TLS): ") {
+                break addr.parse::<std::net::SocketAddr>().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut ftp = Ftp::login(explicit, "alice@acme", "first password").await;
+    assert_eq!(ftp.store("STOR", "hello.txt", b"to the bucket").await.code, 226);
+    assert_eq!(bucket.get("drops/acme/hello.txt").await.as_deref(), Some(&b"to the bucket"[..]));
+    child.kill().await.unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = stdout.next_line().await {
+        rest.push_str(&line);
+    }
+    let everything = format!("{}{rest}{}", printed.join("\n"), std::fs::read_to_string(&log).unwrap());
+    assert!(everything.contains(&format!("S3 bucket {}", bucket.name)), "{everything}");
+    assert!(!everything.contains(SECRET), "the secret key appeared in wharf's output");
+}

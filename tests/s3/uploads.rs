@@ -13,6 +13,20 @@ async fn a_small_file_is_one_put_and_a_large_one_a_multipart_upload() {
     let small = bytes(PART - 1, 1);
     assert_eq!(ftp.store("STOR", "small.bin", &small).await.code, 226);
     assert!(!etag(&wharf, "small.bin").await.contains('-'), "a single PutObject");
+    // It carried its SHA-256, which S3 checked and kept.
+    let bucket = wharf.s3.as_ref().unwrap();
+    let head = bucket
+        .client
+        .head_object()
+        .bucket(&bucket.name)
+        .key("acme/small.bin")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256(&small)).unwrap());
+    assert_eq!(head.checksum_sha256(), Some(expected.as_str()));
 
     // 12 MiB: two full parts and a short last one.
     let large = bytes(2 * PART + 2 * 1024 * 1024 + 5, 2);
@@ -147,4 +161,18 @@ async fn a_tenant_can_bring_its_own_bucket_and_prefix() {
     assert_eq!(ftp.store("STOR", "mine.txt", b"in my bucket").await.code, 226);
     assert_eq!(own.get("drop/zone/mine.txt").await.as_deref(), Some(&b"in my bucket"[..]));
     assert!(!wharf.exists("mine.txt").await, "nothing in the server's bucket");
+}
+
+#[tokio::test]
+async fn a_store_that_fails_answers_451_and_the_session_goes_on() {
+    let wharf = start(|_| {}).await;
+    let tenant = wharf.directory.tenant_by_name("acme").await.unwrap().unwrap();
+    let missing =
+        wharf::directory::TenantStorage { bucket: Some("no-such-bucket-for-wharf".to_owned()), ..Default::default() };
+    wharf.directory.set_tenant_storage(tenant.id, &missing).await.unwrap();
+    let mut ftp = wharf.login().await;
+    let reply = ftp.store("STOR", "x.bin", b"data").await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert!(reply.text.contains("try again"), "{reply:?}");
+    assert_eq!(ftp.cmd("NOOP").await.code, 200);
 }

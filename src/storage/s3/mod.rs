@@ -529,6 +529,8 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
         SdkError::ServiceError(service) => match service.err().code() {
             Some("NoSuchKey" | "NotFound" | "NoSuchUpload") => ErrorKind::NotFound,
+            // The tenant's storage is misconfigured: nothing the client could fix, and not "no such file".
+            Some("NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => ErrorKind::Internal,
             Some("AccessDenied" | "Forbidden") => ErrorKind::Denied,
             Some("InvalidRange") => ErrorKind::InvalidOffset,
             Some("EntityTooLarge") => ErrorKind::QuotaExceeded,

@@ -446,7 +446,8 @@ impl Upload for S3Upload {
             let size = body.len() as u64;
             let mut request = b.client.put_object().bucket(&b.name).key(&self.object).body(ByteStream::from(body));
             if let Some(digest) = &self.digest {
-                request = request.checksum_sha256(base64(&digest.sha256()));
+                request =
+                    request.checksum_algorithm(ChecksumAlgorithm::Sha256).checksum_sha256(base64(&digest.sha256()));
             }
             let out = request.send().await.map_err(sdk_error)?;
             self.stored(out.e_tag()).await;
