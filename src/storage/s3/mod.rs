@@ -40,6 +40,8 @@ use super::{
 use crate::config::S3Config;
 use crate::directory::{Directory, DirectoryError, Tenant, TenantStorage, User};
 
+/// GetObject chunks read ahead of the client.
+const READ_AHEAD: usize = 8;
 /// S3's smallest part (except the last) and largest single copy.
 const MIN_PART: u64 = 5 * 1024 * 1024;
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
@@ -381,8 +383,7 @@ impl Storage for S3Storage {
         match request.send().await.map_err(sdk_error) {
             Ok(out) => {
                 let length = out.content_length().unwrap_or(0).max(0) as u64;
-                let reader = out.body.into_async_read();
-                Ok(Download { size: offset + length, reader: Box::new(Box::pin(reader)) })
+                Ok(Download { size: offset + length, reader: read_ahead(out.body) })
             }
             // S3 answers 416 for a range starting at the end; a client resuming a complete file does that.
             Err(e) if e.kind() == ErrorKind::InvalidOffset => match self.head(&object).await? {
@@ -487,6 +488,33 @@ impl Storage for S3Storage {
         let parked = self.own_parked(&self.object(key)).await?;
         Ok(parked.and_then(|p| upload::ParkedState::from_text(&p.state)).map(|s| s.bytes))
     }
+}
+
+/// Chunks of a GetObject body read ahead while the client's side is being written, so that S3 and the
+/// data connection move at once; at most [`READ_AHEAD`] chunks (each one network read) wait.
+fn read_ahead(mut body: ByteStream) -> Box<dyn tokio::io::AsyncRead + Send + Unpin> {
+    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+    tokio::spawn(async move {
+        loop {
+            let next = match body.next().await {
+                None => return,
+                Some(Ok(chunk)) => Ok(chunk),
+                Some(Err(e)) => Err(std::io::Error::other(e)),
+            };
+            let failed = next.is_err();
+            // The reader was dropped (the transfer ended): stop reading from S3.
+            if chunks.send(next).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::new(tokio_util::io::StreamReader::new(receiver_stream(received)))
+}
+
+fn receiver_stream<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> futures_util::stream::BoxStream<'static, T> {
+    stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
 }
 
 /// The entries of one listing page below `prefix`: its common prefixes are directories, its objects files;
