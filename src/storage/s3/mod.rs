@@ -14,16 +14,18 @@
 
 mod budget;
 mod client;
+mod download;
+mod error;
+mod list;
+mod provider;
 mod rename;
+mod resume;
 mod upload;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -31,17 +33,18 @@ use futures_util::stream::{self, StreamExt};
 
 pub use self::budget::Budget;
 use self::budget::TenantBudget;
+use self::download::read_ahead;
+use self::error::{dir_error, sdk_error};
+use self::list::page_entries;
+pub use self::provider::S3Provider;
 use self::upload::S3Upload;
 use super::digest::Digest;
 use super::{
-    Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageProvider,
-    Upload, WriteMode,
+    Download, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, Upload, WriteMode,
 };
 use crate::config::S3Config;
-use crate::directory::{Directory, DirectoryError, Tenant, TenantStorage, User};
+use crate::directory::Directory;
 
-/// GetObject chunks read ahead of the client.
-const READ_AHEAD: usize = 8;
 /// S3's smallest part (except the last) and largest single copy.
 const MIN_PART: u64 = 5 * 1024 * 1024;
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
@@ -72,130 +75,6 @@ struct Bucket {
     /// `<endpoint>/<bucket>`: names the store in upload and checksum records.
     location: String,
     budget: Arc<TenantBudget>,
-}
-
-/// Opens tenants' storage on S3; one per process.
-pub struct S3Provider {
-    shared: Arc<Shared>,
-    /// Tenants' buckets by tenant id, rebuilt when a tenant's settings change.
-    buckets: Mutex<HashMap<i64, (TenantStorage, Arc<Bucket>)>>,
-}
-
-impl std::fmt::Debug for S3Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Provider").field("bucket", &self.shared.config.bucket).finish_non_exhaustive()
-    }
-}
-
-impl S3Provider {
-    pub async fn new(config: &S3Config, directory: Arc<dyn Directory>) -> Result<Arc<S3Provider>, StorageError> {
-        let default_client = client::build(config, None).await?;
-        let shared = Shared {
-            budget: Budget::new(config.memory_budget),
-            default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
-            config: config.clone(),
-            directory,
-            default_client,
-        };
-        Ok(Arc::new(S3Provider { shared: Arc::new(shared), buckets: Mutex::new(HashMap::new()) }))
-    }
-
-    /// The global budget, for tests and metrics.
-    pub fn budget(&self) -> &Budget {
-        &self.shared.budget
-    }
-
-    async fn bucket(&self, tenant: &Tenant) -> Result<Arc<Bucket>, StorageError> {
-        if let Some((settings, bucket)) = self.buckets.lock().expect("not poisoned").get(&tenant.id) {
-            if *settings == tenant.storage {
-                return Ok(bucket.clone());
-            }
-        }
-        let own = &tenant.storage;
-        let config = &self.shared.config;
-        let client = if own.endpoint.is_some()
-            || own.region.is_some()
-            || own.access_key_id.is_some()
-            || own.path_style.is_some()
-        {
-            client::build(config, Some(own)).await?
-        } else {
-            self.shared.default_client.clone()
-        };
-        let name = own.bucket.clone().or_else(|| config.bucket.clone()).ok_or(ErrorKind::Internal)?;
-        let prefix = match (&own.bucket, &own.prefix) {
-            (_, Some(prefix)) => TenantStorage::normalised_prefix(prefix),
-            (Some(_), None) => String::new(),
-            (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.name)),
-        };
-        let endpoint = own.endpoint.as_deref().unwrap_or(&self.shared.default_endpoint);
-        let location = format!("{endpoint}/{name}");
-        // A settings change keeps the tenant's budget: its uploads in flight still hold room in it.
-        let budget = match self.buckets.lock().expect("not poisoned").get(&tenant.id) {
-            Some((_, old)) => old.budget.clone(),
-            None => TenantBudget::new(config.tenant_memory_budget),
-        };
-        let bucket = Arc::new(Bucket { client, name, prefix, location, budget });
-        self.buckets.lock().expect("not poisoned").insert(tenant.id, (tenant.storage.clone(), bucket.clone()));
-        Ok(bucket)
-    }
-
-    /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
-    /// every instance at once: each upload is taken out of the directory by exactly one of them.
-    pub async fn sweep(&self) -> Result<usize, StorageError> {
-        let mut aborted = 0;
-        loop {
-            let expired = self.shared.directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
-            if expired.is_empty() {
-                return Ok(aborted);
-            }
-            for upload in expired {
-                if !self
-                    .shared
-                    .directory
-                    .remove_upload(&upload.location, &upload.key, &upload.upload_id)
-                    .await
-                    .map_err(dir_error)?
-                {
-                    continue;
-                }
-                let Some(tenant) = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(dir_error)?
-                else {
-                    tracing::warn!(key = %upload.key, "expired upload of a deleted tenant; its parts stay until the bucket's lifecycle rule removes them");
-                    continue;
-                };
-                let bucket = self.bucket(&tenant).await?;
-                let result = bucket
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&bucket.name)
-                    .key(&upload.key)
-                    .upload_id(&upload.upload_id)
-                    .send()
-                    .await;
-                match result.map_err(sdk_error) {
-                    Ok(_) => aborted += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => aborted += 1,
-                    Err(e) => {
-                        tracing::warn!(key = %upload.key, error = %e, "aborting an expired upload failed; retrying later");
-                        // Back into the directory so that the next sweep tries again.
-                        let mut retry = upload.clone();
-                        retry.expires_at = chrono::Utc::now();
-                        self.shared.directory.save_upload(&retry).await.map_err(dir_error)?;
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl StorageProvider for S3Provider {
-    async fn open(&self, tenant: &Tenant, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        let bucket = self.bucket(tenant).await?;
-        Ok(Arc::new(S3Storage { bucket, shared: self.shared.clone(), tenant_id: tenant.id, user_id: user.id }))
-    }
 }
 
 /// One session's view of its tenant's bucket.
@@ -486,55 +365,8 @@ impl Storage for S3Storage {
 
     async fn resumable_size(&self, key: &StorageKey) -> Result<Option<u64>, StorageError> {
         let parked = self.own_parked(&self.object(key)).await?;
-        Ok(parked.and_then(|p| upload::ParkedState::from_text(&p.state)).map(|s| s.bytes))
+        Ok(parked.and_then(|p| resume::ParkedState::from_text(&p.state)).map(|s| s.bytes))
     }
-}
-
-/// Chunks of a GetObject body read ahead while the client's side is being written, so that S3 and the
-/// data connection move at once; at most [`READ_AHEAD`] chunks (each one network read) wait.
-fn read_ahead(mut body: ByteStream) -> Box<dyn tokio::io::AsyncRead + Send + Unpin> {
-    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
-    tokio::spawn(async move {
-        loop {
-            let next = match body.next().await {
-                None => return,
-                Some(Ok(chunk)) => Ok(chunk),
-                Some(Err(e)) => Err(std::io::Error::other(e)),
-            };
-            let failed = next.is_err();
-            // The reader was dropped (the transfer ended): stop reading from S3.
-            if chunks.send(next).await.is_err() || failed {
-                return;
-            }
-        }
-    });
-    Box::new(tokio_util::io::StreamReader::new(receiver_stream(received)))
-}
-
-fn receiver_stream<T: Send + 'static>(
-    mut receiver: tokio::sync::mpsc::Receiver<T>,
-) -> futures_util::stream::BoxStream<'static, T> {
-    stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
-}
-
-/// The entries of one listing page below `prefix`: its common prefixes are directories, its objects files;
-/// the directory's own marker and names a client could not address are left out.
-fn page_entries(page: &ListObjectsV2Output, prefix: &str) -> Vec<Entry> {
-    let visible = |name: &str| crate::vfs::VirtualPath::root().join(name).is_ok();
-    let dirs = page.common_prefixes().iter().filter_map(|p| {
-        let name = p.prefix()?.strip_prefix(prefix)?.strip_suffix('/')?;
-        visible(name).then(|| Entry { name: name.to_owned(), meta: dir_metadata(None) })
-    });
-    let files = page.contents().iter().filter_map(|o| {
-        let name = o.key()?.strip_prefix(prefix)?;
-        if name.is_empty() || !visible(name) {
-            return None;
-        }
-        let modified = o.last_modified().and_then(|t| SystemTime::try_from(*t).ok());
-        let meta = Metadata { kind: EntryKind::File, size: o.size().unwrap_or(0).max(0) as u64, modified };
-        Some(Entry { name: name.to_owned(), meta })
-    });
-    dirs.chain(files).collect()
 }
 
 fn dir_metadata(modified: Option<SystemTime>) -> Metadata {
@@ -546,45 +378,4 @@ fn parent_key(key: &StorageKey) -> StorageKey {
         Some((parent, _)) => StorageKey::from_normalised(parent.to_owned()),
         None => StorageKey::from_normalised(String::new()),
     }
-}
-
-/// The one mapping from SDK errors to storage kinds; the SDK's full report stays in the source for the log.
-fn sdk_error<E>(e: SdkError<E, HttpResponse>) -> StorageError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let kind = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some("NoSuchKey" | "NotFound" | "NoSuchUpload") => ErrorKind::NotFound,
-            // The tenant's storage is misconfigured: nothing the client could fix, and not "no such file".
-            Some("NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => ErrorKind::Internal,
-            Some("AccessDenied" | "Forbidden") => ErrorKind::Denied,
-            Some("InvalidRange") => ErrorKind::InvalidOffset,
-            Some("EntityTooLarge") => ErrorKind::QuotaExceeded,
-            Some(
-                "SlowDown" | "ServiceUnavailable" | "RequestTimeout" | "InternalError" | "PreconditionFailed"
-                | "OperationAborted",
-            ) => ErrorKind::Transient,
-            // HeadObject's 404 carries no code.
-            _ => match service.raw().status().as_u16() {
-                404 => ErrorKind::NotFound,
-                403 => ErrorKind::Denied,
-                416 => ErrorKind::InvalidOffset,
-                500.. => ErrorKind::Transient,
-                _ => ErrorKind::Internal,
-            },
-        },
-        _ => ErrorKind::Internal,
-    };
-    let report = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-    StorageError::with_source(kind, report)
-}
-
-fn dir_error(e: DirectoryError) -> StorageError {
-    let kind = match e {
-        DirectoryError::Unavailable(_) => ErrorKind::Transient,
-        _ => ErrorKind::Internal,
-    };
-    StorageError::with_source(kind, e)
 }

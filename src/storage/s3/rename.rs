@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
-use super::upload::encode_key;
+use super::resume::encode_key;
 use super::{dir_error, sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 

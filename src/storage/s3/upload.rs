@@ -21,12 +21,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
 use super::budget::{Reservation, STARTER};
-use super::{dir_error, sdk_error, S3Storage, MAX_COPY, MIN_PART};
+use super::resume::{ParkedState, PartDone};
+use super::{dir_error, sdk_error, S3Storage};
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError, Upload, WriteMode};
@@ -41,56 +40,29 @@ const LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// How long an interrupted upload waits for its parts in flight before parking what is confirmed.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// A part S3 confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct PartDone {
-    number: i32,
-    etag: String,
-    size: u64,
-    /// Base64 CRC-32 of the part, as S3 wants it back at completion; `None` for copied parts S3 did not
-    /// report one for.
-    crc32: Option<String>,
-}
-
-/// What the directory keeps of an open multipart upload (JSON in its `state` column).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct ParkedState {
-    pub bytes: u64,
-    part_size: u64,
-    parts: Vec<PartDone>,
-    /// The checksums of the first `bytes` bytes; `None` when they are not known (a copied prefix).
-    digest: Option<Digest>,
-}
-
-impl ParkedState {
-    pub(super) fn from_text(text: &str) -> Option<ParkedState> {
-        serde_json::from_str(text).ok()
-    }
-}
-
-struct Multipart {
-    upload_id: String,
-    in_flight: JoinSet<Result<PartDone, StorageError>>,
-    done: BTreeMap<i32, PartDone>,
+pub(super) struct Multipart {
+    pub(super) upload_id: String,
+    pub(super) in_flight: JoinSet<Result<PartDone, StorageError>>,
+    pub(super) done: BTreeMap<i32, PartDone>,
     /// The file's checksums after each part, for parking at any confirmed boundary.
-    digest_after: BTreeMap<i32, Option<Digest>>,
+    pub(super) digest_after: BTreeMap<i32, Option<Digest>>,
     /// Bytes up to the end of each part.
-    end_of: BTreeMap<i32, u64>,
-    lease_renewed: chrono::DateTime<Utc>,
+    pub(super) end_of: BTreeMap<i32, u64>,
+    pub(super) lease_renewed: chrono::DateTime<Utc>,
 }
 
 pub(super) struct S3Upload {
-    storage: S3Storage,
-    object: String,
+    pub(super) storage: S3Storage,
+    pub(super) object: String,
     /// The first part's size; later parts follow [`part_size`].
-    base: u64,
-    buf: BytesMut,
-    room: Reservation,
-    digest: Option<Digest>,
-    next_part: i32,
+    pub(super) base: u64,
+    pub(super) buf: BytesMut,
+    pub(super) room: Reservation,
+    pub(super) digest: Option<Digest>,
+    pub(super) next_part: i32,
     /// Bytes in parts before the buffer (sent or copied).
-    sent: u64,
-    multipart: Option<Multipart>,
+    pub(super) sent: u64,
+    pub(super) multipart: Option<Multipart>,
 }
 
 impl S3Upload {
@@ -149,107 +121,11 @@ impl S3Upload {
         Ok(upload)
     }
 
-    /// Continues a parked upload: its parts stay, new bytes become the next parts.
-    async fn resume(&mut self, parked: ParkedUpload, state: ParkedState) -> Result<(), StorageError> {
-        self.base = state.part_size;
-        self.sent = state.bytes;
-        self.digest = state.digest.clone();
-        self.next_part = state.parts.last().map_or(1, |p| p.number + 1);
-        let mut multipart = Multipart {
-            upload_id: parked.upload_id,
-            in_flight: JoinSet::new(),
-            done: BTreeMap::new(),
-            digest_after: BTreeMap::new(),
-            end_of: BTreeMap::new(),
-            lease_renewed: Utc::now(),
-        };
-        let mut end = 0;
-        for part in state.parts {
-            end += part.size;
-            multipart.end_of.insert(part.number, end);
-            multipart.done.insert(part.number, part);
-        }
-        if let Some(last) = multipart.done.keys().next_back().copied() {
-            multipart.digest_after.insert(last, state.digest);
-        }
-        self.multipart = Some(multipart);
-        self.save(false).await
-    }
-
-    /// Makes the stored object's first `keep` bytes the start of this upload: copied inside S3 when they
-    /// can form parts of their own (at least 5 MiB), else read into the first part buffer.
-    async fn keep_prefix(&mut self, keep: u64, size: u64, etag: &str) -> Result<(), StorageError> {
-        let shared = self.storage.shared.clone();
-        let b = self.storage.bucket.clone();
-        // The recorded checksums continue only when the whole object is kept (APPE).
-        let recorded = if keep == size {
-            shared.directory.digest(&b.location, &self.object).await.map_err(dir_error)?
-        } else {
-            None
-        };
-        let known = recorded.filter(|(e, _)| e == etag).and_then(|(_, text)| Digest::from_text(&text));
-        if keep < MIN_PART {
-            // A bounded read: less than one part, into the buffer that the new bytes then fill.
-            let out = b
-                .client
-                .get_object()
-                .bucket(&b.name)
-                .key(&self.object)
-                .range(format!("bytes=0-{}", keep - 1))
-                .if_match(etag)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            let mut reader = out.body.into_async_read();
-            let mut prefix = Vec::with_capacity(keep as usize);
-            reader.read_to_end(&mut prefix).await.map_err(|e| StorageError::with_source(ErrorKind::Transient, e))?;
-            if prefix.len() as u64 != keep {
-                return Err(ErrorKind::Transient.into());
-            }
-            return self.write_bytes(&prefix).await;
-        }
-        self.create().await?;
-        let copies = keep.div_ceil(MAX_COPY);
-        let step = keep.div_ceil(copies);
-        let mut start = 0;
-        while start < keep {
-            let end = (start + step).min(keep);
-            let number = self.next_part;
-            let source = format!("{}/{}", b.name, encode_key(&self.object));
-            let multipart = self.multipart.as_mut().expect("created above");
-            let out = b
-                .client
-                .upload_part_copy()
-                .bucket(&b.name)
-                .key(&self.object)
-                .upload_id(&multipart.upload_id)
-                .part_number(number)
-                .copy_source(source)
-                .copy_source_range(format!("bytes={start}-{}", end - 1))
-                .copy_source_if_match(etag)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            let result = out.copy_part_result();
-            let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
-            let crc32 = result.and_then(|r| r.checksum_crc32()).map(str::to_owned);
-            multipart.done.insert(number, PartDone { number, etag, size: end - start, crc32 });
-            multipart.end_of.insert(number, end);
-            self.next_part += 1;
-            start = end;
-        }
-        self.sent = keep;
-        self.digest = known;
-        let last = self.next_part - 1;
-        self.multipart.as_mut().expect("created above").digest_after.insert(last, self.digest.clone());
-        Ok(())
-    }
-
     fn part_target(&self) -> u64 {
         part_size(self.base, self.next_part)
     }
 
-    async fn write_bytes(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
+    pub(super) async fn write_bytes(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
         while !data.is_empty() {
             let target = self.part_target();
             let wanted = (self.buf.len() + data.len()) as u64;
@@ -272,7 +148,7 @@ impl S3Upload {
     }
 
     /// Starts the multipart upload and records it (as a lease) in the directory.
-    async fn create(&mut self) -> Result<(), StorageError> {
+    pub(super) async fn create(&mut self) -> Result<(), StorageError> {
         if self.multipart.is_some() {
             return Ok(());
         }
@@ -304,7 +180,7 @@ impl S3Upload {
 
     /// Writes this upload's row: a lease while running, or the parked state (`resumable`) with the
     /// committed parts only.
-    async fn save(&mut self, resumable: bool) -> Result<(), StorageError> {
+    pub(super) async fn save(&mut self, resumable: bool) -> Result<(), StorageError> {
         let multipart = self.multipart.as_mut().expect("only multipart uploads are recorded");
         let confirmed = confirmed_prefix(multipart);
         let now = Utc::now();
@@ -616,19 +492,6 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
-pub(super) fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,10 +506,5 @@ mod tests {
         let total: u64 = (1..=MAX_PARTS).map(|n| part_size(8 * MIB, n)).sum();
         assert!(total >= 5 * 1024 * 1024 * MIB, "{total}");
         assert!((1..=MAX_PARTS).all(|n| part_size(5 * 1024 * MIB, n) <= MAX_PART));
-    }
-
-    #[test]
-    fn copy_sources_are_percent_encoded() {
-        assert_eq!(encode_key("a b/c+d/ü.txt"), "a%20b/c%2Bd/%C3%BC.txt");
     }
 }

@@ -1,0 +1,137 @@
+//! The S3 provider: one per process. It builds each tenant's client (the server's, or the tenant's own
+//! endpoint and credentials), keeps the memory budget, and sweeps expired multipart uploads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::budget::{Budget, TenantBudget};
+use super::{client, dir_error, sdk_error, Bucket, S3Storage, Shared};
+use crate::config::S3Config;
+use crate::directory::{Directory, Tenant, TenantStorage, User};
+use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
+
+/// Opens tenants' storage on S3; one per process.
+pub struct S3Provider {
+    shared: Arc<Shared>,
+    /// Tenants' buckets by tenant id, rebuilt when a tenant's settings change.
+    buckets: Mutex<HashMap<i64, (TenantStorage, Arc<Bucket>)>>,
+}
+
+impl std::fmt::Debug for S3Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Provider").field("bucket", &self.shared.config.bucket).finish_non_exhaustive()
+    }
+}
+
+impl S3Provider {
+    pub async fn new(config: &S3Config, directory: Arc<dyn Directory>) -> Result<Arc<S3Provider>, StorageError> {
+        let default_client = client::build(config, None).await?;
+        let shared = Shared {
+            budget: Budget::new(config.memory_budget),
+            default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
+            config: config.clone(),
+            directory,
+            default_client,
+        };
+        Ok(Arc::new(S3Provider { shared: Arc::new(shared), buckets: Mutex::new(HashMap::new()) }))
+    }
+
+    /// The global budget, for tests and metrics.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    async fn bucket(&self, tenant: &Tenant) -> Result<Arc<Bucket>, StorageError> {
+        if let Some((settings, bucket)) = self.buckets.lock().expect("not poisoned").get(&tenant.id) {
+            if *settings == tenant.storage {
+                return Ok(bucket.clone());
+            }
+        }
+        let own = &tenant.storage;
+        let config = &self.shared.config;
+        let client = if own.endpoint.is_some()
+            || own.region.is_some()
+            || own.access_key_id.is_some()
+            || own.path_style.is_some()
+        {
+            client::build(config, Some(own)).await?
+        } else {
+            self.shared.default_client.clone()
+        };
+        let name = own.bucket.clone().or_else(|| config.bucket.clone()).ok_or(ErrorKind::Internal)?;
+        let prefix = match (&own.bucket, &own.prefix) {
+            (_, Some(prefix)) => TenantStorage::normalised_prefix(prefix),
+            (Some(_), None) => String::new(),
+            (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.name)),
+        };
+        let endpoint = own.endpoint.as_deref().unwrap_or(&self.shared.default_endpoint);
+        let location = format!("{endpoint}/{name}");
+        // A settings change keeps the tenant's budget: its uploads in flight still hold room in it.
+        let budget = match self.buckets.lock().expect("not poisoned").get(&tenant.id) {
+            Some((_, old)) => old.budget.clone(),
+            None => TenantBudget::new(config.tenant_memory_budget),
+        };
+        let bucket = Arc::new(Bucket { client, name, prefix, location, budget });
+        self.buckets.lock().expect("not poisoned").insert(tenant.id, (tenant.storage.clone(), bucket.clone()));
+        Ok(bucket)
+    }
+
+    /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
+    /// every instance at once: each upload is taken out of the directory by exactly one of them.
+    pub async fn sweep(&self) -> Result<usize, StorageError> {
+        let mut aborted = 0;
+        loop {
+            let expired = self.shared.directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
+            if expired.is_empty() {
+                return Ok(aborted);
+            }
+            for upload in expired {
+                if !self
+                    .shared
+                    .directory
+                    .remove_upload(&upload.location, &upload.key, &upload.upload_id)
+                    .await
+                    .map_err(dir_error)?
+                {
+                    continue;
+                }
+                let Some(tenant) = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(dir_error)?
+                else {
+                    tracing::warn!(key = %upload.key, "expired upload of a deleted tenant; its parts stay until the bucket's lifecycle rule removes them");
+                    continue;
+                };
+                let bucket = self.bucket(&tenant).await?;
+                let result = bucket
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&bucket.name)
+                    .key(&upload.key)
+                    .upload_id(&upload.upload_id)
+                    .send()
+                    .await;
+                match result.map_err(sdk_error) {
+                    Ok(_) => aborted += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => aborted += 1,
+                    Err(e) => {
+                        tracing::warn!(key = %upload.key, error = %e, "aborting an expired upload failed; retrying later");
+                        // Back into the directory so that the next sweep tries again.
+                        let mut retry = upload.clone();
+                        retry.expires_at = chrono::Utc::now();
+                        self.shared.directory.save_upload(&retry).await.map_err(dir_error)?;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StorageProvider for S3Provider {
+    async fn open(&self, tenant: &Tenant, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
+        let bucket = self.bucket(tenant).await?;
+        Ok(Arc::new(S3Storage { bucket, shared: self.shared.clone(), tenant_id: tenant.id, user_id: user.id }))
+    }
+}
