@@ -58,6 +58,9 @@ impl TenantStorage {
                 return invalid("prefix must be relative, without '//' or control characters, at most 512 bytes");
             }
         }
+        if self.bucket.is_none() && self.prefix.as_deref().is_some_and(|p| Self::normalised_prefix(p).is_empty()) {
+            return invalid("a tenant in the shared bucket needs a non-empty prefix");
+        }
         if let Some(endpoint) = &self.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return invalid("endpoint must start with http:// or https://");

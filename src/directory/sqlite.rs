@@ -615,4 +615,90 @@ mod tests {
         memory.create_user(t.id, new_user("alice", "/")).await.unwrap();
         assert_eq!(memory.list_users(None).await.unwrap().len(), 1);
     }
+
+    #[tokio::test]
+    async fn tenant_storage_is_stored_validated_and_found_everywhere() {
+        let (dir, _guard) = fresh().await;
+        let acme = dir.create_tenant("acme").await.unwrap();
+        assert_eq!(acme.storage, TenantStorage::default());
+        let own = TenantStorage {
+            bucket: Some("acme-files".into()),
+            prefix: Some("/in//".into()),
+            endpoint: Some("https://s3.example".into()),
+            region: Some("eu-west-1".into()),
+            path_style: Some(true),
+            access_key_id: Some("AKID".into()),
+            secret_ref: Some("env:ACME_SECRET".into()),
+        };
+        assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "leading /");
+        let own = TenantStorage { prefix: Some("in//".into()), ..own };
+        assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "double /");
+        let own = TenantStorage { prefix: Some("in/box".into()), ..own };
+        dir.set_tenant_storage(acme.id, &own).await.unwrap();
+        let stored = dir.tenant_by_id(acme.id).await.unwrap().unwrap().storage;
+        assert_eq!(stored, TenantStorage { prefix: Some("in/box/".into()), ..own.clone() });
+        dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
+        assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap().unwrap().storage, stored);
+        assert_eq!(dir.tenant_by_name("acme").await.unwrap().unwrap().storage, stored);
+        let hash = "hash".to_owned();
+        let user = dir.create_user(acme.id, NewUser { username: "u".into(), password_hash: hash, home: "/".into() });
+        user.await.unwrap();
+        assert_eq!(dir.login_record(acme.id, "u").await.unwrap().unwrap().tenant.storage, stored);
+
+        for bad in [
+            TenantStorage { bucket: Some("UPPER".into()), ..Default::default() },
+            TenantStorage { prefix: Some("/".into()), ..Default::default() },
+            TenantStorage { endpoint: Some("s3.example".into()), ..Default::default() },
+            TenantStorage { access_key_id: Some("AK".into()), ..Default::default() },
+            TenantStorage {
+                access_key_id: Some("AK".into()),
+                secret_ref: Some("hunter2".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(matches!(dir.set_tenant_storage(acme.id, &bad).await, Err(DirectoryError::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_uploads_are_leased_parked_taken_once_and_expire() {
+        let (dir, _guard) = fresh().await;
+        let acme = dir.create_tenant("acme").await.unwrap();
+        // Stored with microseconds.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+        let upload = |id: &str, resumable: bool, expires_in: i64| ParkedUpload {
+            location: "aws/bucket".into(),
+            key: "acme/f.bin".into(),
+            tenant_id: acme.id,
+            user_id: 7,
+            upload_id: id.into(),
+            resumable,
+            state: "{}".into(),
+            parked_at: now,
+            expires_at: now + chrono::TimeDelta::seconds(expires_in),
+        };
+        dir.save_upload(&upload("running", false, 3600)).await.unwrap();
+        assert_eq!(dir.resumable_upload("aws/bucket", "acme/f.bin").await.unwrap(), None, "a lease is not resumable");
+        dir.save_upload(&upload("parked", true, 60)).await.unwrap();
+        assert_eq!(dir.resumable_upload("aws/bucket", "acme/f.bin").await.unwrap(), Some(upload("parked", true, 60)));
+        assert_eq!(dir.resumable_uploads("other/bucket", "acme/f.bin").await.unwrap(), vec![]);
+
+        assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap());
+        assert!(!dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap(), "taken only once");
+
+        dir.save_upload(&upload("stale", true, -5)).await.unwrap();
+        let expired = dir.expired_uploads(now, 10).await.unwrap();
+        assert_eq!(expired.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["stale"]);
+    }
+
+    #[tokio::test]
+    async fn object_digests_are_recorded_replaced_and_forgotten() {
+        let (dir, _guard) = fresh().await;
+        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
+        dir.record_digest("aws/b", "k", "\"e1\"", "d1").await.unwrap();
+        dir.record_digest("aws/b", "k", "\"e2\"", "d2").await.unwrap();
+        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), Some(("\"e2\"".into(), "d2".into())));
+        dir.forget_digest("aws/b", "k").await.unwrap();
+        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
+    }
 }

@@ -134,3 +134,19 @@ async fn rest_stor_over_a_finished_file_keeps_its_first_bytes() {
     assert_eq!(ftp.store("STOR", "f.bin", b"x").await.code, 554, "beyond the end");
     assert_eq!(sha256(&wharf.read_file("f.bin").await), sha256(&old), "unchanged");
 }
+
+#[tokio::test]
+async fn an_interrupted_overwrite_resumes_from_what_was_kept_not_from_the_old_file() {
+    let wharf = start(|_| {}).await;
+    wharf.put_file("report.csv", &bytes(1000, 27)).await;
+    let new = bytes(2 * PART + 500, 28);
+    let mut ftp = wharf.login().await;
+    let n = kept(&store_and_cut(&mut ftp, "report.csv", &new[..PART + 10]).await.text);
+    assert_eq!(wharf.read_file("report.csv").await, bytes(1000, 27), "the old version stays until the new is done");
+    // SIZE answers the kept length, so a client resuming does not splice the old file's bytes into the new.
+    assert_eq!(ftp.cmd("SIZE report.csv").await.text, format!("213 {n}"));
+    assert_eq!(ftp.cmd(&format!("REST {n}")).await.code, 350);
+    assert_eq!(ftp.store("STOR", "report.csv", &new[n as usize..]).await.code, 226);
+    assert_eq!(sha256(&wharf.read_file("report.csv").await), sha256(&new));
+    assert_eq!(ftp.cmd("SIZE report.csv").await.text, format!("213 {}", new.len()));
+}

@@ -78,15 +78,16 @@ pub(super) async fn size(s: &mut Session, input: &str) -> Reply {
         Err(reply) => return reply,
     };
     let storage = view(s).0;
+    // This user's interrupted upload of the file, kept for resuming, wins over an older stored version:
+    // a client asks SIZE to learn where to continue, and the old file's length would splice old and new.
+    match storage.resumable_size(&key).await {
+        Ok(Some(size)) => return Reply::new(213, size.to_string()),
+        Ok(None) => {}
+        Err(e) => return error::storage_reply(&e, "reading the size"),
+    }
     match storage.stat(&key).await {
         Ok(meta) if !meta.is_dir() => Reply::new(213, meta.size.to_string()),
         Ok(_) => Reply::new(550, "Not a plain file"),
-        // An interrupted upload kept for this user: its length is where REST + STOR or APPE continues.
-        Err(e) if e.kind() == ErrorKind::NotFound => match storage.resumable_size(&key).await {
-            Ok(Some(size)) => Reply::new(213, size.to_string()),
-            Ok(None) => error::storage_reply(&e, "reading the size"),
-            Err(e) => error::storage_reply(&e, "reading the size"),
-        },
         Err(e) => error::storage_reply(&e, "reading the size"),
     }
 }

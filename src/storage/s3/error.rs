@@ -18,7 +18,7 @@ where
             Some("NoSuchKey" | "NotFound" | "NoSuchUpload") => ErrorKind::NotFound,
             // The tenant's storage is misconfigured: nothing the client could fix, and not "no such file".
             Some("NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => ErrorKind::Internal,
-            Some("AccessDenied" | "Forbidden") => ErrorKind::Denied,
+            Some("AccessDenied" | "Forbidden" | "KeyTooLongError") => ErrorKind::Denied,
             Some("InvalidRange") => ErrorKind::InvalidOffset,
             Some("EntityTooLarge") => ErrorKind::QuotaExceeded,
             Some(

@@ -66,6 +66,11 @@ impl S3Provider {
             (Some(_), None) => String::new(),
             (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.name)),
         };
+        // The shared bucket's root holds every tenant: a tenant there always gets a prefix of its own.
+        if own.bucket.is_none() && prefix.is_empty() {
+            tracing::error!(tenant = %tenant.name, "tenant has an empty prefix in the shared bucket; refusing");
+            return Err(ErrorKind::Denied.into());
+        }
         let endpoint = own.endpoint.as_deref().unwrap_or(&self.shared.default_endpoint);
         let location = format!("{endpoint}/{name}");
         // A settings change keeps the tenant's budget: its uploads in flight still hold room in it.
