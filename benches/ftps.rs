@@ -15,6 +15,8 @@
 mod ceiling;
 #[path = "ftps/client.rs"]
 mod client;
+#[path = "ftps/stats.rs"]
+mod stats;
 #[path = "ftps/wharf.rs"]
 mod wharf;
 
@@ -28,6 +30,7 @@ use sha2::{Digest as _, Sha256};
 
 use ceiling::{Direction, RawTls};
 use client::{client_config, Client, Negotiated};
+use stats::{mb_s, median, pseudo_random, runs, sha256, verdict};
 use wharf::Wharf;
 
 struct Plan {
@@ -246,55 +249,11 @@ async fn small_files(server: &Wharf, chunks: &[&[u8]], run: usize, results: &mut
     Ok(chunks.len() as f64 / took.as_secs_f64())
 }
 
-fn mb_s(bytes: usize, took: Duration) -> f64 {
-    bytes as f64 / took.as_secs_f64() / 1e6
-}
-
-/// Incompressible, reproducible bytes (xorshift64*), so nothing on the way can shortcut them.
-fn pseudo_random(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
 fn sha256_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hasher.finalize().into())
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn runs(values: &[f64]) -> String {
-    values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "**missed**"
-    }
 }
 
 fn print_report(plan: &Plan, r: &Results, dir: &Path, elapsed: Duration) {

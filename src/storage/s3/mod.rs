@@ -28,6 +28,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumMode;
 use aws_sdk_s3::Client;
 use futures_util::stream::{self, StreamExt};
 
@@ -44,6 +45,11 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::directory::Directory;
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 /// S3's smallest part (except the last) and largest single copy.
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -84,6 +90,36 @@ pub struct S3Storage {
     shared: Arc<Shared>,
     tenant_id: i64,
     user_id: i64,
+    known_dirs: Arc<KnownDirs>,
+}
+
+/// Directories this session saw exist in the last few seconds: a client storing many files into one
+/// directory then costs one listing, not one per file. Only a cache: an entry that went stale (another
+/// session removed the directory) lets a file in, which makes the directory exist again, as on S3 itself.
+#[derive(Debug, Default)]
+pub(super) struct KnownDirs(std::sync::Mutex<std::collections::HashMap<StorageKey, std::time::Instant>>);
+
+impl KnownDirs {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+    const MAX: usize = 256;
+
+    fn contains(&self, key: &StorageKey) -> bool {
+        let dirs = self.0.lock().expect("not poisoned");
+        dirs.get(key).is_some_and(|seen| seen.elapsed() < Self::FRESH)
+    }
+
+    fn insert(&self, key: StorageKey) {
+        let mut dirs = self.0.lock().expect("not poisoned");
+        if dirs.len() >= Self::MAX {
+            dirs.clear();
+        }
+        dirs.insert(key, std::time::Instant::now());
+    }
+
+    /// After this session removed or moved something, nothing it remembers is trusted.
+    fn forget(&self) {
+        self.0.lock().expect("not poisoned").clear();
+    }
 }
 
 /// What HeadObject tells about a file.
@@ -91,7 +127,12 @@ struct Head {
     size: u64,
     modified: Option<SystemTime>,
     etag: String,
+    /// The checksums a single PutObject carried in its metadata ([`DIGEST_METADATA`]).
+    digest: Option<Digest>,
 }
+
+/// The user-metadata key under which a single-part object keeps its checksums (`x-amz-meta-wharf-digest`).
+const DIGEST_METADATA: &str = "wharf-digest";
 
 impl S3Storage {
     fn object(&self, key: &StorageKey) -> String {
@@ -109,12 +150,24 @@ impl S3Storage {
 
     async fn head(&self, object: &str) -> Result<Option<Head>, StorageError> {
         let b = &self.bucket;
-        match b.client.head_object().bucket(&b.name).key(object).send().await.map_err(sdk_error) {
-            Ok(out) => Ok(Some(Head {
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
-                etag: out.e_tag().unwrap_or_default().to_owned(),
-            })),
+        let request = b.client.head_object().bucket(&b.name).key(object).checksum_mode(ChecksumMode::Enabled);
+        match request.send().await.map_err(sdk_error) {
+            Ok(out) => {
+                let size = out.content_length().unwrap_or(0).max(0) as u64;
+                let digest = out
+                    .metadata()
+                    .and_then(|m| m.get(DIGEST_METADATA))
+                    .and_then(|text| Digest::from_text(text))
+                    .filter(|d| d.len == size)
+                    // Where the store kept the SHA-256 it verified, the metadata must agree with it.
+                    .filter(|d| out.checksum_sha256().is_none_or(|sha| sha == base64(&d.sha256())));
+                Ok(Some(Head {
+                    size,
+                    modified: out.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                    etag: out.e_tag().unwrap_or_default().to_owned(),
+                    digest,
+                }))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -158,15 +211,26 @@ impl S3Storage {
     /// Succeeds when `key`'s parent is an existing directory.
     async fn check_parent(&self, key: &StorageKey) -> Result<(), StorageError> {
         let parent = parent_key(key);
-        if parent.is_root() {
+        if parent.is_root() || self.known_dirs.contains(&parent) {
             return Ok(());
         }
         if self.dir_meta(&parent).await?.is_some() {
+            self.known_dirs.insert(parent);
             return Ok(());
         }
         match self.head(&self.object(&parent)).await? {
             Some(_) => Err(ErrorKind::NotADirectory.into()),
             None => Err(ErrorKind::NotFound.into()),
+        }
+    }
+
+    /// Succeeds when a file may be stored at `key`: its parent is a directory and no directory has its name.
+    async fn check_target(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let (parent, is_dir) = tokio::join!(self.check_parent(key), self.dir_meta(key));
+        parent?;
+        match is_dir? {
+            Some(_) => Err(ErrorKind::IsADirectory.into()),
+            None => Ok(()),
         }
     }
 
@@ -196,6 +260,20 @@ impl S3Storage {
         let b = &self.bucket;
         b.client.delete_object().bucket(&b.name).key(object).send().await.map_err(sdk_error)?;
         Ok(())
+    }
+
+    /// The checksums wharf recorded for `object` as it is now: in its metadata (a single PutObject) or in
+    /// the directory under its ETag (a multipart upload, whose metadata is fixed before its bytes are known).
+    async fn recorded_digest(&self, object: &str, head: Head) -> Result<Option<Digest>, StorageError> {
+        if head.digest.is_some() {
+            return Ok(head.digest);
+        }
+        let recorded = self.shared.directory.digest(&self.bucket.location, object).await.map_err(dir_error)?;
+        // Valid only for the object as wharf stored it: another writer changes the ETag.
+        Ok(recorded
+            .filter(|(etag, _)| *etag == head.etag)
+            .and_then(|(_, text)| Digest::from_text(&text))
+            .filter(|d| d.len == head.size))
     }
 
     /// The resumable upload of `object` this user may continue.
@@ -284,12 +362,19 @@ impl Storage for S3Storage {
         if key.is_root() {
             return Err(ErrorKind::IsADirectory.into());
         }
-        let (parent, is_dir) = tokio::join!(self.check_parent(key), self.dir_meta(key));
-        parent?;
-        if is_dir?.is_some() {
-            return Err(ErrorKind::IsADirectory.into());
-        }
-        S3Upload::start(self.clone(), self.object(key), mode).await.map(|u| Box::new(u) as Box<dyn Upload>)
+        // A new file is checked (parent exists, name not a directory) while its bytes arrive, and nothing is
+        // stored before the check passed: the round trip to S3 hides behind the data connection's setup.
+        // Continuing an upload needs the stored state first, so there the check comes before 150.
+        let (this, target) = (self.clone(), key.clone());
+        let check = tokio::spawn(async move { this.check_target(&target).await });
+        let upload = match mode {
+            WriteMode::Create => S3Upload::start(self.clone(), self.object(key), mode, Some(check)).await?,
+            _ => {
+                check.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
+                S3Upload::start(self.clone(), self.object(key), mode, None).await?
+            }
+        };
+        Ok(Box::new(upload))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
@@ -315,13 +400,16 @@ impl Storage for S3Storage {
         if file?.is_some() || dir?.is_some() {
             return Err(ErrorKind::AlreadyExists.into());
         }
-        self.put_marker(&self.dir_prefix(key)).await
+        self.put_marker(&self.dir_prefix(key)).await?;
+        self.known_dirs.insert(key.clone());
+        Ok(())
     }
 
     async fn remove_dir(&self, key: &StorageKey) -> Result<(), StorageError> {
         if key.is_root() {
             return Err(ErrorKind::Denied.into());
         }
+        self.known_dirs.forget();
         let marker = self.dir_prefix(key);
         let page = self.list_page(&marker, false, Some(2), None).await?;
         let keys: Vec<&str> = page.contents().iter().filter_map(|o| o.key()).collect();
@@ -339,6 +427,7 @@ impl Storage for S3Storage {
     }
 
     async fn rename(&self, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError> {
+        self.known_dirs.forget();
         rename::rename(self, from, to).await
     }
 
@@ -355,12 +444,7 @@ impl Storage for S3Storage {
                 None => ErrorKind::NotFound.into(),
             });
         };
-        let recorded = self.shared.directory.digest(&self.bucket.location, &object).await.map_err(dir_error)?;
-        // Valid only for the object as wharf stored it: another writer changes the ETag.
-        Ok(recorded
-            .filter(|(etag, _)| *etag == head.etag)
-            .and_then(|(_, text)| Digest::from_text(&text))
-            .filter(|d| d.len == head.size))
+        self.recorded_digest(&object, head).await
     }
 
     async fn resumable_size(&self, key: &StorageKey) -> Result<Option<u64>, StorageError> {

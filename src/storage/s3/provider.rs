@@ -137,6 +137,12 @@ impl S3Provider {
 impl StorageProvider for S3Provider {
     async fn open(&self, tenant: &Tenant, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
         let bucket = self.bucket(tenant).await?;
-        Ok(Arc::new(S3Storage { bucket, shared: self.shared.clone(), tenant_id: tenant.id, user_id: user.id }))
+        Ok(Arc::new(S3Storage {
+            bucket,
+            shared: self.shared.clone(),
+            tenant_id: tenant.id,
+            user_id: user.id,
+            known_dirs: Default::default(),
+        }))
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
 use super::upload::{Multipart, S3Upload};
-use super::{dir_error, sdk_error, MAX_COPY, MIN_PART};
+use super::{sdk_error, Head, MAX_COPY, MIN_PART};
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError};
@@ -73,16 +73,12 @@ impl S3Upload {
 
     /// Makes the stored object's first `keep` bytes the start of this upload: copied inside S3 when they
     /// can form parts of their own (at least 5 MiB), else read into the first part buffer.
-    pub(super) async fn keep_prefix(&mut self, keep: u64, size: u64, etag: &str) -> Result<(), StorageError> {
-        let shared = self.storage.shared.clone();
+    pub(super) async fn keep_prefix(&mut self, keep: u64, head: Head) -> Result<(), StorageError> {
         let b = self.storage.bucket.clone();
+        let etag = head.etag.clone();
+        let etag = etag.as_str();
         // The recorded checksums continue only when the whole object is kept (APPE).
-        let recorded = if keep == size {
-            shared.directory.digest(&b.location, &self.object).await.map_err(dir_error)?
-        } else {
-            None
-        };
-        let known = recorded.filter(|(e, _)| e == etag).and_then(|(_, text)| Digest::from_text(&text));
+        let known = if keep == head.size { self.storage.recorded_digest(&self.object, head).await? } else { None };
         if keep < MIN_PART {
             // A bounded read: less than one part, into the buffer that the new bytes then fill.
             let out = b

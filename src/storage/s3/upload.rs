@@ -21,11 +21,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::budget::{Reservation, STARTER};
 use super::resume::{ParkedState, PartDone};
-use super::{dir_error, sdk_error, S3Storage};
+use super::{base64, dir_error, sdk_error, S3Storage, DIGEST_METADATA};
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError, Upload, WriteMode};
@@ -63,14 +63,23 @@ pub(super) struct S3Upload {
     /// Bytes in parts before the buffer (sent or copied).
     pub(super) sent: u64,
     pub(super) multipart: Option<Multipart>,
+    /// The target's check, still running while the first bytes arrive.
+    pub(super) check: Option<JoinHandle<Result<(), StorageError>>>,
 }
 
 impl S3Upload {
     /// Starts an upload of `object`: fresh, continuing this user's parked upload, or on top of the stored
     /// object's first bytes (REST n + STOR, APPE).
-    pub(super) async fn start(storage: S3Storage, object: String, mode: WriteMode) -> Result<S3Upload, StorageError> {
+    /// `check`, when given, must succeed before anything becomes visible or a multipart upload starts.
+    pub(super) async fn start(
+        storage: S3Storage,
+        object: String,
+        mode: WriteMode,
+        check: Option<JoinHandle<Result<(), StorageError>>>,
+    ) -> Result<S3Upload, StorageError> {
         let room = storage.shared.budget.starter().await;
         let mut upload = S3Upload {
+            check,
             base: storage.shared.config.part_size,
             storage,
             object,
@@ -105,18 +114,17 @@ impl S3Upload {
                 _ => {}
             }
         }
-        let head = upload.storage.head(&upload.object).await?;
-        let (size, etag) = match head {
-            Some(head) => (head.size, head.etag),
+        let head = match upload.storage.head(&upload.object).await? {
+            Some(head) => head,
             None if keep.unwrap_or(0) == 0 => return Ok(upload),
             None => return Err(ErrorKind::InvalidOffset.into()),
         };
-        let keep = keep.unwrap_or(size);
-        if keep > size {
+        let keep = keep.unwrap_or(head.size);
+        if keep > head.size {
             return Err(ErrorKind::InvalidOffset.into());
         }
         if keep > 0 {
-            upload.keep_prefix(keep, size, &etag).await?;
+            upload.keep_prefix(keep, head).await?;
         }
         Ok(upload)
     }
@@ -147,11 +155,20 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Waits for the target's check, once.
+    async fn checked(&mut self) -> Result<(), StorageError> {
+        match self.check.take() {
+            Some(check) => check.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))?,
+            None => Ok(()),
+        }
+    }
+
     /// Starts the multipart upload and records it (as a lease) in the directory.
     pub(super) async fn create(&mut self) -> Result<(), StorageError> {
         if self.multipart.is_some() {
             return Ok(());
         }
+        self.checked().await?;
         let b = &self.storage.bucket;
         let out = b
             .client
@@ -282,15 +299,16 @@ impl S3Upload {
         }
     }
 
-    /// After the object became visible: record its checksums and drop any older parked upload of it.
-    async fn stored(&self, etag: Option<&str>) {
+    /// After the object became visible: record the checksums of a multipart object (`etag`: a single
+    /// PutObject carries them in its metadata) and drop any older parked upload of it.
+    async fn stored(&self, multipart_etag: Option<&str>) {
         let shared = &self.storage.shared;
         let b = &self.storage.bucket;
-        if let (Some(etag), Some(digest)) = (etag, &self.digest) {
+        if let (Some(etag), Some(digest)) = (multipart_etag, &self.digest) {
             if let Err(e) = shared.directory.record_digest(&b.location, &self.object, etag, &digest.to_text()).await {
                 tracing::warn!(error = %e, "recording an object's checksums failed; HASH will not know them");
             }
-        } else {
+        } else if multipart_etag.is_some() {
             let _ = shared.directory.forget_digest(&b.location, &self.object).await;
         }
         let superseded = shared.directory.resumable_uploads(&b.location, &self.object).await.unwrap_or_default();
@@ -318,15 +336,20 @@ impl Upload for S3Upload {
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
         let b = self.storage.bucket.clone();
         if self.multipart.is_none() {
+            self.checked().await?;
             let body = std::mem::take(&mut self.buf).freeze();
             let size = body.len() as u64;
             let mut request = b.client.put_object().bucket(&b.name).key(&self.object).body(ByteStream::from(body));
             if let Some(digest) = &self.digest {
-                request =
-                    request.checksum_algorithm(ChecksumAlgorithm::Sha256).checksum_sha256(base64(&digest.sha256()));
+                // S3 checks the SHA-256 and keeps it; the metadata keeps both checksums for HASH and APPE.
+                request = request
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .checksum_sha256(base64(&digest.sha256()))
+                    .metadata(DIGEST_METADATA, digest.to_text());
             }
-            let out = request.send().await.map_err(sdk_error)?;
-            self.stored(out.e_tag()).await;
+            // The SHA-256 checksum guards the bytes, so the signature need not hash them again.
+            request.customize().disable_payload_signing().send().await.map_err(sdk_error)?;
+            self.stored(None).await;
             return Ok(size);
         }
         let result = async {
@@ -461,6 +484,9 @@ async fn upload_part(
         .part_number(number)
         .checksum_crc32(&crc32)
         .body(ByteStream::from(body.clone()))
+        // The CRC-32 above lets S3 reject damaged bytes; signing the payload too would hash it once more.
+        .customize()
+        .disable_payload_signing()
         .send()
         .await
         .map_err(sdk_error)?;
@@ -485,11 +511,6 @@ fn confirmed_prefix(multipart: &Multipart) -> Option<i32> {
 pub(super) fn part_size(base: u64, number: i32) -> u64 {
     let step = ((number.max(1) - 1) / PARTS_PER_STEP) as u32;
     base.saturating_mul(1u64 << step.min(20)).min(MAX_PART)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

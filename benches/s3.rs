@@ -1,0 +1,272 @@
+//! `cargo bench --bench s3`: wharf on the S3 backend against a real object store on loopback, next to the
+//! same work done directly with aws-sdk-s3 in the same run. See BENCHMARKS.md.
+//!
+//! ```text
+//! bench process ──FTPS──▶ target/release/wharf serve (S3 backend) ──S3──▶ Garage on 127.0.0.1
+//!      └──────────────── aws-sdk-s3, same part size and parts in flight ──────────▲ (the reference)
+//! ```
+//!
+//! Start the store first: `eval "$(scripts/garage.sh /tmp/garage)"` (it prints the AWS_* credentials,
+//! WHARF_BENCH_S3_ENDPOINT and WHARF_BENCH_S3_BUCKET). `WHARF_BENCH_QUICK=1` shrinks every size.
+
+#[path = "ftps/client.rs"]
+mod client;
+#[path = "s3/direct.rs"]
+mod direct;
+#[path = "s3/peak.rs"]
+mod peak;
+#[path = "ftps/stats.rs"]
+mod stats;
+// Shared with the fs benchmark, which uses all of it.
+#[allow(dead_code)]
+#[path = "ftps/wharf.rs"]
+mod wharf;
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use bytes::Bytes;
+
+use client::{client_config, Client};
+use direct::Direct;
+use peak::Peak;
+use stats::{mb_s, median, pseudo_random, runs, sha256, verdict};
+use wharf::Wharf;
+
+const MIB: usize = 1 << 20;
+const PART: usize = 8 * MIB;
+const IN_FLIGHT: usize = 4;
+
+struct Plan {
+    big_bytes: usize,
+    big_runs: usize,
+    sessions: usize,
+    session_bytes: usize,
+    parallel_runs: usize,
+    small_files: usize,
+    small_bytes: usize,
+    small_runs: usize,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        if std::env::var("WHARF_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0") {
+            Plan {
+                big_bytes: 64 * MIB,
+                big_runs: 1,
+                sessions: 4,
+                session_bytes: 16 * MIB,
+                parallel_runs: 1,
+                small_files: 100,
+                small_bytes: 4096,
+                small_runs: 1,
+            }
+        } else {
+            Plan {
+                big_bytes: 1024 * MIB,
+                big_runs: 3,
+                sessions: 16,
+                session_bytes: 64 * MIB,
+                parallel_runs: 3,
+                small_files: 1000,
+                small_bytes: 4096,
+                small_runs: 3,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Results {
+    direct_up: Vec<f64>,
+    direct_down: Vec<f64>,
+    upload: Vec<f64>,
+    download: Vec<f64>,
+    idle_kib: u64,
+    upload_peak_kib: Vec<u64>,
+    download_peak_kib: Vec<u64>,
+    parallel: Vec<f64>,
+    parallel_peak_kib: Vec<u64>,
+    direct_small: Vec<f64>,
+    small: Vec<f64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let plan = Plan::from_env();
+    let store = direct::Store::from_env()?;
+    let dir = tempfile::Builder::new().prefix("wharf-bench-s3-").tempdir()?;
+    let settings = store.wharf_settings(PART, IN_FLIGHT);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Wharf::start(dir.path(), &settings)?;
+    eprintln!("wharf (pid {}) on {}, storing in {} at {}", server.pid(), server.addr, store.bucket, store.endpoint);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let results = match runtime.block_on(measure(&plan, &store, &server)) {
+        Ok(results) => results,
+        Err(e) => return Err(e.context(format!("server log kept in {}", dir.keep().display()))),
+    };
+    drop(server);
+    print_report(&plan, &results, started.elapsed());
+    Ok(())
+}
+
+async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::Result<Results> {
+    let mut r = Results::default();
+    let direct = Direct::new(store).await;
+    // Names of this run only, so that runs against the same bucket never meet.
+    let tag = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let source = Bytes::from(pseudo_random(plan.big_bytes));
+    let source_hash = sha256(&source);
+    let mut sink = vec![0u8; source.len()];
+    let mut peak = Peak::new(server.pid());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    r.idle_kib = server.rss_kib()?;
+
+    let mut ftp = Client::login(server.addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
+    for run in 0..plan.big_runs {
+        let key = format!("direct/{tag}/big-{run}.bin");
+        let took = direct.multipart_upload(&key, &source, PART, IN_FLIGHT).await?;
+        r.direct_up.push(mb_s(source.len(), took));
+        let took = direct.download(&key, &mut sink).await?;
+        ensure!(sha256(&sink) == source_hash, "direct download differs");
+        r.direct_down.push(mb_s(source.len(), took));
+        direct.delete(&key).await?;
+
+        let name = format!("{tag}-big-{run}.bin");
+        peak.reset()?;
+        let clock = Instant::now();
+        ftp.stor(&name, &source).await?;
+        r.upload.push(mb_s(source.len(), clock.elapsed()));
+        r.upload_peak_kib.push(peak.read()?);
+        let stored = format!("{}/{name}", wharf::TENANT);
+        ensure!(direct.sha256(&stored).await? == source_hash, "stored {name} differs");
+
+        sink.fill(0);
+        peak.reset()?;
+        let clock = Instant::now();
+        let received = ftp.retr(&name, &mut sink).await?;
+        r.download.push(mb_s(source.len(), clock.elapsed()));
+        r.download_peak_kib.push(peak.read()?);
+        ensure!(received == source.len() && sha256(&sink) == source_hash, "downloaded {name} differs");
+        ftp.expect(&format!("DELE {name}"), 250).await?;
+        eprintln!(
+            "run {run}: direct up {:.0} down {:.0} MB/s; wharf up {:.0} down {:.0} MB/s; peak RSS up {} down {} KiB",
+            r.direct_up[run],
+            r.direct_down[run],
+            r.upload[run],
+            r.download[run],
+            r.upload_peak_kib[run],
+            r.download_peak_kib[run]
+        );
+    }
+    ftp.quit().await;
+    drop(sink);
+
+    let slice = source.slice(..plan.session_bytes);
+    for run in 0..plan.parallel_runs {
+        peak.reset()?;
+        let clock = Instant::now();
+        let addr = server.addr;
+        let uploads = (0..plan.sessions).map(|i| {
+            let (data, tag) = (slice.clone(), tag.clone());
+            tokio::spawn(async move {
+                let mut ftp = Client::login(addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
+                ftp.stor(&format!("{tag}-parallel-{run}-{i}.bin"), &data).await?;
+                ftp.quit().await;
+                anyhow::Ok(())
+            })
+        });
+        for upload in futures_util::future::join_all(uploads).await {
+            upload??;
+        }
+        let rate = mb_s(plan.sessions * plan.session_bytes, clock.elapsed());
+        r.parallel.push(rate);
+        r.parallel_peak_kib.push(peak.read()?);
+        eprintln!("parallel run {run}: {} × {} MiB at {rate:.0} MB/s", plan.sessions, plan.session_bytes / MIB);
+    }
+
+    let files: Vec<Bytes> =
+        (0..plan.small_files).map(|i| source.slice(i * plan.small_bytes..(i + 1) * plan.small_bytes)).collect();
+    for run in 0..plan.small_runs {
+        let clock = Instant::now();
+        for (i, file) in files.iter().enumerate() {
+            direct.put(&format!("direct/{tag}/small-{run}/f{i:05}"), file.clone()).await?;
+        }
+        let direct_rate = files.len() as f64 / clock.elapsed().as_secs_f64();
+        let mut ftp = Client::login(server.addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
+        ftp.expect(&format!("MKD {tag}-small-{run}"), 257).await?;
+        let clock = Instant::now();
+        for (i, file) in files.iter().enumerate() {
+            ftp.stor(&format!("{tag}-small-{run}/f{i:05}"), file).await?;
+        }
+        let rate = files.len() as f64 / clock.elapsed().as_secs_f64();
+        ftp.quit().await;
+        eprintln!("small files run {run}: direct {direct_rate:.0}/s, wharf {rate:.0}/s");
+        r.direct_small.push(direct_rate);
+        r.small.push(rate);
+    }
+    Ok(r)
+}
+
+fn print_report(plan: &Plan, r: &Results, elapsed: Duration) {
+    let big = format!("{} MiB", plan.big_bytes / MIB);
+    let (up, down, direct_up, direct_down) =
+        (median(&r.upload), median(&r.download), median(&r.direct_up), median(&r.direct_down));
+    let (small, direct_small) = (median(&r.small), median(&r.direct_small));
+    let kib = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+    let budget_kib = ((PART * (IN_FLIGHT + 1)) / 1024 + 16 * 1024) as u64;
+    let upload_growth = kib(&r.upload_peak_kib).saturating_sub(r.idle_kib);
+    println!();
+    println!("| measurement | wharf (median) | runs | direct aws-sdk-s3 (median) | ratio | target | result |");
+    println!("| --- | ---: | --- | ---: | ---: | --- | --- |");
+    println!(
+        "| upload {big}, one session (MB/s) | {up:.0} | {} | {direct_up:.0} (runs {}) | {:.2} | ≥ 0.75 | {} |",
+        runs(&r.upload),
+        runs(&r.direct_up),
+        up / direct_up,
+        verdict(up >= 0.75 * direct_up)
+    );
+    println!(
+        "| download {big}, one session (MB/s) | {down:.0} | {} | {direct_down:.0} (runs {}) | {:.2} | ≥ 0.75 | {} |",
+        runs(&r.download),
+        runs(&r.direct_down),
+        down / direct_down,
+        verdict(down >= 0.75 * direct_down)
+    );
+    println!(
+        "| {} × {} KiB files, one session (files/s) | {small:.0} | {} | {direct_small:.0} PutObject/s (runs {}) | {:.2} | ≥ 0.5 | {} |",
+        plan.small_files,
+        plan.small_bytes / 1024,
+        runs(&r.small),
+        runs(&r.direct_small),
+        small / direct_small,
+        verdict(small >= 0.5 * direct_small)
+    );
+    println!(
+        "| peak RSS growth during one upload (KiB) | {upload_growth} | idle {} KiB, peaks {:?} | — | — | ≤ {budget_kib} (8 MiB × 5 + 16 MiB) | {} |",
+        r.idle_kib,
+        r.upload_peak_kib,
+        verdict(upload_growth <= budget_kib)
+    );
+    println!(
+        "| peak RSS growth during one download (KiB) | {} | peaks {:?} | — | — | (diagnostic) | |",
+        kib(&r.download_peak_kib).saturating_sub(r.idle_kib),
+        r.download_peak_kib
+    );
+    let budget = 1024 * 1024; // the default memory_budget, in KiB
+    let parallel_growth = kib(&r.parallel_peak_kib).saturating_sub(r.idle_kib);
+    println!(
+        "| {} sessions × {} MiB uploads (aggregate MB/s) | {:.0} | {} | — | — | — | |",
+        plan.sessions,
+        plan.session_bytes / MIB,
+        median(&r.parallel),
+        runs(&r.parallel)
+    );
+    println!(
+        "| peak RSS growth during them (KiB) | {parallel_growth} | peaks {:?} | — | — | ≤ 1 GiB budget + 16 MiB | {} |",
+        r.parallel_peak_kib,
+        verdict(parallel_growth <= budget + 16 * 1024)
+    );
+    println!();
+    println!("Bench time: {:.0} s.", elapsed.as_secs_f64());
+}
