@@ -210,38 +210,26 @@ async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::
 
 fn print_report(plan: &Plan, r: &Results, elapsed: Duration) {
     let big = format!("{} MiB", plan.big_bytes / MIB);
-    let (up, down, direct_up, direct_down) =
-        (median(&r.upload), median(&r.download), median(&r.direct_up), median(&r.direct_down));
-    let (small, direct_small) = (median(&r.small), median(&r.direct_small));
     let kib = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
     let budget_kib = ((PART * (IN_FLIGHT + 1)) / 1024 + 16 * 1024) as u64;
     let upload_growth = kib(&r.upload_peak_kib).saturating_sub(r.idle_kib);
     println!();
     println!("| measurement | wharf (median) | runs | direct aws-sdk-s3 (median) | ratio | target | result |");
     println!("| --- | ---: | --- | ---: | ---: | --- | --- |");
-    println!(
-        "| upload {big}, one session (MB/s) | {up:.0} | {} | {direct_up:.0} (runs {}) | {:.2} | ≥ 0.75 | {} |",
-        runs(&r.upload),
-        runs(&r.direct_up),
-        up / direct_up,
-        verdict(up >= 0.75 * direct_up)
-    );
-    println!(
-        "| download {big}, one session (MB/s) | {down:.0} | {} | {direct_down:.0} (runs {}) | {:.2} | ≥ 0.75 | {} |",
-        runs(&r.download),
-        runs(&r.direct_down),
-        down / direct_down,
-        verdict(down >= 0.75 * direct_down)
-    );
-    println!(
-        "| {} × {} KiB files, one session (files/s) | {small:.0} | {} | {direct_small:.0} PutObject/s (runs {}) | {:.2} | ≥ 0.5 | {} |",
-        plan.small_files,
-        plan.small_bytes / 1024,
-        runs(&r.small),
-        runs(&r.direct_small),
-        small / direct_small,
-        verdict(small >= 0.5 * direct_small)
-    );
+    let ratio_row = |what: &str, wharf: &[f64], direct: &[f64], reference: &str, target: f64| {
+        let (w, d) = (median(wharf), median(direct));
+        println!(
+            "| {what} | {w:.0} | {} | {d:.0} {reference}(runs {}) | {:.2} | ≥ {target} | {} |",
+            runs(wharf),
+            runs(direct),
+            w / d,
+            verdict(w >= target * d)
+        );
+    };
+    ratio_row(&format!("upload {big}, one session (MB/s)"), &r.upload, &r.direct_up, "", 0.75);
+    ratio_row(&format!("download {big}, one session (MB/s)"), &r.download, &r.direct_down, "", 0.75);
+    let small = format!("{} × {} KiB files, one session (files/s)", plan.small_files, plan.small_bytes / 1024);
+    ratio_row(&small, &r.small, &r.direct_small, "PutObject/s ", 0.5);
     println!(
         "| peak RSS growth during one upload (KiB) | {upload_growth} | idle {} KiB, peaks {:?} | — | — | ≤ {budget_kib} (8 MiB × 5 + 16 MiB) | {} |",
         r.idle_kib,

@@ -37,25 +37,39 @@ async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, S
     )
 }
 
+/// What `wharf serve` prints up to the first line `last` accepts.
+async fn printed_until(
+    stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    last: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = stdout.next_line().await.unwrap().expect("wharf serve exited early");
+            let done = last(&line);
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("wharf serve prints its addresses and the first steps");
+    printed
+}
+
+fn explicit_address(printed: &[String]) -> std::net::SocketAddr {
+    let line = printed.iter().find(|l| l.contains("explicit FTPS")).expect("an explicit FTPS line");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
 async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = wharf(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = stdout.next_line().await.unwrap().expect("wharf serve exited early");
-            printed.push(line.clone());
-            if line.contains("curl --ssl-reqd") {
-                break;
-            }
-        }
-        let line = printed.iter().find(|l| l.contains("explicit FTPS")).unwrap();
-        line.rsplit(' ').next().unwrap().parse::<std::net::SocketAddr>().unwrap()
-    })
-    .await
-    .expect("wharf serve prints its addresses and the first steps");
+    let printed = printed_until(&mut stdout, |line| line.contains("curl --ssl-reqd")).await;
+    let explicit = explicit_address(&printed);
     let text = printed.join("\n");
     assert!(text.contains("wharf tenant add"), "{text}");
     assert!(text.contains("wharf user add"), "{text}");
@@ -102,16 +116,7 @@ async fn first_start_creates_everything_and_the_cli_makes_a_working_login() {
     child.kill().await.unwrap();
     let mut again = wharf(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = BufReader::new(again.stdout.take().unwrap()).lines();
-    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = stdout.next_line().await.unwrap().expect("second start");
-            if line.contains("explicit FTPS") {
-                break line.rsplit(' ').next().unwrap().parse::<std::net::SocketAddr>().unwrap();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
     Ftp::login(explicit, "alice@acme", "third password").await;
     assert_eq!(std::fs::read(data.join("tls/cert.pem")).unwrap(), cert);
     again.kill().await.unwrap();
@@ -150,18 +155,8 @@ async fn serve_on_s3_from_the_environment_with_a_tenant_prefix_from_the_cli() {
     let mut child =
         cmd.arg("serve").stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let explicit = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = stdout.next_line().await.unwrap().expect("wharf serve exited early");
-            printed.push(line.clone());
-            if let Some(addr) = line.strip_prefix("  explicit FTPS (AUTH TLS): ") {
-                break addr.parse::<std::net::SocketAddr>().unwrap();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let printed = printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await;
+    let explicit = explicit_address(&printed);
     let mut ftp = Ftp::login(explicit, "alice@acme", "first password").await;
     assert_eq!(ftp.store("STOR", "hello.txt", b"to the bucket").await.code, 226);
     assert_eq!(bucket.get("drops/acme/hello.txt").await.as_deref(), Some(&b"to the bucket"[..]));

@@ -83,6 +83,17 @@ struct Bucket {
     budget: Arc<TenantBudget>,
 }
 
+impl Bucket {
+    /// Aborts a multipart upload; one that is already gone (completed, aborted) counts as aborted.
+    async fn abort_upload(&self, object: &str, upload_id: &str) -> Result<(), StorageError> {
+        let request = self.client.abort_multipart_upload().bucket(&self.name).key(object).upload_id(upload_id);
+        match request.send().await.map_err(sdk_error) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One session's view of its tenant's bucket.
 #[derive(Debug, Clone)]
 pub struct S3Storage {

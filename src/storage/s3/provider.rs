@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::budget::{Budget, TenantBudget};
-use super::{client, dir_error, sdk_error, Bucket, S3Storage, Shared};
+use super::{client, dir_error, Bucket, S3Storage, Shared};
 use crate::config::S3Config;
 use crate::directory::{Directory, Tenant, TenantStorage, User};
 use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
@@ -108,17 +108,8 @@ impl S3Provider {
                     continue;
                 };
                 let bucket = self.bucket(&tenant).await?;
-                let result = bucket
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&bucket.name)
-                    .key(&upload.key)
-                    .upload_id(&upload.upload_id)
-                    .send()
-                    .await;
-                match result.map_err(sdk_error) {
-                    Ok(_) => aborted += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => aborted += 1,
+                match bucket.abort_upload(&upload.key, &upload.upload_id).await {
+                    Ok(()) => aborted += 1,
                     Err(e) => {
                         tracing::warn!(key = %upload.key, error = %e, "aborting an expired upload failed; retrying later");
                         // Back into the directory so that the next sweep tries again.

@@ -165,7 +165,9 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
     match copy.await {
         Ok(etag) => Ok(etag),
         Err(e) => {
-            let _ = b.client.abort_multipart_upload().bucket(&b.name).key(target).upload_id(&upload_id).send().await;
+            if let Err(e) = b.abort_upload(target, &upload_id).await {
+                tracing::warn!(error = %e, "aborting the multipart copy of a failed rename failed");
+            }
             Err(e)
         }
     }

@@ -280,17 +280,8 @@ impl S3Upload {
         multipart.in_flight.abort_all();
         while multipart.in_flight.join_next().await.is_some() {}
         let b = &self.storage.bucket;
-        let result = b
-            .client
-            .abort_multipart_upload()
-            .bucket(&b.name)
-            .key(&self.object)
-            .upload_id(&multipart.upload_id)
-            .send()
-            .await
-            .map_err(sdk_error);
-        match result {
-            Ok(_) => {
+        match b.abort_upload(&self.object, &multipart.upload_id).await {
+            Ok(()) => {
                 let _ =
                     self.storage.shared.directory.remove_upload(&b.location, &self.object, &multipart.upload_id).await;
             }
@@ -314,14 +305,9 @@ impl S3Upload {
         let superseded = shared.directory.resumable_uploads(&b.location, &self.object).await.unwrap_or_default();
         for old in superseded {
             if shared.directory.remove_upload(&old.location, &old.key, &old.upload_id).await.unwrap_or(false) {
-                let _ = b
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&b.name)
-                    .key(&old.key)
-                    .upload_id(&old.upload_id)
-                    .send()
-                    .await;
+                if let Err(e) = b.abort_upload(&old.key, &old.upload_id).await {
+                    tracing::warn!(error = %e, "aborting a superseded parked upload failed; its parts stay");
+                }
             }
         }
     }
@@ -451,15 +437,7 @@ impl Drop for S3Upload {
         let (storage, object) = (self.storage.clone(), self.object.clone());
         runtime.spawn(async move {
             let b = &storage.bucket;
-            let aborted = b
-                .client
-                .abort_multipart_upload()
-                .bucket(&b.name)
-                .key(&object)
-                .upload_id(&multipart.upload_id)
-                .send()
-                .await;
-            if aborted.is_ok() {
+            if b.abort_upload(&object, &multipart.upload_id).await.is_ok() {
                 let _ = storage.shared.directory.remove_upload(&b.location, &object, &multipart.upload_id).await;
             }
         });
