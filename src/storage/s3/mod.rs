@@ -46,6 +46,15 @@ use super::{
 use crate::config::S3Config;
 use crate::directory::Directory;
 
+/// The first `len` bytes of an object cut into copy ranges `(first, last)` (inclusive) of at most 5 GiB each
+/// and of equal size but for the last, so that every range is also a valid part (5 MiB or more when
+/// `len` is).
+fn copy_ranges(len: u64) -> Vec<(u64, u64)> {
+    let count = len.div_ceil(MAX_COPY).max(1);
+    let step = len.div_ceil(count);
+    (0..count).map(|i| (i * step, ((i + 1) * step).min(len) - 1)).filter(|(first, last)| first <= last).collect()
+}
+
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -472,5 +481,29 @@ fn parent_key(key: &StorageKey) -> StorageKey {
     match key.as_str().rsplit_once('/') {
         Some((parent, _)) => StorageKey::from_normalised(parent.to_owned()),
         None => StorageKey::from_normalised(String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_cover_everything_in_parts_s3_accepts() {
+        const GIB: u64 = 1024 * 1024 * 1024;
+        for len in [MIN_PART, MAX_COPY, MAX_COPY + 1, 12 * GIB + 7, 5 * 1024 * GIB] {
+            let ranges = copy_ranges(len);
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges.last().unwrap().1, len - 1);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].1 + 1, pair[1].0, "{len}: contiguous");
+            }
+            for (first, last) in &ranges {
+                let size = last - first + 1;
+                assert!((MIN_PART..=MAX_COPY).contains(&size), "{len}: a {size}-byte range");
+            }
+            assert!(ranges.len() <= 10_000);
+        }
+        assert_eq!(copy_ranges(MAX_COPY + 2), [(0, MAX_COPY / 2), (MAX_COPY / 2 + 1, MAX_COPY + 1)]);
     }
 }

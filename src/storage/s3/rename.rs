@@ -8,7 +8,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
 use super::resume::encode_key;
-use super::{dir_error, sdk_error, S3Storage, MAX_COPY};
+use super::{copy_ranges, dir_error, sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 
 /// Copies run this many at a time.
@@ -122,13 +122,10 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
     // Above 5 GiB CopyObject refuses; a multipart upload of copied ranges does the same inside S3.
     let created = b.client.create_multipart_upload().bucket(&b.name).key(target).send().await.map_err(sdk_error)?;
     let upload_id = created.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
-    let parts = size.div_ceil(MAX_COPY);
-    let step = size.div_ceil(parts);
     let copy = async {
-        let ranges: Vec<(i32, u64, u64)> =
-            (0..parts).map(|i| (i as i32 + 1, i * step, ((i + 1) * step).min(size) - 1)).collect();
+        let ranges = copy_ranges(size).into_iter().zip(1..);
         let done: Vec<CompletedPart> = stream::iter(ranges)
-            .map(|(number, first, last)| {
+            .map(|((first, last), number)| {
                 let (copy_source, upload_id) = (copy_source.clone(), upload_id.clone());
                 async move {
                     let out = b

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
 use super::upload::{Multipart, S3Upload};
-use super::{sdk_error, Head, MAX_COPY, MIN_PART};
+use super::{copy_ranges, sdk_error, Head, MIN_PART};
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError};
@@ -100,13 +100,9 @@ impl S3Upload {
             return self.write_bytes(&prefix).await;
         }
         self.create().await?;
-        let copies = keep.div_ceil(MAX_COPY);
-        let step = keep.div_ceil(copies);
-        let mut start = 0;
-        while start < keep {
-            let end = (start + step).min(keep);
+        let source = format!("{}/{}", b.name, encode_key(&self.object));
+        for (first, last) in copy_ranges(keep) {
             let number = self.next_part;
-            let source = format!("{}/{}", b.name, encode_key(&self.object));
             let multipart = self.multipart.as_mut().expect("created above");
             let out = b
                 .client
@@ -115,8 +111,8 @@ impl S3Upload {
                 .key(&self.object)
                 .upload_id(&multipart.upload_id)
                 .part_number(number)
-                .copy_source(source)
-                .copy_source_range(format!("bytes={start}-{}", end - 1))
+                .copy_source(&source)
+                .copy_source_range(format!("bytes={first}-{last}"))
                 .copy_source_if_match(etag)
                 .send()
                 .await
@@ -124,10 +120,9 @@ impl S3Upload {
             let result = out.copy_part_result();
             let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
             let crc32 = result.and_then(|r| r.checksum_crc32()).map(str::to_owned);
-            multipart.done.insert(number, PartDone { number, etag, size: end - start, crc32 });
-            multipart.end_of.insert(number, end);
+            multipart.done.insert(number, PartDone { number, etag, size: last - first + 1, crc32 });
+            multipart.end_of.insert(number, last + 1);
             self.next_part += 1;
-            start = end;
         }
         self.sent = keep;
         self.digest = known;
