@@ -24,10 +24,36 @@ struct Moto {
     _child: Mutex<Child>,
 }
 
-/// The endpoint of the shared server, started on first use.
+/// The endpoint of the shared server, started on first use. `WHARF_TEST_S3_ENDPOINT` points the tests at
+/// another store instead (for example Garage from scripts/garage.sh, whose key must be allowed to create
+/// buckets), with the credentials in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
 pub fn endpoint() -> &'static str {
     static MOTO: OnceLock<Moto> = OnceLock::new();
+    static OTHER: OnceLock<Option<String>> = OnceLock::new();
+    if let Some(endpoint) = OTHER.get_or_init(|| std::env::var("WHARF_TEST_S3_ENDPOINT").ok()) {
+        return endpoint;
+    }
     &MOTO.get_or_init(start_moto).endpoint
+}
+
+/// The key pair for [`endpoint`]: any for moto, the environment's for another store.
+pub fn credentials() -> (String, String) {
+    match (
+        std::env::var("WHARF_TEST_S3_ENDPOINT"),
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(_), Ok(id), Ok(secret)) => (id, secret),
+        _ => (ACCESS_KEY.to_owned(), SECRET_KEY.to_owned()),
+    }
+}
+
+/// The region for [`endpoint`].
+pub fn region() -> String {
+    match std::env::var("WHARF_TEST_S3_ENDPOINT") {
+        Ok(_) => std::env::var("AWS_REGION").unwrap_or_else(|_| REGION.to_owned()),
+        Err(_) => REGION.to_owned(),
+    }
 }
 
 fn start_moto() -> Moto {
@@ -57,8 +83,8 @@ impl Bucket {
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint())
             .force_path_style(true)
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+            .region(Region::new(region()))
+            .credentials_provider(Credentials::new(credentials().0, credentials().1, None, None, "tests"))
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             // Moto reports a multipart object's checksum in a form the SDK would misread as a mismatch.
             .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
