@@ -136,14 +136,17 @@ pub struct S3Config {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
     pub secret_access_key_file: Option<PathBuf>,
-    /// Bytes per multipart part at the start of an upload; it doubles every 1,000 parts so that an upload
-    /// of unknown size still fits in S3's 10,000 parts. S3's minimum is 5 MiB.
+    /// Bytes per multipart part at the start of an upload; it doubles every 900 parts so that an upload
+    /// of unknown size still fits in S3's 10,000 parts, up to half of `tenant_memory_budget`. S3's
+    /// minimum is 5 MiB.
     pub part_size: u64,
-    /// Parts of one upload sent to S3 at once.
+    /// Parts of one upload sent to S3 at once (fewer once parts grow so large that they would not fit in
+    /// `tenant_memory_budget` together).
     pub parts_in_flight: usize,
     /// Bytes of part buffers all uploads together may hold; past it, wharf stops reading data sockets.
     pub memory_budget: u64,
-    /// The same, for each tenant.
+    /// The same, for each tenant. It also bounds one upload's largest part (half of it), and so the
+    /// largest file: about 905 GiB with the defaults, S3's 5 TiB from 2.5 GiB up (`wharf serve` prints it).
     pub tenant_memory_budget: u64,
     /// Objects one RNFR/RNTO of a directory may move; past it the rename is refused with 550.
     pub max_rename_objects: usize,

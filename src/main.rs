@@ -263,7 +263,7 @@ fn storage_summary(s: &TenantStorage) -> String {
     }
     let mut out = format!("s3://{}/{}", s.bucket.as_deref().unwrap_or("(default)"), s.prefix.as_deref().unwrap_or(""));
     if let Some(endpoint) = &s.endpoint {
-        out.push_str(&format!(" at {endpoint}"));
+        out.push_str(&format!(" at {}", wharf::config::redact_url(endpoint)));
     }
     if let Some(id) = &s.access_key_id {
         out.push_str(&format!(" as {id}"));

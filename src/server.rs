@@ -266,7 +266,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Backend::S3 => {
             let s3 = &config.storage.s3;
             let endpoint = s3.endpoint.as_deref().unwrap_or("AWS");
-            println!("  storage:                  S3 bucket {} at {endpoint}", s3.bucket.as_deref().unwrap_or(""));
+            println!(
+                "  storage:                  S3 bucket {} at {}",
+                s3.bucket.as_deref().unwrap_or(""),
+                crate::config::redact_url(endpoint)
+            );
+            let largest = crate::storage::s3::largest_upload(s3) as f64 / (1u64 << 30) as f64;
+            println!(
+                "  largest upload:           {largest:.0} GiB (parts are capped at half of \
+                 storage.s3.tenant_memory_budget; S3 itself stops at 5,120 GiB)"
+            );
         }
     }
     if tenants == 0 {

@@ -6,6 +6,7 @@ mod hash;
 mod listing;
 mod renames;
 mod resume;
+mod tenants;
 mod uploads;
 
 use tokio::io::AsyncWriteExt;

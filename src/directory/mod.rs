@@ -66,6 +66,11 @@ impl TenantStorage {
                 return invalid("endpoint must start with http:// or https://");
             }
         }
+        // The server's own credentials (static keys, an instance role) must never be sent to a store that a
+        // tenant names: whoever runs that endpoint would receive them.
+        if self.endpoint.is_some() && self.access_key_id.is_none() {
+            return invalid("a tenant with its own endpoint must bring its own access key id and secret reference");
+        }
         if self.access_key_id.is_some() != self.secret_ref.is_some() {
             return invalid("access key id and secret reference must be given together");
         }
@@ -174,8 +179,15 @@ pub trait Directory: Send + Sync {
 
     /// Records (or updates) an open multipart upload.
     async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError>;
-    /// The newest resumable upload of an object.
-    async fn resumable_upload(&self, location: &str, key: &str) -> Result<Option<ParkedUpload>, DirectoryError>;
+    /// The newest unexpired resumable upload of an object parked by `user_id` (another user's parked upload
+    /// of the same key is never continued, nor does it hide this user's).
+    async fn resumable_upload(
+        &self,
+        location: &str,
+        key: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ParkedUpload>, DirectoryError>;
     /// All resumable uploads of an object.
     async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError>;
     /// Takes an upload out of the directory; `false` when another session (or instance) took it first.

@@ -247,8 +247,26 @@ impl Directory for SqliteDirectory {
         Ok(())
     }
 
-    async fn resumable_upload(&self, location: &str, key: &str) -> Result<Option<ParkedUpload>, DirectoryError> {
-        Ok(self.resumable_uploads(location, key).await?.into_iter().next())
+    async fn resumable_upload(
+        &self,
+        location: &str,
+        key: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ParkedUpload>, DirectoryError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
+             AND user_id = ? AND expires_at > ? ORDER BY parked_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(location)
+            .bind(key)
+            .bind(user_id)
+            .bind(time_text(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(parked_from_row).transpose()
     }
 
     async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError> {
@@ -677,11 +695,20 @@ mod tests {
             parked_at: now,
             expires_at: now + chrono::TimeDelta::seconds(expires_in),
         };
+        let resumable = |user_id: i64| dir.resumable_upload("aws/bucket", "acme/f.bin", user_id, now);
         dir.save_upload(&upload("running", false, 3600)).await.unwrap();
-        assert_eq!(dir.resumable_upload("aws/bucket", "acme/f.bin").await.unwrap(), None, "a lease is not resumable");
+        assert_eq!(resumable(7).await.unwrap(), None, "a lease is not resumable");
         dir.save_upload(&upload("parked", true, 60)).await.unwrap();
-        assert_eq!(dir.resumable_upload("aws/bucket", "acme/f.bin").await.unwrap(), Some(upload("parked", true, 60)));
+        assert_eq!(resumable(7).await.unwrap(), Some(upload("parked", true, 60)));
+        assert_eq!(resumable(8).await.unwrap(), None, "only its own user's");
         assert_eq!(dir.resumable_uploads("other/bucket", "acme/f.bin").await.unwrap(), vec![]);
+        // A later parked upload of another user does not hide this one.
+        dir.save_upload(&ParkedUpload { user_id: 8, upload_id: "bobs".into(), ..upload("x", true, 60) }).await.unwrap();
+        assert_eq!(resumable(7).await.unwrap().map(|u| u.upload_id), Some("parked".into()));
+        let later = now + chrono::TimeDelta::seconds(61);
+        let expired = dir.resumable_upload("aws/bucket", "acme/f.bin", 7, later).await.unwrap();
+        assert_eq!(expired, None, "an expired one is not continued, even before the sweeper came");
+        assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "bobs").await.unwrap());
 
         assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap());
         assert!(!dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap(), "taken only once");

@@ -150,3 +150,40 @@ async fn an_interrupted_overwrite_resumes_from_what_was_kept_not_from_the_old_fi
     assert_eq!(sha256(&wharf.read_file("report.csv").await), sha256(&new));
     assert_eq!(ftp.cmd("SIZE report.csv").await.text, format!("213 {}", new.len()));
 }
+
+#[tokio::test]
+async fn another_users_later_parked_upload_neither_hides_nor_splices_this_users() {
+    let wharf = start(|_| {}).await;
+    wharf.add_user("acme", "bob", PASSWORD).await;
+    wharf.put_file("shared.bin", &bytes(PART + 7, 30)).await;
+    let mine = bytes(2 * PART + 300, 31);
+    let mut alice = wharf.login().await;
+    let n = kept(&store_and_cut(&mut alice, "shared.bin", &mine[..PART + 1]).await.text);
+    // Bob parks an upload of the same name after Alice did.
+    let mut bob = crate::support::raw::Ftp::login(wharf.explicit, "bob@acme", PASSWORD).await;
+    let bobs = kept(&store_and_cut(&mut bob, "shared.bin", &bytes(PART + 50, 32)).await.text);
+    assert_eq!(bobs, PART as u64);
+
+    // Alice still sees and continues her own, not the stored file and not Bob's.
+    assert_eq!(alice.cmd("SIZE shared.bin").await.text, format!("213 {n}"));
+    assert_eq!(alice.cmd(&format!("REST {n}")).await.code, 350);
+    assert_eq!(alice.store("STOR", "shared.bin", &mine[n as usize..]).await.code, 226);
+    assert_eq!(sha256(&wharf.read_file("shared.bin").await), sha256(&mine));
+}
+
+#[tokio::test]
+async fn the_sweeper_aborts_an_upload_in_the_store_it_began_in_after_the_tenant_moved() {
+    let wharf = start(|c| c.storage.s3.park_secs = 1).await;
+    let mut ftp = wharf.login().await;
+    kept(&store_and_cut(&mut ftp, "moving.bin", &bytes(PART + 10, 33)).await.text);
+    let bucket = wharf.s3.as_ref().unwrap();
+    assert_eq!(bucket.open_uploads().await, 1);
+    // The tenant now lives in a bucket of its own; the parked upload stays in the server's bucket.
+    let own = crate::support::s3::Bucket::create().await;
+    let tenant = wharf.directory.tenant_by_name("acme").await.unwrap().unwrap();
+    let storage = wharf::directory::TenantStorage { bucket: Some(own.name.clone()), ..Default::default() };
+    wharf.directory.set_tenant_storage(tenant.id, &storage).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(wharf.server_s3.as_ref().unwrap().sweep().await.unwrap(), 1);
+    assert_eq!(bucket.open_uploads().await, 0, "aborted where it was, not looked for in the new bucket");
+}

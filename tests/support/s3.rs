@@ -128,3 +128,56 @@ impl Bucket {
         out.uploads().len()
     }
 }
+
+/// A TCP relay in front of the S3 server that keeps what clients sent through it, so that a test can see
+/// which endpoint a request went to and how it was signed (the SigV4 `Credential=` names the key id and
+/// the region).
+pub struct Relay {
+    pub endpoint: String,
+    sent: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+impl Relay {
+    pub async fn start() -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = endpoint_addr(endpoint());
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let sent = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (log, upstream) = (log.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let up = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = client_read.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                                let _ = server_write.shutdown().await;
+                                return;
+                            }
+                            log.lock().unwrap().extend_from_slice(&buf[..n]);
+                        }
+                    };
+                    let down = tokio::io::copy(&mut server_read, &mut client_write);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Relay { endpoint, sent }
+    }
+
+    /// Everything clients sent so far, as text (request lines, headers and bodies).
+    pub fn sent(&self) -> String {
+        String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned()
+    }
+}
+
+/// `host:port` of an `http://host:port` endpoint.
+fn endpoint_addr(endpoint: &str) -> String {
+    endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned()
+}

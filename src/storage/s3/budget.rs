@@ -85,6 +85,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// Holds no room at all (not even a starter's).
+    pub fn is_empty(&self) -> bool {
+        self.global.is_empty()
+    }
+
     fn units(&self) -> u32 {
         self.global.iter().map(|p| p.num_permits() as u32).sum()
     }

@@ -24,6 +24,11 @@ pub(super) async fn build(config: &S3Config, tenant: Option<&TenantStorage>) -> 
     if let Some(region) = region {
         loader = loader.region(Region::new(region));
     }
+    // Checked again here (not only when the settings are saved): rows written by older versions, or by
+    // hand, must not leak the server's credentials to a tenant's endpoint either.
+    if tenant.is_some_and(|t| t.endpoint.is_some() && t.access_key_id.is_none()) {
+        return Err(StorageError::with_source(ErrorKind::Denied, "a tenant endpoint without the tenant's own keys"));
+    }
     let credentials = match tenant.and_then(|t| t.access_key_id.as_ref().zip(t.secret_ref.as_ref())) {
         Some((id, reference)) => Some(Credentials::new(id, secret_from_ref(reference)?, None, None, "wharf-tenant")),
         None => match (&config.access_key_id, &config.secret_access_key, &config.secret_access_key_file) {

@@ -38,6 +38,7 @@ use self::download::read_ahead;
 use self::error::{dir_error, sdk_error};
 use self::list::page_entries;
 pub use self::provider::S3Provider;
+pub use self::upload::largest_upload;
 use self::upload::S3Upload;
 use super::digest::Digest;
 use super::{
@@ -95,11 +96,15 @@ struct Bucket {
 impl Bucket {
     /// Aborts a multipart upload; one that is already gone (completed, aborted) counts as aborted.
     async fn abort_upload(&self, object: &str, upload_id: &str) -> Result<(), StorageError> {
-        let request = self.client.abort_multipart_upload().bucket(&self.name).key(object).upload_id(upload_id);
-        match request.send().await.map_err(sdk_error) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        abort_upload(&self.client, &self.name, object, upload_id).await
+    }
+}
+
+async fn abort_upload(client: &Client, bucket: &str, object: &str, upload_id: &str) -> Result<(), StorageError> {
+    let request = client.abort_multipart_upload().bucket(bucket).key(object).upload_id(upload_id);
+    match request.send().await.map_err(sdk_error) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -298,8 +303,9 @@ impl S3Storage {
 
     /// The resumable upload of `object` this user may continue.
     async fn own_parked(&self, object: &str) -> Result<Option<crate::directory::ParkedUpload>, StorageError> {
-        let parked = self.shared.directory.resumable_upload(&self.bucket.location, object).await.map_err(dir_error)?;
-        Ok(parked.filter(|p| p.user_id == self.user_id && p.tenant_id == self.tenant_id))
+        let directory = &self.shared.directory;
+        let parked = directory.resumable_upload(&self.bucket.location, object, self.user_id, chrono::Utc::now());
+        parked.await.map_err(dir_error)
     }
 }
 

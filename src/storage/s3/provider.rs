@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::budget::{Budget, TenantBudget};
-use super::{client, dir_error, Bucket, S3Storage, Shared};
+use super::{abort_upload, client, dir_error, Bucket, S3Storage, Shared};
 use crate::config::S3Config;
-use crate::directory::{Directory, Tenant, TenantStorage, User};
+use crate::directory::{Directory, ParkedUpload, Tenant, TenantStorage, User};
 use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
 
 /// Opens tenants' storage on S3; one per process.
@@ -84,42 +84,61 @@ impl S3Provider {
     }
 
     /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
-    /// every instance at once: each upload is taken out of the directory by exactly one of them.
+    /// every instance at once: each upload is taken out of the directory by exactly one of them. An upload
+    /// that cannot be aborted now goes back into the directory for a later sweep, never out of sight.
     pub async fn sweep(&self) -> Result<usize, StorageError> {
-        let mut aborted = 0;
+        let directory = &self.shared.directory;
+        let (mut aborted, mut failed) = (0, None);
         loop {
-            let expired = self.shared.directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
+            let expired = directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
             if expired.is_empty() {
-                return Ok(aborted);
+                return failed.map_or(Ok(aborted), Err);
             }
             for upload in expired {
-                if !self
-                    .shared
-                    .directory
+                if !directory
                     .remove_upload(&upload.location, &upload.key, &upload.upload_id)
                     .await
                     .map_err(dir_error)?
                 {
                     continue;
                 }
-                let Some(tenant) = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(dir_error)?
-                else {
-                    tracing::warn!(key = %upload.key, "expired upload of a deleted tenant; its parts stay until the bucket's lifecycle rule removes them");
-                    continue;
-                };
-                let bucket = self.bucket(&tenant).await?;
-                match bucket.abort_upload(&upload.key, &upload.upload_id).await {
+                match self.abort_expired(&upload).await {
                     Ok(()) => aborted += 1,
-                    Err(e) => {
-                        tracing::warn!(key = %upload.key, error = %e, "aborting an expired upload failed; retrying later");
-                        // Back into the directory so that the next sweep tries again.
-                        let mut retry = upload.clone();
-                        retry.expires_at = chrono::Utc::now();
-                        self.shared.directory.save_upload(&retry).await.map_err(dir_error)?;
-                        return Err(e);
+                    Err((e, retry_in)) => {
+                        tracing::warn!(key = %upload.key, location = %upload.location, error = %e,
+                            "aborting an expired upload failed; it stays recorded and is tried again later");
+                        let retry = ParkedUpload { expires_at: chrono::Utc::now() + retry_in, ..upload };
+                        directory.save_upload(&retry).await.map_err(dir_error)?;
+                        failed = Some(e);
                     }
                 }
             }
+        }
+    }
+
+    /// Aborts one expired upload in the store it was started in: the tenant's as configured now, or, for a
+    /// deleted tenant or one whose settings moved, the server's default store when the upload lives there.
+    /// A failure says when to try again: soon after a store's error, a day later when no client reaches
+    /// the upload's store any more (an operator then has to abort it, or a lifecycle rule does).
+    async fn abort_expired(&self, upload: &ParkedUpload) -> Result<(), (StorageError, chrono::TimeDelta)> {
+        let soon = chrono::TimeDelta::seconds(self.shared.config.sweep_interval_secs as i64);
+        let tenant = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(|e| (dir_error(e), soon))?;
+        if let Some(tenant) = tenant {
+            let bucket = self.bucket(&tenant).await.map_err(|e| (e, soon))?;
+            if bucket.location == upload.location {
+                return bucket.abort_upload(&upload.key, &upload.upload_id).await.map_err(|e| (e, soon));
+            }
+        }
+        let default_bucket =
+            upload.location.strip_prefix(&self.shared.default_endpoint).and_then(|b| b.strip_prefix('/'));
+        match default_bucket {
+            Some(name) => abort_upload(&self.shared.default_client, name, &upload.key, &upload.upload_id)
+                .await
+                .map_err(|e| (e, soon)),
+            None => Err((
+                StorageError::with_source(ErrorKind::Internal, "the upload's store is no longer configured"),
+                chrono::TimeDelta::days(1),
+            )),
         }
     }
 }

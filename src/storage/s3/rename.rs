@@ -8,6 +8,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
 use super::resume::encode_key;
+use super::upload::record_lease;
 use super::{copy_ranges, dir_error, sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 
@@ -15,6 +16,7 @@ use crate::storage::{ErrorKind, StorageError, StorageKey};
 const PARALLEL: usize = 8;
 /// DeleteObjects takes at most 1,000 keys.
 const DELETE_BATCH: usize = 1000;
+const DELETE_ATTEMPTS: u32 = 3;
 
 pub(super) async fn rename(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Result<(), StorageError> {
     if from.is_root() || to.is_root() {
@@ -45,6 +47,7 @@ pub(super) async fn rename(s: &S3Storage, from: &StorageKey, to: &StorageKey) ->
         let etag = copy_object(s, &source, &target, head.size).await?;
         move_digest(s, &source, &target, &head.etag, etag.as_deref()).await;
         s.delete_object(&source).await?;
+        forget_digests(s, std::slice::from_ref(&source)).await;
         return s.keep_parent(from).await;
     }
     rename_tree(s, from, to).await?;
@@ -94,13 +97,18 @@ async fn rename_tree(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Resul
         .await;
     if let Some(failed) = copied.iter().position(Result::is_err) {
         let made: Vec<String> = copied.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-        if let Err(e) = delete_all(s, &made).await {
-            tracing::error!(error = %e, "removing the copies of a failed directory rename failed");
+        match delete_all(s, &made).await {
+            Ok(()) => forget_digests(s, &made).await,
+            Err(e) => tracing::error!(error = %e, "removing the copies of a failed directory rename failed"),
         }
         return Err(copied.into_iter().nth(failed).expect("position found").expect_err("is an error"));
     }
+    // Every copy exists: from here the move can only go forward (a source already deleted cannot come
+    // back), so `delete_all` retries. If it still fails, both trees are whole and the client hears so.
     let sources: Vec<String> = objects.into_iter().map(|(key, _, _)| key).collect();
-    delete_all(s, &sources).await
+    delete_all(s, &sources).await?;
+    forget_digests(s, &sources).await;
+    Ok(())
 }
 
 /// Copies one object inside the bucket; returns the new ETag.
@@ -119,9 +127,14 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
             .map_err(sdk_error)?;
         return Ok(out.copy_object_result().and_then(|r| r.e_tag()).map(str::to_owned));
     }
-    // Above 5 GiB CopyObject refuses; a multipart upload of copied ranges does the same inside S3.
+    // Above 5 GiB CopyObject refuses; a multipart upload of copied ranges does the same inside S3. It is
+    // recorded like an upload, so that one cut off with its process is swept, not orphaned.
     let created = b.client.create_multipart_upload().bucket(&b.name).key(target).send().await.map_err(sdk_error)?;
     let upload_id = created.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
+    if let Err(e) = record_lease(s, target, &upload_id).await {
+        let _ = b.abort_upload(target, &upload_id).await;
+        return Err(e);
+    }
     let copy = async {
         let ranges = copy_ranges(size).into_iter().zip(1..);
         let done: Vec<CompletedPart> = stream::iter(ranges)
@@ -159,18 +172,20 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
             .map_err(sdk_error)?;
         Ok::<_, StorageError>(out.e_tag().map(str::to_owned))
     };
-    match copy.await {
-        Ok(etag) => Ok(etag),
-        Err(e) => {
-            if let Err(e) = b.abort_upload(target, &upload_id).await {
-                tracing::warn!(error = %e, "aborting the multipart copy of a failed rename failed");
-            }
-            Err(e)
+    let result = copy.await;
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "a multipart copy failed; aborting it");
+        if let Err(e) = b.abort_upload(target, &upload_id).await {
+            tracing::warn!(error = %e, "aborting the multipart copy of a failed rename failed; the sweeper will");
+            return result;
         }
     }
+    let _ = s.shared.directory.remove_upload(&b.location, target, &upload_id).await;
+    result
 }
 
 /// The copy has the same bytes, so the source's recorded checksums describe it too (under its new ETag).
+/// The source's record stays until the source itself is deleted ([`forget_digests`]).
 async fn move_digest(s: &S3Storage, source: &str, target: &str, source_etag: &str, target_etag: Option<&str>) {
     let directory = &s.shared.directory;
     let location = &s.bucket.location;
@@ -183,12 +198,43 @@ async fn move_digest(s: &S3Storage, source: &str, target: &str, source_etag: &st
             }
         }
     }
-    let _ = directory.forget_digest(location, source).await;
 }
 
+/// Drops the checksum records of objects that were deleted.
+async fn forget_digests(s: &S3Storage, objects: &[String]) {
+    for object in objects {
+        let _ = s.shared.directory.forget_digest(&s.bucket.location, object).await;
+    }
+}
+
+/// Deletes `keys`, a batch of DeleteObjects at a time; the keys a batch could not delete are tried again
+/// (three attempts in all, a growing pause between them).
 async fn delete_all(s: &S3Storage, keys: &[String]) -> Result<(), StorageError> {
-    let b = &s.bucket;
     for batch in keys.chunks(DELETE_BATCH) {
+        let mut left = batch.to_vec();
+        for attempt in 1.. {
+            match delete_batch(s, &left).await {
+                Ok(failed) if failed.is_empty() => break,
+                Ok(failed) if attempt < DELETE_ATTEMPTS => left = failed,
+                Err(e) if attempt < DELETE_ATTEMPTS && e.kind() == ErrorKind::Transient => {}
+                Ok(failed) => {
+                    return Err(StorageError::with_source(
+                        ErrorKind::Transient,
+                        format!("{} objects could not be deleted, the first {:?}", failed.len(), failed[0]),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+        }
+    }
+    Ok(())
+}
+
+/// One DeleteObjects call; returns the keys it failed to delete.
+async fn delete_batch(s: &S3Storage, batch: &[String]) -> Result<Vec<String>, StorageError> {
+    let b = &s.bucket;
+    {
         let objects: Vec<ObjectIdentifier> = batch
             .iter()
             .map(|k| {
@@ -205,11 +251,8 @@ async fn delete_all(s: &S3Storage, keys: &[String]) -> Result<(), StorageError> 
             .map_err(|e| StorageError::with_source(ErrorKind::Internal, e))?;
         let out = b.client.delete_objects().bucket(&b.name).delete(delete).send().await.map_err(sdk_error)?;
         if let Some(error) = out.errors().first() {
-            return Err(StorageError::with_source(
-                ErrorKind::Transient,
-                format!("deleting {:?}: {:?}", error.key(), error.code()),
-            ));
+            tracing::warn!(key = ?error.key(), code = ?error.code(), failed = out.errors().len(), "DeleteObjects left keys");
         }
+        Ok(out.errors().iter().filter_map(|e| e.key().map(str::to_owned)).collect())
     }
-    Ok(())
 }

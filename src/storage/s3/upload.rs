@@ -26,19 +26,24 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::budget::{Reservation, STARTER};
 use super::resume::{ParkedState, PartDone};
 use super::{base64, dir_error, sdk_error, S3Storage, DIGEST_METADATA};
+use crate::config::S3Config;
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError, Upload, WriteMode};
 
-/// Parts per size step: the part size doubles after every 1,000 parts, so 10,000 parts of a file of
-/// unknown length reach 1,023,000 × the first part size (8 TiB with 8 MiB parts; S3's objects stop at 5).
-const PARTS_PER_STEP: i32 = 1000;
+/// Parts per size step: the part size doubles after every 900 parts, so 10,000 parts of a file of unknown
+/// length reach 2,047 × 900 + 2,048 × 100 = 2,047,100 × the first part size (10 TiB with S3's smallest
+/// parts of 5 MiB; S3's objects stop at 5 TiB), unless the memory budget caps the part size
+/// ([`largest_part`]).
+const PARTS_PER_STEP: i32 = 900;
 const MAX_PARTS: i32 = 10_000;
 const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// How long a running upload's lease lasts before the sweeper may take it for lost; renewed at half-time.
 const LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
-/// How long an interrupted upload waits for its parts in flight before parking what is confirmed.
-const DRAIN: Duration = Duration::from_secs(30);
+/// How long an interrupted upload waits for its parts in flight before parking what is confirmed. Short,
+/// because shutdown gives sessions only a few seconds after cancelling their transfers; a part cut off here
+/// is simply not kept.
+const DRAIN: Duration = Duration::from_secs(3);
 
 pub(super) struct Multipart {
     pub(super) upload_id: String,
@@ -57,6 +62,8 @@ pub(super) struct S3Upload {
     /// The first part's size; later parts follow [`part_size`].
     pub(super) base: u64,
     pub(super) buf: BytesMut,
+    /// Empty until the first bytes arrive: waiting for room happens in the transfer (after `150`, where
+    /// ABOR is read), never in `put`.
     pub(super) room: Reservation,
     pub(super) digest: Option<Digest>,
     pub(super) next_part: i32,
@@ -65,6 +72,9 @@ pub(super) struct S3Upload {
     pub(super) multipart: Option<Multipart>,
     /// The target's check, still running while the first bytes arrive.
     pub(super) check: Option<JoinHandle<Result<(), StorageError>>>,
+    /// The stored object's first bytes that this upload starts with (REST n + STOR, APPE), kept by the
+    /// first `write` or `commit`: copying them can take long, so it runs inside the transfer.
+    pub(super) prefix: Option<(u64, super::Head)>,
 }
 
 impl S3Upload {
@@ -77,14 +87,14 @@ impl S3Upload {
         mode: WriteMode,
         check: Option<JoinHandle<Result<(), StorageError>>>,
     ) -> Result<S3Upload, StorageError> {
-        let room = storage.shared.budget.starter().await;
         let mut upload = S3Upload {
             check,
             base: storage.shared.config.part_size,
             storage,
             object,
             buf: BytesMut::new(),
-            room,
+            room: Reservation::default(),
+            prefix: None,
             digest: Some(Digest::default()),
             next_part: 1,
             sent: 0,
@@ -124,16 +134,23 @@ impl S3Upload {
             return Err(ErrorKind::InvalidOffset.into());
         }
         if keep > 0 {
-            upload.keep_prefix(keep, head).await?;
+            upload.prefix = Some((keep, head));
         }
         Ok(upload)
     }
 
     fn part_target(&self) -> u64 {
-        part_size(self.base, self.next_part)
+        part_size(self.base, self.next_part).min(largest_part(&self.storage.shared.config))
     }
 
     pub(super) async fn write_bytes(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
+        // The lease is renewed by time, not by parts: a slow client may take hours over one part.
+        if self.multipart.as_ref().is_some_and(|m| Utc::now() - m.lease_renewed > LEASE / 2) {
+            self.save(false).await?;
+        }
+        if self.room.is_empty() && !data.is_empty() {
+            self.room = self.storage.shared.budget.starter().await;
+        }
         while !data.is_empty() {
             let target = self.part_target();
             let wanted = (self.buf.len() + data.len()) as u64;
@@ -164,22 +181,37 @@ impl S3Upload {
     }
 
     /// Starts the multipart upload and records it (as a lease) in the directory.
+    ///
+    /// The two steps run in a task of their own: a transfer cancelled (ABOR, shutdown) while S3 creates the
+    /// upload drops this future, and the upload id S3 then hands out must still reach the directory, or
+    /// the upload would be orphaned. When nobody is waiting any more, the task aborts it at once.
     pub(super) async fn create(&mut self) -> Result<(), StorageError> {
         if self.multipart.is_some() {
             return Ok(());
         }
         self.checked().await?;
-        let b = &self.storage.bucket;
-        let out = b
-            .client
-            .create_multipart_upload()
-            .bucket(&b.name)
-            .key(&self.object)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let upload_id = out.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
+        let (storage, object) = (self.storage.clone(), self.object.clone());
+        let (reply, created) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let b = &storage.bucket;
+            let result = async {
+                let request = b.client.create_multipart_upload().bucket(&b.name).key(&object);
+                let out = request.checksum_algorithm(ChecksumAlgorithm::Crc32).send().await.map_err(sdk_error)?;
+                let upload_id = out.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
+                if let Err(e) = record_lease(&storage, &object, &upload_id).await {
+                    let _ = b.abort_upload(&object, &upload_id).await;
+                    return Err(e);
+                }
+                Ok(upload_id)
+            }
+            .await;
+            if let Err(Ok(upload_id)) = reply.send(result) {
+                if b.abort_upload(&object, &upload_id).await.is_ok() {
+                    let _ = storage.shared.directory.remove_upload(&b.location, &object, &upload_id).await;
+                }
+            }
+        });
+        let upload_id = created.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
         self.multipart = Some(Multipart {
             upload_id,
             in_flight: JoinSet::new(),
@@ -188,10 +220,6 @@ impl S3Upload {
             end_of: BTreeMap::new(),
             lease_renewed: Utc::now(),
         });
-        if let Err(e) = self.save(false).await {
-            self.abort_multipart().await;
-            return Err(e);
-        }
         Ok(())
     }
 
@@ -210,36 +238,22 @@ impl S3Upload {
             None => (Vec::new(), 0, None),
         };
         let state = ParkedState { bytes, part_size: self.base, parts, digest };
-        let shared = &self.storage.shared;
-        let lifetime = if resumable {
-            chrono::TimeDelta::seconds(shared.config.park_secs as i64)
-        } else {
-            LEASE + chrono::TimeDelta::seconds(shared.config.park_secs as i64)
-        };
-        let row = ParkedUpload {
-            location: self.storage.bucket.location.clone(),
-            key: self.object.clone(),
-            tenant_id: self.storage.tenant_id,
-            user_id: self.storage.user_id,
-            upload_id: multipart.upload_id.clone(),
-            resumable,
-            state: serde_json::to_string(&state).expect("state serialises"),
-            parked_at: now,
-            expires_at: now + lifetime,
-        };
+        let row = upload_row(&self.storage, &self.object, &multipart.upload_id, &state, resumable);
         multipart.lease_renewed = now;
-        shared.directory.save_upload(&row).await.map_err(dir_error)
+        self.storage.shared.directory.save_upload(&row).await.map_err(dir_error)
     }
 
     /// Hands the full buffer to an UploadPart task, first waiting for room among the parts in flight.
     async fn send_part(&mut self) -> Result<(), StorageError> {
         self.create().await?;
-        let limit = self.storage.shared.config.parts_in_flight;
+        let limit = parts_in_flight(&self.storage.shared.config, self.buf.len() as u64);
         while self.multipart.as_ref().is_some_and(|m| m.in_flight.len() >= limit) {
             self.collect_one().await?;
         }
         if self.next_part > MAX_PARTS {
-            return Err(StorageError::with_source(ErrorKind::QuotaExceeded, "file exceeds S3's 10,000 parts"));
+            let largest = largest_upload(&self.storage.shared.config);
+            let why = format!("file exceeds S3's 10,000 parts ({largest} bytes with this server's part sizes)");
+            return Err(StorageError::with_source(ErrorKind::QuotaExceeded, why));
         }
         let number = self.next_part;
         let body = std::mem::take(&mut self.buf).freeze();
@@ -248,21 +262,14 @@ impl S3Upload {
         let size = body.len() as u64;
         self.sent += size;
         self.next_part += 1;
-        let renew = {
-            let multipart = self.multipart.as_mut().expect("created above");
-            multipart.digest_after.insert(number, self.digest.clone());
-            multipart.end_of.insert(number, self.sent);
-            let b = self.storage.bucket.clone();
-            let (object, upload_id) = (self.object.clone(), multipart.upload_id.clone());
-            multipart.in_flight.spawn(upload_part(b, object, upload_id, number, body, room));
-            Utc::now() - multipart.lease_renewed > LEASE / 2
-        };
-        // Only now, with the full part on its way, wait for room for the next one: holding a whole part
-        // while waiting for room could block the uploads whose parts would free it.
-        self.room = self.storage.shared.budget.starter().await;
-        if renew {
-            self.save(false).await?;
-        }
+        let multipart = self.multipart.as_mut().expect("created above");
+        multipart.digest_after.insert(number, self.digest.clone());
+        multipart.end_of.insert(number, self.sent);
+        let b = self.storage.bucket.clone();
+        let (object, upload_id) = (self.object.clone(), multipart.upload_id.clone());
+        multipart.in_flight.spawn(upload_part(b, object, upload_id, number, body, room));
+        // Room for the next part is taken when its bytes come (`write_bytes`): holding a whole part while
+        // waiting for room could block the uploads whose parts would free it.
         Ok(())
     }
 
@@ -273,6 +280,16 @@ impl S3Upload {
         let part = joined.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
         multipart.done.insert(part.number, part);
         Ok(())
+    }
+
+    /// After CompleteMultipartUpload failed: whether S3 completed it all the same (its reply was lost). An
+    /// upload that S3 no longer knows, and that nobody aborted, was completed: telling the client it failed
+    /// would be wrong, and aborting could not undo it.
+    async fn completed_anyway(&self) -> bool {
+        let Some(multipart) = &self.multipart else { return false };
+        let b = &self.storage.bucket;
+        let request = b.client.list_parts().bucket(&b.name).key(&self.object).upload_id(&multipart.upload_id);
+        matches!(request.max_parts(1).send().await.map_err(sdk_error), Err(e) if e.kind() == ErrorKind::NotFound)
     }
 
     async fn abort_multipart(&mut self) {
@@ -316,10 +333,19 @@ impl S3Upload {
 #[async_trait]
 impl Upload for S3Upload {
     async fn write(&mut self, buf: &[u8]) -> Result<(), StorageError> {
+        if let Some((keep, head)) = self.prefix.take() {
+            self.keep_prefix(keep, head).await?;
+        }
         self.write_bytes(buf).await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        if let Some((keep, head)) = self.prefix.take() {
+            if let Err(e) = self.keep_prefix(keep, head).await {
+                self.abort_multipart().await;
+                return Err(e);
+            }
+        }
         let b = self.storage.bucket.clone();
         if self.multipart.is_none() {
             self.checked().await?;
@@ -375,6 +401,14 @@ impl Upload for S3Upload {
                 let upload_id = self.multipart.take().expect("multipart").upload_id;
                 let directory = &self.storage.shared.directory;
                 let _ = directory.remove_upload(&b.location, &self.object, &upload_id).await;
+                self.stored(etag.as_deref()).await;
+                Ok(self.sent)
+            }
+            Err(e) if self.completed_anyway().await => {
+                tracing::warn!(error = %e, "CompleteMultipartUpload failed, but S3 had completed the upload");
+                let upload_id = self.multipart.take().expect("multipart").upload_id;
+                let _ = self.storage.shared.directory.remove_upload(&b.location, &self.object, &upload_id).await;
+                let etag = self.storage.head(&self.object).await.ok().flatten().map(|h| h.etag);
                 self.stored(etag.as_deref()).await;
                 Ok(self.sent)
             }
@@ -473,6 +507,37 @@ async fn upload_part(
     Ok(PartDone { number, etag, size: body.len() as u64, crc32: Some(crc32) })
 }
 
+/// The directory row of an open multipart upload: a lease while it runs (it outlives the lease time by
+/// the parking time, so that a resumable one is not swept while its owner parks it), or parked.
+fn upload_row(
+    storage: &S3Storage,
+    object: &str,
+    upload_id: &str,
+    state: &ParkedState,
+    resumable: bool,
+) -> ParkedUpload {
+    let now = Utc::now();
+    let park = chrono::TimeDelta::seconds(storage.shared.config.park_secs as i64);
+    ParkedUpload {
+        location: storage.bucket.location.clone(),
+        key: object.to_owned(),
+        tenant_id: storage.tenant_id,
+        user_id: storage.user_id,
+        upload_id: upload_id.to_owned(),
+        resumable,
+        state: serde_json::to_string(state).expect("state serialises"),
+        parked_at: now,
+        expires_at: now + if resumable { park } else { LEASE + park },
+    }
+}
+
+/// Records a multipart upload that is not an [`S3Upload`] (a rename's multipart copy) as a running lease.
+pub(super) async fn record_lease(storage: &S3Storage, object: &str, upload_id: &str) -> Result<(), StorageError> {
+    let state = ParkedState { bytes: 0, part_size: 0, parts: Vec::new(), digest: None };
+    let row = upload_row(storage, object, upload_id, &state, false);
+    storage.shared.directory.save_upload(&row).await.map_err(dir_error)
+}
+
 /// The last part of the unbroken run of confirmed parts from part 1.
 fn confirmed_prefix(multipart: &Multipart) -> Option<i32> {
     let mut last = None;
@@ -485,10 +550,30 @@ fn confirmed_prefix(multipart: &Multipart) -> Option<i32> {
     last
 }
 
-/// The size of part `number` for an upload whose first part is `base`: doubling every 1,000 parts.
+/// The size of part `number` for an upload whose first part is `base`: doubling every 900 parts.
 pub(super) fn part_size(base: u64, number: i32) -> u64 {
     let step = ((number.max(1) - 1) / PARTS_PER_STEP) as u32;
     base.saturating_mul(1u64 << step.min(20)).min(MAX_PART)
+}
+
+/// The largest part an upload may hold: half the tenant's budget (one part filling while one is on its
+/// way), in whole MiB. Growing parts stop here, so that the budget covers every buffer it grants; the
+/// configuration check makes it at least the first part size.
+pub(super) fn largest_part(config: &S3Config) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    (config.tenant_memory_budget / 2 / MIB * MIB).clamp(5 * MIB, MAX_PART)
+}
+
+/// How many parts of `part` bytes may be on their way at once: the configured number while they are
+/// small, fewer once the parts in flight and the one filling would outgrow the tenant's budget.
+fn parts_in_flight(config: &S3Config, part: u64) -> usize {
+    let fit = (config.tenant_memory_budget / part.max(1)).saturating_sub(1).max(1);
+    config.parts_in_flight.min(fit as usize)
+}
+
+/// The largest file one upload can store with `config`'s part sizes (S3's own limit is 5 TiB).
+pub fn largest_upload(config: &S3Config) -> u64 {
+    (1..=MAX_PARTS).map(|n| part_size(config.part_size, n).min(largest_part(config))).sum()
 }
 
 #[cfg(test)]
@@ -497,13 +582,43 @@ mod tests {
 
     const MIB: u64 = 1024 * 1024;
 
+    const TIB: u64 = 1024 * 1024 * MIB;
+
+    fn config(part: u64, in_flight: usize, tenant_budget: u64) -> S3Config {
+        S3Config {
+            part_size: part,
+            parts_in_flight: in_flight,
+            tenant_memory_budget: tenant_budget,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn parts_grow_so_that_ten_thousand_hold_five_tebibytes() {
         assert_eq!(part_size(8 * MIB, 1), 8 * MIB);
-        assert_eq!(part_size(8 * MIB, 1000), 8 * MIB);
-        assert_eq!(part_size(8 * MIB, 1001), 16 * MIB);
-        let total: u64 = (1..=MAX_PARTS).map(|n| part_size(8 * MIB, n)).sum();
-        assert!(total >= 5 * 1024 * 1024 * MIB, "{total}");
+        assert_eq!(part_size(8 * MIB, 900), 8 * MIB);
+        assert_eq!(part_size(8 * MIB, 901), 16 * MIB);
+        for base in [5 * MIB, 8 * MIB, 64 * MIB] {
+            let total: u64 = (1..=MAX_PARTS).map(|n| part_size(base, n)).sum();
+            assert!(total >= 5 * TIB, "first part {base}: {total}");
+        }
         assert!((1..=MAX_PARTS).all(|n| part_size(5 * 1024 * MIB, n) <= MAX_PART));
+    }
+
+    #[test]
+    fn the_tenant_budget_caps_parts_and_parts_in_flight() {
+        let c = config(8 * MIB, 4, 256 * MIB);
+        assert_eq!(largest_part(&c), 128 * MIB);
+        assert_eq!(parts_in_flight(&c, 8 * MIB), 4);
+        assert_eq!(parts_in_flight(&c, 64 * MIB), 3, "3 in flight + 1 filling = 256 MiB");
+        assert_eq!(parts_in_flight(&c, 128 * MIB), 1);
+        // Every part the schedule asks for, with as many in flight as allowed, fits in the tenant's budget.
+        for n in 1..=MAX_PARTS {
+            let part = part_size(c.part_size, n).min(largest_part(&c));
+            assert!(part * (parts_in_flight(&c, part) as u64 + 1) <= c.tenant_memory_budget, "part {n}");
+        }
+        // The defaults store about 0.9 TiB in one upload; a 2.5 GiB tenant budget reaches S3's 5 TiB.
+        assert!((900 * 1024 * MIB..TIB).contains(&largest_upload(&c)), "{}", largest_upload(&c));
+        assert!(largest_upload(&config(8 * MIB, 4, 2560 * MIB)) >= 5 * TIB);
     }
 }
