@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Start the store first: `eval "$(scripts/garage.sh /tmp/garage)"` (it prints the AWS_* credentials,
-//! WHARF_BENCH_S3_ENDPOINT and WHARF_BENCH_S3_BUCKET). `WHARF_BENCH_QUICK=1` shrinks every size.
+//! WHARF_BENCH_S3_ENDPOINT and WHARF_BENCH_S3_BUCKET, default `wharf-bench`). `WHARF_BENCH_QUICK=1` shrinks
+//! every size.
 
 #[path = "ftps/client.rs"]
 mod client;
@@ -15,6 +16,8 @@ mod client;
 mod direct;
 #[path = "s3/peak.rs"]
 mod peak;
+#[path = "s3/source.rs"]
+mod source;
 #[path = "ftps/stats.rs"]
 mod stats;
 // Shared with the fs benchmark, which uses all of it.
@@ -30,13 +33,15 @@ use bytes::Bytes;
 use client::{client_config, Client};
 use direct::Direct;
 use peak::Peak;
-use stats::{mb_s, median, pseudo_random, runs, sha256, verdict};
+use source::Source;
+use stats::{mb_s, median, runs, sha256, verdict};
 use wharf::Wharf;
 
 const MIB: usize = 1 << 20;
 const PART: usize = 8 * MIB;
 const IN_FLIGHT: usize = 4;
 
+/// The parallel sessions and the small files send slices of the one source of `big_bytes`, so they fit in it.
 struct Plan {
     big_bytes: usize,
     big_runs: usize,
@@ -112,42 +117,51 @@ fn main() -> anyhow::Result<()> {
 
 async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::Result<Results> {
     let mut r = Results::default();
+    ensure!(
+        plan.sessions * plan.session_bytes <= plan.big_bytes && plan.small_files * plan.small_bytes <= plan.big_bytes,
+        "the plan's sizes must fit in its big file"
+    );
     let direct = Direct::new(store).await;
-    // Names of this run only, so that runs against the same bucket never meet.
-    let tag = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
-    let source = Bytes::from(pseudo_random(plan.big_bytes));
-    let source_hash = sha256(&source);
-    let mut sink = vec![0u8; source.len()];
+    // Names (and data stamps) of this run only, so that runs against the same bucket never meet.
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let tag = format!("{millis:x}");
+    let mut source = Source::new(plan.big_bytes, millis);
+    let mut sink = vec![0u8; plan.big_bytes];
     let mut peak = Peak::new(server.pid());
     tokio::time::sleep(Duration::from_secs(1)).await;
     r.idle_kib = server.rss_kib()?;
 
     let mut ftp = Client::login(server.addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
     for run in 0..plan.big_runs {
+        let data = source.fresh();
+        let hash = sha256(&data);
         let key = format!("direct/{tag}/big-{run}.bin");
-        let took = direct.multipart_upload(&key, &source, PART, IN_FLIGHT).await?;
-        r.direct_up.push(mb_s(source.len(), took));
+        let took = direct.multipart_upload(&key, &data, PART, IN_FLIGHT).await?;
+        r.direct_up.push(mb_s(data.len(), took));
         let took = direct.download(&key, &mut sink).await?;
-        ensure!(sha256(&sink) == source_hash, "direct download differs");
-        r.direct_down.push(mb_s(source.len(), took));
+        ensure!(sha256(&sink) == hash, "direct download differs");
+        r.direct_down.push(mb_s(data.len(), took));
         direct.delete(&key).await?;
+        // Shadowing would keep it alive, and `fresh` stamps in place only when no handle is left.
+        drop(data);
 
+        let data = source.fresh();
+        let hash = sha256(&data);
         let name = format!("{tag}-big-{run}.bin");
         peak.reset()?;
         let clock = Instant::now();
-        ftp.stor(&name, &source).await?;
-        r.upload.push(mb_s(source.len(), clock.elapsed()));
+        ftp.stor(&name, &data).await?;
+        r.upload.push(mb_s(data.len(), clock.elapsed()));
         r.upload_peak_kib.push(peak.read()?);
-        let stored = format!("{}/{name}", wharf::TENANT);
-        ensure!(direct.sha256(&stored).await? == source_hash, "stored {name} differs");
+        ensure!(direct.sha256(&stored_key(&name)).await? == hash, "stored {name} differs");
 
         sink.fill(0);
         peak.reset()?;
         let clock = Instant::now();
         let received = ftp.retr(&name, &mut sink).await?;
-        r.download.push(mb_s(source.len(), clock.elapsed()));
+        r.download.push(mb_s(data.len(), clock.elapsed()));
         r.download_peak_kib.push(peak.read()?);
-        ensure!(received == source.len() && sha256(&sink) == source_hash, "downloaded {name} differs");
+        ensure!(received == data.len() && sha256(&sink) == hash, "downloaded {name} differs");
         ftp.expect(&format!("DELE {name}"), 250).await?;
         eprintln!(
             "run {run}: direct up {:.0} down {:.0} MB/s; wharf up {:.0} down {:.0} MB/s; peak RSS up {} down {} KiB",
@@ -162,16 +176,18 @@ async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::
     ftp.quit().await;
     drop(sink);
 
-    let slice = source.slice(..plan.session_bytes);
     for run in 0..plan.parallel_runs {
+        // Each session sends its own part of the source: the same bytes 16 times would be stored once.
+        let data = source.fresh();
+        let names: Vec<String> = (0..plan.sessions).map(|i| format!("{tag}-parallel-{run}-{i}.bin")).collect();
         peak.reset()?;
         let clock = Instant::now();
         let addr = server.addr;
-        let uploads = (0..plan.sessions).map(|i| {
-            let (data, tag) = (slice.clone(), tag.clone());
+        let uploads = names.iter().enumerate().map(|(i, name)| {
+            let (data, name) = (data.slice(i * plan.session_bytes..(i + 1) * plan.session_bytes), name.clone());
             tokio::spawn(async move {
                 let mut ftp = Client::login(addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
-                ftp.stor(&format!("{tag}-parallel-{run}-{i}.bin"), &data).await?;
+                ftp.stor(&name, &data).await?;
                 ftp.quit().await;
                 anyhow::Ok(())
             })
@@ -183,16 +199,22 @@ async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::
         r.parallel.push(rate);
         r.parallel_peak_kib.push(peak.read()?);
         eprintln!("parallel run {run}: {} × {} MiB at {rate:.0} MB/s", plan.sessions, plan.session_bytes / MIB);
+        // Outside the timing, so that the store does not fill up with gigabytes per bench run.
+        for name in &names {
+            direct.delete(&stored_key(name)).await?;
+        }
     }
 
-    let files: Vec<Bytes> =
-        (0..plan.small_files).map(|i| source.slice(i * plan.small_bytes..(i + 1) * plan.small_bytes)).collect();
     for run in 0..plan.small_runs {
+        let files = small_files(&source.fresh(), plan);
         let clock = Instant::now();
         for (i, file) in files.iter().enumerate() {
             direct.put(&format!("direct/{tag}/small-{run}/f{i:05}"), file.clone()).await?;
         }
         let direct_rate = files.len() as f64 / clock.elapsed().as_secs_f64();
+        drop(files); // as above: the next `fresh` then stamps in place
+
+        let files = small_files(&source.fresh(), plan);
         let mut ftp = Client::login(server.addr, client_config(), wharf::LOGIN, wharf::PASSWORD).await?;
         ftp.expect(&format!("MKD {tag}-small-{run}"), 257).await?;
         let clock = Instant::now();
@@ -206,6 +228,16 @@ async fn measure(plan: &Plan, store: &direct::Store, server: &Wharf) -> anyhow::
         r.small.push(rate);
     }
     Ok(r)
+}
+
+/// The object key of a file the bench user stored as `/name` (the tenant's prefix in the default bucket).
+fn stored_key(name: &str) -> String {
+    format!("{}/{name}", wharf::TENANT)
+}
+
+/// The first `small_files` pieces of `small_bytes` each, as zero-copy slices.
+fn small_files(data: &Bytes, plan: &Plan) -> Vec<Bytes> {
+    (0..plan.small_files).map(|i| data.slice(i * plan.small_bytes..(i + 1) * plan.small_bytes)).collect()
 }
 
 fn print_report(plan: &Plan, r: &Results, elapsed: Duration) {

@@ -31,7 +31,7 @@ impl Store {
         };
         Ok(Store {
             endpoint: var("WHARF_BENCH_S3_ENDPOINT")?,
-            bucket: var("WHARF_BENCH_S3_BUCKET")?,
+            bucket: std::env::var("WHARF_BENCH_S3_BUCKET").unwrap_or_else(|_| "wharf-bench".to_owned()),
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "garage".to_owned()),
             key_id: var("AWS_ACCESS_KEY_ID")?,
             secret: var("AWS_SECRET_ACCESS_KEY")?,
