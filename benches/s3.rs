@@ -263,13 +263,13 @@ fn print_report(plan: &Plan, r: &Results, elapsed: Duration) {
     let small = format!("{} × {} KiB files, one session (files/s)", plan.small_files, plan.small_bytes / 1024);
     ratio_row(&small, &r.small, &r.direct_small, "PutObject/s ", 0.5);
     println!(
-        "| peak RSS growth during one upload (KiB) | {upload_growth} | idle {} KiB, peaks {:?} | — | — | ≤ {budget_kib} (8 MiB × 5 + 16 MiB) | {} |",
+        "| peak RSS growth during one upload, largest of the runs (KiB) | {upload_growth} | idle {} KiB, peaks {:?} | — | — | ≤ {budget_kib} (8 MiB × 5 + 16 MiB) | {} |",
         r.idle_kib,
         r.upload_peak_kib,
         verdict(upload_growth <= budget_kib)
     );
     println!(
-        "| peak RSS growth during one download (KiB) | {} | peaks {:?} | — | — | (diagnostic) | |",
+        "| peak RSS growth during one download, largest (KiB) | {} | peaks {:?} | — | — | (diagnostic) | |",
         kib(&r.download_peak_kib).saturating_sub(r.idle_kib),
         r.download_peak_kib
     );
@@ -283,7 +283,7 @@ fn print_report(plan: &Plan, r: &Results, elapsed: Duration) {
         runs(&r.parallel)
     );
     println!(
-        "| peak RSS growth during them (KiB) | {parallel_growth} | peaks {:?} | — | — | ≤ 1 GiB budget + 16 MiB | {} |",
+        "| peak RSS growth during them, largest (KiB) | {parallel_growth} | peaks {:?} | — | — | ≤ 1 GiB budget + 16 MiB | {} |",
         r.parallel_peak_kib,
         verdict(parallel_growth <= budget + 16 * 1024)
     );
