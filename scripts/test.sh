@@ -19,6 +19,19 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   exit 1
 fi
 
+# The directory tests run on SQLite and on Postgres; each Postgres test creates its own database on the
+# server named by DATABASE_URL (default: the local one, trust authentication).
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! command -v pg_isready >/dev/null 2>&1; then
+  echo "error: the directory tests need PostgreSQL (on Debian: apt-get install postgresql postgresql-client)" >&2
+  exit 1
+fi
+if ! pg_isready -q -d "$DATABASE_URL"; then
+  echo "error: the directory tests need PostgreSQL at DATABASE_URL (default 127.0.0.1:5432, user postgres);" \
+    "start it, e.g. pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start" >&2
+  exit 1
+fi
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --lib --bins --tests

@@ -1,10 +1,14 @@
 //! The directory: tenants, their hostnames, and users with their password hashes.
 //!
-//! Callers see only the [`Directory`] trait; the SQL behind it (SQLite now, Postgres next) stays private to
-//! this module. Password hashing lives in [`password`] because both the CLI and the login path need it.
+//! Callers see only the [`Directory`] trait; the SQL behind it (Postgres in production, SQLite as the
+//! embedded default) stays private to this module, and [`open`] picks the backend from the database URL.
+//! Password hashing lives in [`password`] because both the CLI and the login path need it.
 
 pub mod password;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -254,14 +258,85 @@ pub fn normalize_home(home: &str) -> Result<String, DirectoryError> {
     }
 }
 
-/// Opens the directory named by a database URL (`sqlite://…`; Postgres follows) and applies migrations.
+/// Opens the directory named by a database URL (`postgres://…` or `postgresql://…` for Postgres,
+/// `sqlite://…` for SQLite) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Directory>, DirectoryError> {
-    if url.starts_with("sqlite:") {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PostgresDirectory::open(url).await?))
+    } else if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteDirectory::open(url).await?))
     } else {
         Err(DirectoryError::Invalid(format!(
             "unsupported database URL scheme in {:?}",
             url.split(':').next().unwrap_or("")
         )))
+    }
+}
+
+/// The form hostnames are stored and looked up in: lower case, without a trailing root dot.
+fn hostname_key(hostname: &str) -> String {
+    hostname.strip_suffix('.').unwrap_or(hostname).to_ascii_lowercase()
+}
+
+/// Checks a DNS hostname (letters, digits and `-` in dot-separated labels) and returns its stored form.
+fn normalize_hostname(hostname: &str) -> Result<String, DirectoryError> {
+    let key = hostname_key(hostname);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if key.len() <= 253 && key.split('.').all(label_ok) {
+        Ok(key)
+    } else {
+        Err(DirectoryError::Invalid(format!(
+            "hostname {hostname:?} must be a DNS name: dot-separated labels of letters, digits and '-'"
+        )))
+    }
+}
+
+/// The one mapping from sqlx errors, for both backends: the database being out of reach is
+/// [`DirectoryError::Unavailable`] (the FTP layer answers 421, not a false 530); everything else is internal.
+fn db_error(e: sqlx::Error) -> DirectoryError {
+    let unreachable = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        // Postgres refusing work while it starts, stops or is full: SQLSTATE class 08 (connection
+        // exception), 57P01-57P03 (shutting down, cannot connect now), 53300 (too many connections).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    };
+    if unreachable {
+        DirectoryError::Unavailable(Box::new(e))
+    } else {
+        DirectoryError::Internal(Box::new(e))
+    }
+}
+
+/// Like [`db_error`], but a unique violation means `what` already exists and a foreign-key violation means
+/// the tenant it refers to does not.
+fn conflict_as(e: sqlx::Error, what: &'static str) -> DirectoryError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => DirectoryError::Conflict(what),
+        Some(d) if d.is_foreign_key_violation() => DirectoryError::NotFound,
+        _ => db_error(e),
+    }
+}
+
+/// Maps a migration failure: the database out of reach is [`DirectoryError::Unavailable`], as everywhere.
+fn migrate_error(e: sqlx::migrate::MigrateError) -> DirectoryError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e) => db_error(e),
+        other => DirectoryError::Internal(Box::new(other)),
+    }
+}
+
+fn found_if(found: bool) -> Result<(), DirectoryError> {
+    if found {
+        Ok(())
+    } else {
+        Err(DirectoryError::NotFound)
     }
 }

@@ -52,10 +52,7 @@ impl SqliteDirectory {
     }
 
     async fn migrated(pool: SqlitePool) -> Result<Self, DirectoryError> {
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => db_error(e),
-            other => DirectoryError::Internal(Box::new(other)),
-        })?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(migrate_error)?;
         Ok(SqliteDirectory { pool })
     }
 }
@@ -348,35 +345,6 @@ fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The one mapping from sqlx errors: the database being out of reach is [`DirectoryError::Unavailable`]
-/// (the FTP layer answers 421, not a false 530); everything else is internal.
-fn db_error(e: sqlx::Error) -> DirectoryError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
-            DirectoryError::Unavailable(Box::new(e))
-        }
-        other => DirectoryError::Internal(Box::new(other)),
-    }
-}
-
-/// Like [`db_error`], but a unique violation means `what` already exists and a foreign-key violation means
-/// the tenant it refers to does not.
-fn conflict_as(e: sqlx::Error, what: &'static str) -> DirectoryError {
-    match e.as_database_error() {
-        Some(d) if d.is_unique_violation() => DirectoryError::Conflict(what),
-        Some(d) if d.is_foreign_key_violation() => DirectoryError::NotFound,
-        _ => db_error(e),
-    }
-}
-
-fn found_if(found: bool) -> Result<(), DirectoryError> {
-    if found {
-        Ok(())
-    } else {
-        Err(DirectoryError::NotFound)
-    }
-}
-
 fn now_text() -> String {
     time_text(Utc::now())
 }
@@ -423,202 +391,11 @@ fn user_from_row(row: &SqliteRow, prefix: &str) -> Result<User, DirectoryError> 
     })
 }
 
-/// The form hostnames are stored and looked up in: lower case, without a trailing root dot.
-fn hostname_key(hostname: &str) -> String {
-    hostname.strip_suffix('.').unwrap_or(hostname).to_ascii_lowercase()
-}
-
-/// Checks a DNS hostname (letters, digits and `-` in dot-separated labels) and returns its stored form.
-fn normalize_hostname(hostname: &str) -> Result<String, DirectoryError> {
-    let key = hostname_key(hostname);
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if key.len() <= 253 && key.split('.').all(label_ok) {
-        Ok(key)
-    } else {
-        Err(DirectoryError::Invalid(format!(
-            "hostname {hostname:?} must be a DNS name: dot-separated labels of letters, digits and '-'"
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    //! What only SQLite has: a database file reopened, and the in-memory database. The behaviour both
+    //! backends share is proved in `directory::tests`.
     use super::*;
-
-    /// A fresh database file in its own temp dir (kept alive by the returned guard).
-    async fn fresh() -> (SqliteDirectory, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("wharf.db").display());
-        (SqliteDirectory::open(&url).await.unwrap(), dir)
-    }
-
-    fn new_user(username: &str, home: &str) -> NewUser {
-        NewUser { username: username.to_owned(), password_hash: format!("hash-of-{username}"), home: home.to_owned() }
-    }
-
-    #[tokio::test]
-    async fn tenants_are_created_listed_and_found_by_name() {
-        let (dir, _tmp) = fresh().await;
-        let beta = dir.create_tenant("beta").await.unwrap();
-        let acme = dir.create_tenant("acme").await.unwrap();
-        assert!(acme.enabled);
-        assert_ne!(acme.id, beta.id);
-        assert_eq!(dir.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
-        assert_eq!(dir.tenant_by_name("nope").await.unwrap(), None);
-        assert_eq!(dir.list_tenants().await.unwrap(), vec![acme, beta]);
-    }
-
-    #[tokio::test]
-    async fn duplicate_or_invalid_tenant_names_are_refused() {
-        let (dir, _tmp) = fresh().await;
-        dir.create_tenant("acme").await.unwrap();
-        assert!(matches!(dir.create_tenant("acme").await, Err(DirectoryError::Conflict("tenant"))));
-        for bad in ["", "Acme", "-acme", "ac me", "acme@x"] {
-            assert!(matches!(dir.create_tenant(bad).await, Err(DirectoryError::Invalid(_))), "{bad:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn hostnames_are_looked_up_case_insensitively() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        dir.add_hostname(acme.id, "FTP.Acme.example").await.unwrap();
-        dir.add_hostname(acme.id, "files.acme.example.").await.unwrap();
-        assert_eq!(dir.hostnames(acme.id).await.unwrap(), ["files.acme.example", "ftp.acme.example"]);
-        assert_eq!(dir.tenant_by_hostname("ftp.ACME.example").await.unwrap(), Some(acme.clone()));
-        assert_eq!(dir.tenant_by_hostname("files.acme.example").await.unwrap(), Some(acme.clone()));
-        assert_eq!(dir.tenant_by_hostname("other.example").await.unwrap(), None);
-
-        let other = dir.create_tenant("other").await.unwrap();
-        assert!(matches!(
-            dir.add_hostname(other.id, "ftp.acme.EXAMPLE").await,
-            Err(DirectoryError::Conflict("hostname"))
-        ));
-        assert!(matches!(dir.add_hostname(999, "x.example").await, Err(DirectoryError::NotFound)));
-        assert!(matches!(dir.add_hostname(acme.id, "bad host").await, Err(DirectoryError::Invalid(_))));
-    }
-
-    #[tokio::test]
-    async fn users_are_created_and_listed_per_tenant() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let beta = dir.create_tenant("beta").await.unwrap();
-        let bob = dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
-        let alice = dir.create_user(acme.id, new_user("alice", "/in")).await.unwrap();
-        let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
-        assert_eq!((alice.tenant_id, alice.home.as_str(), alice.enabled), (acme.id, "/in", true));
-        assert_eq!(alice.last_login_at, None);
-        assert_eq!(dir.list_users(Some(acme.id)).await.unwrap(), vec![alice.clone(), bob.clone()]);
-        assert_eq!(dir.list_users(None).await.unwrap(), vec![alice, bob, carol]);
-    }
-
-    #[tokio::test]
-    async fn duplicate_invalid_or_orphan_users_are_refused() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let beta = dir.create_tenant("beta").await.unwrap();
-        dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
-        assert!(matches!(
-            dir.create_user(acme.id, new_user("alice", "/")).await,
-            Err(DirectoryError::Conflict("user"))
-        ));
-        // The same name in another tenant is a different user.
-        dir.create_user(beta.id, new_user("alice", "/")).await.unwrap();
-        for bad in ["", "a@b", "a b", "tab\t"] {
-            assert!(matches!(dir.create_user(acme.id, new_user(bad, "/")).await, Err(DirectoryError::Invalid(_))));
-        }
-        assert!(matches!(dir.create_user(999, new_user("zed", "/")).await, Err(DirectoryError::NotFound)));
-    }
-
-    #[tokio::test]
-    async fn homes_are_normalised_or_refused() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let u = dir.create_user(acme.id, new_user("alice", "//in//box/")).await.unwrap();
-        assert_eq!(u.home, "/in/box");
-
-        for (input, expected) in [("/", "/"), ("///", "/"), ("/a/b/", "/a/b"), ("/a b/ü", "/a b/ü")] {
-            assert_eq!(normalize_home(input).unwrap(), expected, "{input:?}");
-        }
-        let long = format!("/{}", "x".repeat(256));
-        for bad in ["", "in", "/a/../b", "/./a", "/a/..", "/a\nb", "/a\0", "/in\\box", &long] {
-            assert!(matches!(normalize_home(bad), Err(DirectoryError::Invalid(_))), "{bad:?}");
-        }
-        assert!(matches!(dir.create_user(acme.id, new_user("bob", "../etc")).await, Err(DirectoryError::Invalid(_))));
-    }
-
-    #[tokio::test]
-    async fn set_password_replaces_the_hash() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
-        dir.set_password(acme.id, "alice", "new-hash").await.unwrap();
-        let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
-        assert_eq!(record.password_hash, "new-hash");
-        assert!(matches!(dir.set_password(acme.id, "nobody", "h").await, Err(DirectoryError::NotFound)));
-    }
-
-    #[tokio::test]
-    async fn login_record_joins_user_and_tenant() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let beta = dir.create_tenant("beta").await.unwrap();
-        let alice = dir.create_user(acme.id, new_user("alice", "/in")).await.unwrap();
-        let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
-        assert_eq!(record.tenant, acme);
-        assert_eq!(record.user, alice);
-        assert_eq!(record.password_hash, "hash-of-alice");
-        assert!(dir.login_record(beta.id, "alice").await.unwrap().is_none());
-        assert!(dir.login_record(acme.id, "bob").await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn record_login_stamps_the_time_and_stores_a_rehash() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let alice = dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
-
-        let before = Utc::now() - chrono::Duration::seconds(1);
-        dir.record_login(alice.id, None).await.unwrap();
-        let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
-        assert!(record.user.last_login_at.unwrap() >= before);
-        assert_eq!(record.password_hash, "hash-of-alice");
-
-        dir.record_login(alice.id, Some("rehashed")).await.unwrap();
-        assert_eq!(dir.login_record(acme.id, "alice").await.unwrap().unwrap().password_hash, "rehashed");
-        assert!(matches!(dir.record_login(999, None).await, Err(DirectoryError::NotFound)));
-    }
-
-    #[tokio::test]
-    async fn delete_user_removes_only_that_user() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
-        let bob = dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
-        dir.delete_user(acme.id, "alice").await.unwrap();
-        assert_eq!(dir.list_users(None).await.unwrap(), vec![bob]);
-        assert!(matches!(dir.delete_user(acme.id, "alice").await, Err(DirectoryError::NotFound)));
-    }
-
-    #[tokio::test]
-    async fn deleting_a_tenant_cascades_to_its_users_and_hostnames() {
-        let (dir, _tmp) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        let beta = dir.create_tenant("beta").await.unwrap();
-        dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
-        dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
-        let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
-
-        sqlx::query("DELETE FROM tenants WHERE id = ?").bind(acme.id).execute(&dir.pool).await.unwrap();
-        assert_eq!(dir.list_users(None).await.unwrap(), vec![carol]);
-        assert!(dir.hostnames(acme.id).await.unwrap().is_empty());
-        assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap(), None);
-    }
 
     #[tokio::test]
     async fn reopening_keeps_the_data_and_in_memory_works() {
@@ -630,102 +407,8 @@ mod tests {
 
         let memory = SqliteDirectory::open_in_memory().await.unwrap();
         let t = memory.create_tenant("acme").await.unwrap();
-        memory.create_user(t.id, new_user("alice", "/")).await.unwrap();
+        let alice = NewUser { username: "alice".into(), password_hash: "h".into(), home: "/".into() };
+        memory.create_user(t.id, alice).await.unwrap();
         assert_eq!(memory.list_users(None).await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn tenant_storage_is_stored_validated_and_found_everywhere() {
-        let (dir, _guard) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        assert_eq!(acme.storage, TenantStorage::default());
-        let own = TenantStorage {
-            bucket: Some("acme-files".into()),
-            prefix: Some("/in//".into()),
-            endpoint: Some("https://s3.example".into()),
-            region: Some("eu-west-1".into()),
-            path_style: Some(true),
-            access_key_id: Some("AKID".into()),
-            secret_ref: Some("env:ACME_SECRET".into()),
-        };
-        assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "leading /");
-        let own = TenantStorage { prefix: Some("in//".into()), ..own };
-        assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "double /");
-        let own = TenantStorage { prefix: Some("in/box".into()), ..own };
-        dir.set_tenant_storage(acme.id, &own).await.unwrap();
-        let stored = dir.tenant_by_id(acme.id).await.unwrap().unwrap().storage;
-        assert_eq!(stored, TenantStorage { prefix: Some("in/box/".into()), ..own.clone() });
-        dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
-        assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap().unwrap().storage, stored);
-        assert_eq!(dir.tenant_by_name("acme").await.unwrap().unwrap().storage, stored);
-        let hash = "hash".to_owned();
-        let user = dir.create_user(acme.id, NewUser { username: "u".into(), password_hash: hash, home: "/".into() });
-        user.await.unwrap();
-        assert_eq!(dir.login_record(acme.id, "u").await.unwrap().unwrap().tenant.storage, stored);
-
-        for bad in [
-            TenantStorage { bucket: Some("UPPER".into()), ..Default::default() },
-            TenantStorage { prefix: Some("/".into()), ..Default::default() },
-            TenantStorage { endpoint: Some("s3.example".into()), ..Default::default() },
-            TenantStorage { access_key_id: Some("AK".into()), ..Default::default() },
-            TenantStorage {
-                access_key_id: Some("AK".into()),
-                secret_ref: Some("hunter2".into()),
-                ..Default::default()
-            },
-        ] {
-            assert!(matches!(dir.set_tenant_storage(acme.id, &bad).await, Err(DirectoryError::Invalid(_))), "{bad:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn open_uploads_are_leased_parked_taken_once_and_expire() {
-        let (dir, _guard) = fresh().await;
-        let acme = dir.create_tenant("acme").await.unwrap();
-        // Stored with microseconds.
-        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
-        let upload = |id: &str, resumable: bool, expires_in: i64| ParkedUpload {
-            location: "aws/bucket".into(),
-            key: "acme/f.bin".into(),
-            tenant_id: acme.id,
-            user_id: 7,
-            upload_id: id.into(),
-            resumable,
-            state: "{}".into(),
-            parked_at: now,
-            expires_at: now + chrono::TimeDelta::seconds(expires_in),
-        };
-        let resumable = |user_id: i64| dir.resumable_upload("aws/bucket", "acme/f.bin", user_id, now);
-        dir.save_upload(&upload("running", false, 3600)).await.unwrap();
-        assert_eq!(resumable(7).await.unwrap(), None, "a lease is not resumable");
-        dir.save_upload(&upload("parked", true, 60)).await.unwrap();
-        assert_eq!(resumable(7).await.unwrap(), Some(upload("parked", true, 60)));
-        assert_eq!(resumable(8).await.unwrap(), None, "only its own user's");
-        assert_eq!(dir.resumable_uploads("other/bucket", "acme/f.bin").await.unwrap(), vec![]);
-        // A later parked upload of another user does not hide this one.
-        dir.save_upload(&ParkedUpload { user_id: 8, upload_id: "bobs".into(), ..upload("x", true, 60) }).await.unwrap();
-        assert_eq!(resumable(7).await.unwrap().map(|u| u.upload_id), Some("parked".into()));
-        let later = now + chrono::TimeDelta::seconds(61);
-        let expired = dir.resumable_upload("aws/bucket", "acme/f.bin", 7, later).await.unwrap();
-        assert_eq!(expired, None, "an expired one is not continued, even before the sweeper came");
-        assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "bobs").await.unwrap());
-
-        assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap());
-        assert!(!dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap(), "taken only once");
-
-        dir.save_upload(&upload("stale", true, -5)).await.unwrap();
-        let expired = dir.expired_uploads(now, 10).await.unwrap();
-        assert_eq!(expired.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["stale"]);
-    }
-
-    #[tokio::test]
-    async fn object_digests_are_recorded_replaced_and_forgotten() {
-        let (dir, _guard) = fresh().await;
-        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
-        dir.record_digest("aws/b", "k", "\"e1\"", "d1").await.unwrap();
-        dir.record_digest("aws/b", "k", "\"e2\"", "d2").await.unwrap();
-        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), Some(("\"e2\"".into(), "d2".into())));
-        dir.forget_digest("aws/b", "k").await.unwrap();
-        assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
     }
 }

@@ -1,0 +1,399 @@
+//! The Postgres directory: the production backend, shared by every instance of a deployment.
+//!
+//! Same schema and behaviour as the SQLite directory, with native types: `TIMESTAMPTZ` for times (written
+//! from wharf's clock, as in SQLite, so both backends stamp the same way), `BOOLEAN` for flags. Migrations
+//! run on open under sqlx's advisory lock, so instances that start together apply them once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use super::*;
+
+const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefix, s3_endpoint, s3_region, \
+                              s3_path_style, s3_access_key_id, s3_secret_ref";
+const PARKED_COLUMNS: &str =
+    "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
+const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at";
+
+/// Connections per instance; logins need one each only for their single lookup.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a query waits for a connection before the directory counts as unavailable (421 to the client).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct PostgresDirectory {
+    pool: PgPool,
+}
+
+impl PostgresDirectory {
+    /// Connects to the database at `url` (`postgres://user@host/db`) and applies the migrations.
+    pub async fn open(url: &str) -> Result<Self, DirectoryError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| DirectoryError::Invalid(format!("invalid Postgres URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(migrate_error)?;
+        Ok(PostgresDirectory { pool })
+    }
+}
+
+#[async_trait]
+impl Directory for PostgresDirectory {
+    async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError> {
+        validate_tenant_name(name)?;
+        let sql = format!("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING {TENANT_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .bind(Utc::now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| conflict_as(e, "tenant"))?;
+        tenant_from_row(&row, "")
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1");
+        let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.map(|row| tenant_from_row(&row, "")).transpose()
+    }
+
+    async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, t.s3_region, \
+                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref \
+             FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = $1",
+        )
+        .bind(hostname_key(hostname))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|row| tenant_from_row(&row, "")).transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, DirectoryError> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(|row| tenant_from_row(row, "")).collect()
+    }
+
+    async fn add_hostname(&self, tenant_id: i64, hostname: &str) -> Result<(), DirectoryError> {
+        let hostname = normalize_hostname(hostname)?;
+        sqlx::query("INSERT INTO tenant_hostnames (hostname, tenant_id) VALUES ($1, $2)")
+            .bind(hostname)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_as(e, "hostname"))?;
+        Ok(())
+    }
+
+    async fn hostnames(&self, tenant_id: i64) -> Result<Vec<String>, DirectoryError> {
+        sqlx::query_scalar("SELECT hostname FROM tenant_hostnames WHERE tenant_id = $1 ORDER BY hostname")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn create_user(&self, tenant_id: i64, user: NewUser) -> Result<User, DirectoryError> {
+        validate_username(&user.username)?;
+        let home = normalize_home(&user.home)?;
+        let sql = format!(
+            "INSERT INTO users (tenant_id, username, password_hash, home, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {USER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(home)
+            .bind(Utc::now())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| conflict_as(e, "user"))?;
+        user_from_row(&row, "")
+    }
+
+    async fn set_password(&self, tenant_id: i64, username: &str, password_hash: &str) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND username = $3")
+            .bind(password_hash)
+            .bind(tenant_id)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn list_users(&self, tenant_id: Option<i64>) -> Result<Vec<User>, DirectoryError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE $1::BIGINT IS NULL OR tenant_id = $1 ORDER BY tenant_id, username"
+        );
+        let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(|row| user_from_row(row, "")).collect()
+    }
+
+    async fn delete_user(&self, tenant_id: i64, username: &str) -> Result<(), DirectoryError> {
+        let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND username = $2")
+            .bind(tenant_id)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn login_record(&self, tenant_id: i64, username: &str) -> Result<Option<LoginRecord>, DirectoryError> {
+        // Served by the UNIQUE (tenant_id, username) index, then the tenants primary key.
+        let row = sqlx::query(
+            "SELECT u.id, u.tenant_id, u.username, u.home, u.enabled, u.created_at, u.last_login_at, \
+                    u.password_hash, \
+                    t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at, \
+                    t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
+                    t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
+                    t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref \
+             FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             WHERE u.tenant_id = $1 AND u.username = $2",
+        )
+        .bind(tenant_id)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(LoginRecord {
+            tenant: tenant_from_row(&row, "t_")?,
+            user: user_from_row(&row, "")?,
+            password_hash: row.try_get("password_hash").map_err(db_error)?,
+        }))
+    }
+
+    async fn record_login(&self, user_id: i64, new_hash: Option<&str>) -> Result<(), DirectoryError> {
+        let done = sqlx::query(
+            "UPDATE users SET last_login_at = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3",
+        )
+        .bind(Utc::now())
+        .bind(new_hash)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.map(|row| tenant_from_row(&row, "")).transpose()
+    }
+
+    async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError> {
+        storage.validate()?;
+        let done = sqlx::query(
+            "UPDATE tenants SET s3_bucket = $1, s3_prefix = $2, s3_endpoint = $3, s3_region = $4, \
+             s3_path_style = $5, s3_access_key_id = $6, s3_secret_ref = $7 WHERE id = $8",
+        )
+        .bind(&storage.bucket)
+        .bind(storage.prefix.as_deref().map(TenantStorage::normalised_prefix))
+        .bind(&storage.endpoint)
+        .bind(&storage.region)
+        .bind(storage.path_style)
+        .bind(&storage.access_key_id)
+        .bind(&storage.secret_ref)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError> {
+        let sql = format!(
+            "INSERT INTO parked_uploads ({PARKED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (location, object_key, upload_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
+             user_id = EXCLUDED.user_id, resumable = EXCLUDED.resumable, state = EXCLUDED.state, \
+             parked_at = EXCLUDED.parked_at, expires_at = EXCLUDED.expires_at"
+        );
+        sqlx::query(&sql)
+            .bind(&upload.location)
+            .bind(&upload.key)
+            .bind(&upload.upload_id)
+            .bind(upload.tenant_id)
+            .bind(upload.user_id)
+            .bind(upload.resumable)
+            .bind(&upload.state)
+            .bind(upload.parked_at)
+            .bind(upload.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn resumable_upload(
+        &self,
+        location: &str,
+        key: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ParkedUpload>, DirectoryError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
+             AND user_id = $3 AND expires_at > $4 ORDER BY parked_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(location)
+            .bind(key)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(parked_from_row).transpose()
+    }
+
+    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
+             ORDER BY parked_at DESC"
+        );
+        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(parked_from_row).collect()
+    }
+
+    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = $1 AND object_key = $2 AND upload_id = $3")
+            .bind(location)
+            .bind(key)
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError> {
+        let sql =
+            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2");
+        let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(parked_from_row).collect()
+    }
+
+    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO object_digests (location, object_key, etag, digest) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (location, object_key) DO UPDATE SET etag = EXCLUDED.etag, digest = EXCLUDED.digest",
+        )
+        .bind(location)
+        .bind(key)
+        .bind(etag)
+        .bind(digest)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError> {
+        sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = $1 AND object_key = $2")
+            .bind(location)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM object_digests WHERE location = $1 AND object_key = $2")
+            .bind(location)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+fn parked_from_row(row: &PgRow) -> Result<ParkedUpload, DirectoryError> {
+    Ok(ParkedUpload {
+        location: row.try_get("location").map_err(db_error)?,
+        key: row.try_get("object_key").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        user_id: row.try_get("user_id").map_err(db_error)?,
+        upload_id: row.try_get("upload_id").map_err(db_error)?,
+        resumable: row.try_get("resumable").map_err(db_error)?,
+        state: row.try_get("state").map_err(db_error)?,
+        parked_at: row.try_get("parked_at").map_err(db_error)?,
+        expires_at: row.try_get("expires_at").map_err(db_error)?,
+    })
+}
+
+/// Reads a tenant from columns named `{prefix}id`, `{prefix}name`, … (a prefix keeps joins unambiguous).
+fn tenant_from_row(row: &PgRow, prefix: &str) -> Result<Tenant, DirectoryError> {
+    let col = |name: &str| format!("{prefix}{name}");
+    Ok(Tenant {
+        id: row.try_get(col("id").as_str()).map_err(db_error)?,
+        name: row.try_get(col("name").as_str()).map_err(db_error)?,
+        enabled: row.try_get(col("enabled").as_str()).map_err(db_error)?,
+        created_at: row.try_get(col("created_at").as_str()).map_err(db_error)?,
+        storage: TenantStorage {
+            bucket: row.try_get(col("s3_bucket").as_str()).map_err(db_error)?,
+            prefix: row.try_get(col("s3_prefix").as_str()).map_err(db_error)?,
+            endpoint: row.try_get(col("s3_endpoint").as_str()).map_err(db_error)?,
+            region: row.try_get(col("s3_region").as_str()).map_err(db_error)?,
+            path_style: row.try_get(col("s3_path_style").as_str()).map_err(db_error)?,
+            access_key_id: row.try_get(col("s3_access_key_id").as_str()).map_err(db_error)?,
+            secret_ref: row.try_get(col("s3_secret_ref").as_str()).map_err(db_error)?,
+        },
+    })
+}
+
+fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, DirectoryError> {
+    let col = |name: &str| format!("{prefix}{name}");
+    Ok(User {
+        id: row.try_get(col("id").as_str()).map_err(db_error)?,
+        tenant_id: row.try_get(col("tenant_id").as_str()).map_err(db_error)?,
+        username: row.try_get(col("username").as_str()).map_err(db_error)?,
+        home: row.try_get(col("home").as_str()).map_err(db_error)?,
+        enabled: row.try_get(col("enabled").as_str()).map_err(db_error)?,
+        created_at: row.try_get(col("created_at").as_str()).map_err(db_error)?,
+        last_login_at: row.try_get(col("last_login_at").as_str()).map_err(db_error)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! What only Postgres has: several instances migrating one database at once, and a server out of
+    //! reach. The behaviour both backends share is proved in `directory::tests`.
+    use super::*;
+    use crate::directory::tests::{create_postgres_database, drop_postgres_database};
+
+    #[tokio::test]
+    async fn instances_starting_together_apply_the_migrations_once() {
+        let (url, name) = create_postgres_database().await;
+        let opening = (0..4).map(|_| PostgresDirectory::open(&url));
+        let instances = futures_util::future::join_all(opening).await;
+        let instances: Vec<PostgresDirectory> = instances.into_iter().map(Result::unwrap).collect();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&instances[0].pool).await.unwrap();
+        assert_eq!(applied, 2);
+        for instance in instances {
+            instance.pool.close().await;
+        }
+        drop_postgres_database(&name).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Nothing listens on port 1; the pool retries until its acquire timeout runs out.
+        let result = PostgresDirectory::open("postgres://postgres@127.0.0.1:1/wharf").await;
+        assert!(matches!(result, Err(DirectoryError::Unavailable(_))), "{:?}", result.err());
+    }
+}

@@ -1,0 +1,416 @@
+//! The directory's behaviour, proved on every backend: each test runs once on SQLite (`tests::sqlite::…`)
+//! and once on Postgres (`tests::postgres::…`). A Postgres test gets a database of its own on the server
+//! named by `DATABASE_URL` (default: the local one, see [`postgres_server_url`]) and fails, rather than
+//! skips, when that server is unreachable.
+
+use std::ops::Deref;
+use std::str::FromStr;
+
+use sqlx::Connection;
+
+use super::*;
+
+/// Runs each named `async fn(&Fresh)` once per backend, each on a fresh database.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let fresh = super::Fresh::sqlite().await;
+                    super::$test(&fresh).await;
+                    fresh.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let fresh = super::Fresh::postgres().await;
+                    super::$test(&fresh).await;
+                    fresh.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    tenants_are_created_listed_and_found_by_name,
+    duplicate_or_invalid_tenant_names_are_refused,
+    hostnames_are_looked_up_case_insensitively,
+    users_are_created_and_listed_per_tenant,
+    names_are_listed_in_byte_order,
+    duplicate_invalid_or_orphan_users_are_refused,
+    homes_are_normalised_or_refused,
+    set_password_replaces_the_hash,
+    login_record_joins_user_and_tenant,
+    record_login_stamps_the_time_and_stores_a_rehash,
+    delete_user_removes_only_that_user,
+    deleting_a_tenant_cascades_to_its_users_and_hostnames,
+    a_second_instance_sees_the_same_data,
+    tenant_storage_is_stored_validated_and_found_everywhere,
+    open_uploads_are_leased_parked_taken_once_and_expire,
+    object_digests_are_recorded_replaced_and_forgotten,
+);
+
+/// A directory opened through [`open`] on a database of its own; derefs to the directory.
+struct Fresh {
+    dir: Arc<dyn Directory>,
+    url: String,
+    database: Database,
+}
+
+enum Database {
+    /// The file lives in this temp dir, removed with it.
+    Sqlite { _tmp: tempfile::TempDir },
+    /// A database created on the test server, dropped by [`Fresh::finish`].
+    Postgres(String),
+}
+
+impl Deref for Fresh {
+    type Target = dyn Directory;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.dir
+    }
+}
+
+impl Fresh {
+    async fn sqlite() -> Fresh {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
+        let dir = open(&url).await.unwrap();
+        Fresh { dir, url, database: Database::Sqlite { _tmp: tmp } }
+    }
+
+    async fn postgres() -> Fresh {
+        let (url, name) = create_postgres_database().await;
+        let dir = open(&url).await.unwrap_or_else(|e| panic!("opening the Postgres directory {name}: {e:?}"));
+        Fresh { dir, url, database: Database::Postgres(name) }
+    }
+
+    /// Another directory on the same database, as a second instance (or a restart) opens it.
+    async fn reopen(&self) -> Arc<dyn Directory> {
+        open(&self.url).await.unwrap()
+    }
+
+    /// Deletes a tenant with SQL, as an operator would (the directory has no `delete_tenant` yet).
+    async fn delete_tenant(&self, id: i64) {
+        match &self.database {
+            Database::Sqlite { .. } => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).unwrap().foreign_keys(true);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+                sqlx::query("DELETE FROM tenants WHERE id = ?").bind(id).execute(&mut conn).await.unwrap();
+            }
+            Database::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    /// Drops a Postgres test database once its test passed (a failed test leaves it for inspection).
+    async fn finish(self) {
+        let Fresh { dir, database, .. } = self;
+        drop(dir);
+        if let Database::Postgres(name) = database {
+            drop_postgres_database(&name).await;
+        }
+    }
+}
+
+/// The Postgres server the tests create their databases on: `DATABASE_URL`, or the local one.
+pub(super) fn postgres_server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates an empty database `wharf_test_<random hex>` on the test server; returns its URL and name.
+/// Panics, naming the server, when it cannot be reached: Postgres tests fail rather than skip.
+pub(super) async fn create_postgres_database() -> (String, String) {
+    let server = postgres_server_url();
+    let name = format!("wharf_test_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap_or_else(|e| {
+        panic!("Postgres at {} (DATABASE_URL) is unreachable: {e}", crate::config::redact_url(&server))
+    });
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    (url_with_database(&server, &name), name)
+}
+
+pub(super) async fn drop_postgres_database(name: &str) {
+    let mut admin = sqlx::PgConnection::connect(&postgres_server_url()).await.unwrap();
+    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+}
+
+/// `postgres://user@host:port/db?params` with `db` replaced by `database`.
+fn url_with_database(url: &str, database: &str) -> String {
+    let (base, params) = url.split_once('?').map_or((url, ""), |(base, params)| (base, params));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let server = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);
+    if params.is_empty() {
+        format!("{server}/{database}")
+    } else {
+        format!("{server}/{database}?{params}")
+    }
+}
+
+#[test]
+fn test_database_urls_keep_server_and_parameters() {
+    for (url, expected) in [
+        ("postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/t"),
+        ("postgresql://u:p@db", "postgresql://u:p@db/t"),
+        ("postgres://u@db/x?sslmode=require", "postgres://u@db/t?sslmode=require"),
+    ] {
+        assert_eq!(url_with_database(url, "t"), expected, "{url}");
+    }
+}
+
+fn new_user(username: &str, home: &str) -> NewUser {
+    NewUser { username: username.to_owned(), password_hash: format!("hash-of-{username}"), home: home.to_owned() }
+}
+
+async fn tenants_are_created_listed_and_found_by_name(dir: &Fresh) {
+    let beta = dir.create_tenant("beta").await.unwrap();
+    let acme = dir.create_tenant("acme").await.unwrap();
+    assert!(acme.enabled);
+    assert_ne!(acme.id, beta.id);
+    assert_eq!(dir.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
+    assert_eq!(dir.tenant_by_name("nope").await.unwrap(), None);
+    assert_eq!(dir.list_tenants().await.unwrap(), vec![acme, beta]);
+}
+
+async fn duplicate_or_invalid_tenant_names_are_refused(dir: &Fresh) {
+    dir.create_tenant("acme").await.unwrap();
+    assert!(matches!(dir.create_tenant("acme").await, Err(DirectoryError::Conflict("tenant"))));
+    for bad in ["", "Acme", "-acme", "ac me", "acme@x"] {
+        assert!(matches!(dir.create_tenant(bad).await, Err(DirectoryError::Invalid(_))), "{bad:?}");
+    }
+}
+
+async fn hostnames_are_looked_up_case_insensitively(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.add_hostname(acme.id, "FTP.Acme.example").await.unwrap();
+    dir.add_hostname(acme.id, "files.acme.example.").await.unwrap();
+    assert_eq!(dir.hostnames(acme.id).await.unwrap(), ["files.acme.example", "ftp.acme.example"]);
+    assert_eq!(dir.tenant_by_hostname("ftp.ACME.example").await.unwrap(), Some(acme.clone()));
+    assert_eq!(dir.tenant_by_hostname("files.acme.example").await.unwrap(), Some(acme.clone()));
+    assert_eq!(dir.tenant_by_hostname("other.example").await.unwrap(), None);
+
+    let other = dir.create_tenant("other").await.unwrap();
+    assert!(matches!(dir.add_hostname(other.id, "ftp.acme.EXAMPLE").await, Err(DirectoryError::Conflict("hostname"))));
+    assert!(matches!(dir.add_hostname(999, "x.example").await, Err(DirectoryError::NotFound)));
+    assert!(matches!(dir.add_hostname(acme.id, "bad host").await, Err(DirectoryError::Invalid(_))));
+}
+
+async fn users_are_created_and_listed_per_tenant(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let beta = dir.create_tenant("beta").await.unwrap();
+    let bob = dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
+    let alice = dir.create_user(acme.id, new_user("alice", "/in")).await.unwrap();
+    let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
+    assert_eq!((alice.tenant_id, alice.home.as_str(), alice.enabled), (acme.id, "/in", true));
+    assert_eq!(alice.last_login_at, None);
+    assert_eq!(dir.list_users(Some(acme.id)).await.unwrap(), vec![alice.clone(), bob.clone()]);
+    assert_eq!(dir.list_users(None).await.unwrap(), vec![alice, bob, carol]);
+}
+
+/// Postgres would sort by the database's locale (where `a-c` follows `ab`); the schema asks for bytes,
+/// which is what SQLite does.
+async fn names_are_listed_in_byte_order(dir: &Fresh) {
+    let hyphen = dir.create_tenant("a-c").await.unwrap();
+    let plain = dir.create_tenant("ab").await.unwrap();
+    let names = |tenants: Vec<Tenant>| tenants.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    assert_eq!(names(dir.list_tenants().await.unwrap()), ["a-c", "ab"]);
+    for username in ["bob", "alice", "_x", "Bob"] {
+        dir.create_user(plain.id, new_user(username, "/")).await.unwrap();
+    }
+    let users = dir.list_users(Some(plain.id)).await.unwrap();
+    assert_eq!(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["Bob", "_x", "alice", "bob"]);
+    dir.add_hostname(hyphen.id, "b.example").await.unwrap();
+    dir.add_hostname(hyphen.id, "a-c.example").await.unwrap();
+    dir.add_hostname(hyphen.id, "ab.example").await.unwrap();
+    assert_eq!(dir.hostnames(hyphen.id).await.unwrap(), ["a-c.example", "ab.example", "b.example"]);
+}
+
+async fn a_second_instance_sees_the_same_data(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    // Opening again runs the migrations again, which must change nothing.
+    let second = dir.reopen().await;
+    assert_eq!(second.tenant_by_name("acme").await.unwrap(), Some(acme.clone()));
+    second.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    assert!(dir.login_record(acme.id, "alice").await.unwrap().is_some());
+}
+
+async fn duplicate_invalid_or_orphan_users_are_refused(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let beta = dir.create_tenant("beta").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    assert!(matches!(dir.create_user(acme.id, new_user("alice", "/")).await, Err(DirectoryError::Conflict("user"))));
+    // The same name in another tenant is a different user.
+    dir.create_user(beta.id, new_user("alice", "/")).await.unwrap();
+    for bad in ["", "a@b", "a b", "tab\t"] {
+        assert!(matches!(dir.create_user(acme.id, new_user(bad, "/")).await, Err(DirectoryError::Invalid(_))));
+    }
+    assert!(matches!(dir.create_user(999, new_user("zed", "/")).await, Err(DirectoryError::NotFound)));
+}
+
+async fn homes_are_normalised_or_refused(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let u = dir.create_user(acme.id, new_user("alice", "//in//box/")).await.unwrap();
+    assert_eq!(u.home, "/in/box");
+
+    for (input, expected) in [("/", "/"), ("///", "/"), ("/a/b/", "/a/b"), ("/a b/ü", "/a b/ü")] {
+        assert_eq!(normalize_home(input).unwrap(), expected, "{input:?}");
+    }
+    let long = format!("/{}", "x".repeat(256));
+    for bad in ["", "in", "/a/../b", "/./a", "/a/..", "/a\nb", "/a\0", "/in\\box", &long] {
+        assert!(matches!(normalize_home(bad), Err(DirectoryError::Invalid(_))), "{bad:?}");
+    }
+    assert!(matches!(dir.create_user(acme.id, new_user("bob", "../etc")).await, Err(DirectoryError::Invalid(_))));
+}
+
+async fn set_password_replaces_the_hash(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    dir.set_password(acme.id, "alice", "new-hash").await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert_eq!(record.password_hash, "new-hash");
+    assert!(matches!(dir.set_password(acme.id, "nobody", "h").await, Err(DirectoryError::NotFound)));
+}
+
+async fn login_record_joins_user_and_tenant(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let beta = dir.create_tenant("beta").await.unwrap();
+    let alice = dir.create_user(acme.id, new_user("alice", "/in")).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert_eq!(record.tenant, acme);
+    assert_eq!(record.user, alice);
+    assert_eq!(record.password_hash, "hash-of-alice");
+    assert!(dir.login_record(beta.id, "alice").await.unwrap().is_none());
+    assert!(dir.login_record(acme.id, "bob").await.unwrap().is_none());
+}
+
+async fn record_login_stamps_the_time_and_stores_a_rehash(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let alice = dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    dir.record_login(alice.id, None).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert!(record.user.last_login_at.unwrap() >= before);
+    assert_eq!(record.password_hash, "hash-of-alice");
+
+    dir.record_login(alice.id, Some("rehashed")).await.unwrap();
+    assert_eq!(dir.login_record(acme.id, "alice").await.unwrap().unwrap().password_hash, "rehashed");
+    assert!(matches!(dir.record_login(999, None).await, Err(DirectoryError::NotFound)));
+}
+
+async fn delete_user_removes_only_that_user(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    let bob = dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
+    dir.delete_user(acme.id, "alice").await.unwrap();
+    assert_eq!(dir.list_users(None).await.unwrap(), vec![bob]);
+    assert!(matches!(dir.delete_user(acme.id, "alice").await, Err(DirectoryError::NotFound)));
+}
+
+async fn deleting_a_tenant_cascades_to_its_users_and_hostnames(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let beta = dir.create_tenant("beta").await.unwrap();
+    dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
+
+    dir.delete_tenant(acme.id).await;
+    assert_eq!(dir.list_users(None).await.unwrap(), vec![carol]);
+    assert!(dir.hostnames(acme.id).await.unwrap().is_empty());
+    assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap(), None);
+}
+
+async fn tenant_storage_is_stored_validated_and_found_everywhere(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    assert_eq!(acme.storage, TenantStorage::default());
+    let own = TenantStorage {
+        bucket: Some("acme-files".into()),
+        prefix: Some("/in//".into()),
+        endpoint: Some("https://s3.example".into()),
+        region: Some("eu-west-1".into()),
+        path_style: Some(true),
+        access_key_id: Some("AKID".into()),
+        secret_ref: Some("env:ACME_SECRET".into()),
+    };
+    assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "leading /");
+    let own = TenantStorage { prefix: Some("in//".into()), ..own };
+    assert!(matches!(dir.set_tenant_storage(acme.id, &own).await, Err(DirectoryError::Invalid(_))), "double /");
+    let own = TenantStorage { prefix: Some("in/box".into()), ..own };
+    dir.set_tenant_storage(acme.id, &own).await.unwrap();
+    let stored = dir.tenant_by_id(acme.id).await.unwrap().unwrap().storage;
+    assert_eq!(stored, TenantStorage { prefix: Some("in/box/".into()), ..own.clone() });
+    dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
+    assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap().unwrap().storage, stored);
+    assert_eq!(dir.tenant_by_name("acme").await.unwrap().unwrap().storage, stored);
+    let hash = "hash".to_owned();
+    let user = dir.create_user(acme.id, NewUser { username: "u".into(), password_hash: hash, home: "/".into() });
+    user.await.unwrap();
+    assert_eq!(dir.login_record(acme.id, "u").await.unwrap().unwrap().tenant.storage, stored);
+
+    for bad in [
+        TenantStorage { bucket: Some("UPPER".into()), ..Default::default() },
+        TenantStorage { prefix: Some("/".into()), ..Default::default() },
+        TenantStorage { endpoint: Some("s3.example".into()), ..Default::default() },
+        TenantStorage { access_key_id: Some("AK".into()), ..Default::default() },
+        TenantStorage { access_key_id: Some("AK".into()), secret_ref: Some("hunter2".into()), ..Default::default() },
+    ] {
+        assert!(matches!(dir.set_tenant_storage(acme.id, &bad).await, Err(DirectoryError::Invalid(_))), "{bad:?}");
+    }
+}
+
+async fn open_uploads_are_leased_parked_taken_once_and_expire(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    // Stored with microseconds.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    let upload = |id: &str, resumable: bool, expires_in: i64| ParkedUpload {
+        location: "aws/bucket".into(),
+        key: "acme/f.bin".into(),
+        tenant_id: acme.id,
+        user_id: 7,
+        upload_id: id.into(),
+        resumable,
+        state: "{}".into(),
+        parked_at: now,
+        expires_at: now + chrono::TimeDelta::seconds(expires_in),
+    };
+    let resumable = |user_id: i64| dir.resumable_upload("aws/bucket", "acme/f.bin", user_id, now);
+    dir.save_upload(&upload("running", false, 3600)).await.unwrap();
+    assert_eq!(resumable(7).await.unwrap(), None, "a lease is not resumable");
+    dir.save_upload(&upload("parked", true, 60)).await.unwrap();
+    assert_eq!(resumable(7).await.unwrap(), Some(upload("parked", true, 60)));
+    assert_eq!(resumable(8).await.unwrap(), None, "only its own user's");
+    assert_eq!(dir.resumable_uploads("other/bucket", "acme/f.bin").await.unwrap(), vec![]);
+    // A later parked upload of another user does not hide this one.
+    dir.save_upload(&ParkedUpload { user_id: 8, upload_id: "bobs".into(), ..upload("x", true, 60) }).await.unwrap();
+    assert_eq!(resumable(7).await.unwrap().map(|u| u.upload_id), Some("parked".into()));
+    let later = now + chrono::TimeDelta::seconds(61);
+    let expired = dir.resumable_upload("aws/bucket", "acme/f.bin", 7, later).await.unwrap();
+    assert_eq!(expired, None, "an expired one is not continued, even before the sweeper came");
+    assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "bobs").await.unwrap());
+
+    assert!(dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap());
+    assert!(!dir.remove_upload("aws/bucket", "acme/f.bin", "parked").await.unwrap(), "taken only once");
+
+    dir.save_upload(&upload("stale", true, -5)).await.unwrap();
+    let expired = dir.expired_uploads(now, 10).await.unwrap();
+    assert_eq!(expired.iter().map(|u| u.upload_id.as_str()).collect::<Vec<_>>(), ["stale"]);
+}
+
+async fn object_digests_are_recorded_replaced_and_forgotten(dir: &Fresh) {
+    assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
+    dir.record_digest("aws/b", "k", "\"e1\"", "d1").await.unwrap();
+    dir.record_digest("aws/b", "k", "\"e2\"", "d2").await.unwrap();
+    assert_eq!(dir.digest("aws/b", "k").await.unwrap(), Some(("\"e2\"".into(), "d2".into())));
+    dir.forget_digest("aws/b", "k").await.unwrap();
+    assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
+}
