@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -122,9 +122,19 @@ async fn send(
         let mut converted = Vec::new();
         let mut last_was_cr = false;
         loop {
-            let n = timed(stall, reader.read(&mut buf)).await.map_err(Side::Storage)?;
+            let mut n = timed(stall, reader.read(&mut buf)).await.map_err(Side::Storage)?;
             if n == 0 {
                 break;
+            }
+            // Whatever else the storage already has waiting joins this write: S3 bodies arrive in chunks
+            // of a few KiB, and one TLS write (and one syscall) per chunk costs more than the copy.
+            while n < buf.len() {
+                match reader.read(&mut buf[n..]).now_or_never() {
+                    Some(Ok(more)) if more > 0 => n += more,
+                    Some(Err(e)) => return Err(Side::Storage(e)),
+                    // Nothing waiting, or the end (which the next read reports again).
+                    _ => break,
+                }
             }
             let chunk = if ascii {
                 converted.clear();
