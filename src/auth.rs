@@ -1,11 +1,26 @@
 //! Login: finds the tenant (HOST or TLS SNI name, else `user@tenant`), verifies the password off the
-//! runtime and answers every kind of failure the same way, after the same time.
+//! runtime and answers every kind of failure the same way.
+//!
+//! Brute-force defence: every failure is counted in the directory against the client's address and, when
+//! the user exists, against the user (see [`crate::directory::login_failures`]), so that all instances on
+//! one database share the counts. Past a threshold the address or user is banned for a while: its logins get
+//! the same 530 as a wrong password, without a password check. Each failure's 530 comes after a delay that
+//! doubles with the address's recent failures.
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{TimeDelta, Utc};
+
+use crate::config::{BanRule, LoginDefenceConfig};
+use crate::directory::login_failures::{ip_scope, user_scope};
 use crate::directory::password::{HashError, Params, Verifier};
-use crate::directory::{Directory, DirectoryError, LoginRecord, Tenant, User};
+use crate::directory::{Directory, DirectoryError, FailureCount, FailurePolicy, LoginRecord, Tenant, User};
+
+/// How often, at most, one instance deletes forgotten failure counters (on the next failed login).
+const FORGET_INTERVAL_SECS: i64 = 60;
 
 /// A logged-in user and its tenant.
 #[derive(Debug, Clone)]
@@ -24,15 +39,29 @@ pub enum LoginError {
     Unavailable(#[source] DirectoryError),
 }
 
+/// What a client offered: the argument of USER, the tenant its HOST or SNI name selected, the password of
+/// PASS, and the address it connects from.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    /// `user@tenant`, or `user` when `host_tenant` is known.
+    pub login: &'a str,
+    pub host_tenant: Option<&'a Tenant>,
+    pub password: &'a str,
+    pub client: IpAddr,
+}
+
 pub struct Authenticator {
     directory: Arc<dyn Directory>,
     verifier: Verifier,
+    /// The delay before the 530 of a client's first recent failure.
     failure_delay: Duration,
+    /// When this instance last deleted forgotten failure counters (Unix seconds).
+    last_forget: AtomicI64,
 }
 
 impl Authenticator {
     pub fn new(directory: Arc<dyn Directory>, params: Params, failure_delay: Duration) -> Result<Self, HashError> {
-        Ok(Authenticator { directory, verifier: Verifier::new(params)?, failure_delay })
+        Ok(Authenticator { directory, verifier: Verifier::new(params)?, failure_delay, last_forget: AtomicI64::new(0) })
     }
 
     /// Resolves the tenant named by `HOST` or SNI, if any.
@@ -40,26 +69,96 @@ impl Authenticator {
         self.directory.tenant_by_hostname(&host.to_ascii_lowercase()).await
     }
 
-    /// `login` is what USER carried: `user@tenant`, or `user` when `host_tenant` is known.
+    /// Checks a login under the brute-force `defence`. Any directory error on the way is
+    /// [`LoginError::Unavailable`]: a right password must never get a 530 because the database was away.
     pub async fn login(
         &self,
-        login: &str,
-        host_tenant: Option<&Tenant>,
-        password: &str,
+        attempt: LoginAttempt<'_>,
+        defence: &LoginDefenceConfig,
     ) -> Result<Principal, LoginError> {
-        let record = self.lookup(login, host_tenant).await.map_err(LoginError::Unavailable)?;
-        let verdict = self.verifier.verify(record.as_ref().map(|r| r.password_hash.as_str()), password).await;
+        let record = self.lookup(attempt.login, attempt.host_tenant).await.map_err(LoginError::Unavailable)?;
+        // A user scope only for users that exist: arbitrary names must not grow the table.
+        let user = record.as_ref().map(|r| user_scope(r.tenant.id, &r.user.username));
+        let ip = ip_scope(attempt.client, defence.ipv6_prefix_len);
+        let scopes: Vec<String> = std::iter::once(ip.clone()).chain(user.clone()).collect();
+        if defence.bans {
+            let banned = self.directory.banned_until(&scopes, Utc::now()).await.map_err(LoginError::Unavailable)?;
+            if let Some(until) = banned {
+                tracing::info!(target: "wharf::login", client = %attempt.client, %until, "login refused: banned");
+                // The answer of any failure; the longest delay, since the client already failed too often.
+                tokio::time::sleep(Duration::from_millis(defence.max_delay_ms)).await;
+                return Err(LoginError::Rejected);
+            }
+        }
+        let verdict = self.verifier.verify(record.as_ref().map(|r| r.password_hash.as_str()), attempt.password).await;
         match record {
             Some(r) if verdict.ok && r.tenant.enabled && r.user.enabled => {
+                // The user's failures are forgiven; the address's are not: an attacker holding one valid
+                // account could otherwise reset its address's count between guesses at other accounts.
+                // Failing to forget them costs the user nothing now; they expire anyway.
+                let own: Vec<String> = user.into_iter().collect();
+                if let Err(e) = self.directory.clear_login_failures(&own, Utc::now()).await {
+                    tracing::warn!(error = %e, "could not clear the failed-login counters");
+                }
                 if let Err(e) = self.directory.record_login(r.user.id, verdict.rehash.as_deref()).await {
                     tracing::warn!(error = %e, "could not record the login");
                 }
                 Ok(Principal { tenant: r.tenant, user: r.user })
             }
             _ => {
-                tokio::time::sleep(self.failure_delay).await;
+                let user = user.filter(|_| defence.bans);
+                let ip_count =
+                    self.count_failure(&ip, user.as_deref(), defence).await.map_err(LoginError::Unavailable)?;
+                let max_delay = Duration::from_millis(defence.max_delay_ms);
+                tokio::time::sleep(growing_delay(self.failure_delay, max_delay, ip_count.failures)).await;
                 Err(LoginError::Rejected)
             }
+        }
+    }
+
+    /// Counts a failure against the address and the user (both at once, so a known user costs no more time
+    /// than an unknown one); returns the address's count, which sets the delay. The user's count does not:
+    /// a longer delay for a name that exists would tell that it does.
+    async fn count_failure(
+        &self,
+        ip: &str,
+        user: Option<&str>,
+        defence: &LoginDefenceConfig,
+    ) -> Result<FailureCount, DirectoryError> {
+        let now = Utc::now();
+        let ip_policy = policy(&defence.ip, defence);
+        let user_policy = policy(&defence.user, defence);
+        let count_ip = self.directory.record_login_failure(ip, &ip_policy, now);
+        let count_user = async {
+            match user {
+                Some(scope) => self.directory.record_login_failure(scope, &user_policy, now).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (ip_count, user_count) = tokio::try_join!(count_ip, count_user)?;
+        for (scope, count) in [(ip, Some(ip_count)), (user.unwrap_or_default(), user_count)] {
+            if let Some(until) = count.and_then(|c| c.banned_until) {
+                tracing::warn!(target: "wharf::login", %scope, %until, "banned after repeated failed logins");
+            }
+        }
+        self.forget_old_failures(defence, now).await;
+        Ok(ip_count)
+    }
+
+    /// Deletes counters nobody added to for `forget_after_secs`, at most once a minute per instance.
+    async fn forget_old_failures(&self, defence: &LoginDefenceConfig, now: chrono::DateTime<Utc>) {
+        let last = self.last_forget.load(Ordering::Relaxed);
+        let due = now.timestamp() - last >= FORGET_INTERVAL_SECS;
+        if !due
+            || self.last_forget.compare_exchange(last, now.timestamp(), Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let before = now - secs(defence.forget_after_secs);
+        match self.directory.forget_login_failures(before, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(forgotten = n, "forgot old failed-login counters"),
+            Err(e) => tracing::warn!(error = %e, "could not forget old failed-login counters"),
         }
     }
 
@@ -76,5 +175,91 @@ impl Authenticator {
             Some(t) => self.directory.login_record(t.id, username).await,
             None => Ok(None),
         }
+    }
+}
+
+/// The directory's view of one ban rule.
+fn policy(rule: &BanRule, defence: &LoginDefenceConfig) -> FailurePolicy {
+    FailurePolicy {
+        window: secs(rule.window_secs),
+        ban_after: defence.bans.then_some(rule.threshold),
+        ban: secs(rule.ban_secs),
+        max_ban: secs(defence.max_ban_secs),
+    }
+}
+
+/// Config validation bounds every duration to ten years, well within `TimeDelta`.
+fn secs(secs: u64) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
+/// `base` for a client's first recent failure, doubled for each further one, at most `max`.
+fn growing_delay(base: Duration, max: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(30);
+    base.saturating_mul(1 << doublings).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_doubles_per_failure_up_to_the_cap() {
+        let delay = |failures| growing_delay(Duration::from_secs(1), Duration::from_secs(8), failures);
+        let secs: Vec<u64> = [0, 1, 2, 3, 4, 5, 100, u32::MAX].into_iter().map(|f| delay(f).as_secs()).collect();
+        assert_eq!(secs, [1, 1, 2, 4, 8, 8, 8, 8]);
+    }
+
+    /// A directory error around the counters is a 421 (`Unavailable`), never a false 530.
+    #[tokio::test]
+    async fn a_broken_counter_table_is_unavailable_not_a_rejection() {
+        use sqlx::Connection;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
+        let directory = crate::directory::open(&url).await.unwrap();
+        let params = Params { m_kib: 64, t: 1, p: 1 };
+        let acme = directory.create_tenant("acme").await.unwrap();
+        let hash = crate::directory::password::hash("right", &params).unwrap();
+        let alice = crate::directory::NewUser { username: "alice".into(), password_hash: hash, home: "/".into() };
+        directory.create_user(acme.id, alice).await.unwrap();
+        let auth = Authenticator::new(directory, params, Duration::ZERO).unwrap();
+        let mut defence = LoginDefenceConfig { max_delay_ms: 0, ..LoginDefenceConfig::default() };
+        defence.ip.threshold = 2;
+        let login = |password| LoginAttempt {
+            login: "alice@acme",
+            host_tenant: None,
+            password,
+            client: "192.0.2.1".parse().unwrap(),
+        };
+
+        for _ in 0..2 {
+            assert!(matches!(auth.login(login("wrong"), &defence).await, Err(LoginError::Rejected)));
+        }
+        let banned = auth.login(login("right"), &defence).await;
+        assert!(matches!(banned, Err(LoginError::Rejected)), "banned: {banned:?}");
+
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("DROP TABLE login_failures").execute(&mut conn).await.unwrap();
+        for password in ["right", "wrong"] {
+            let checked = auth.login(login(password), &defence).await;
+            assert!(matches!(checked, Err(LoginError::Unavailable(_))), "ban check: {checked:?}");
+        }
+        defence.bans = false;
+        let counted = auth.login(login("wrong"), &defence).await;
+        assert!(matches!(counted, Err(LoginError::Unavailable(_))), "counting: {counted:?}");
+        // Only forgetting the counters fails: the login itself stands.
+        assert!(auth.login(login("right"), &defence).await.is_ok());
+    }
+
+    #[test]
+    fn policies_follow_the_config() {
+        let mut defence = LoginDefenceConfig::default();
+        let ip = policy(&defence.ip, &defence);
+        assert_eq!(ip.ban_after, Some(20));
+        assert_eq!(ip.window, TimeDelta::minutes(15));
+        assert_eq!(ip.max_ban, TimeDelta::days(1));
+        defence.bans = false;
+        assert_eq!(policy(&defence.user, &defence).ban_after, None, "counted, never banned");
     }
 }

@@ -1,9 +1,11 @@
-//! The `wharf` command line: run the server, apply migrations, and manage tenants and users.
+//! The `wharf` command line: run the server, apply migrations, manage tenants and users, and list or lift
+//! login bans.
 //!
 //! Passwords are never taken from the command line (it shows in `ps` and shell history): they come from
 //! stdin or a file.
 
 use std::io::{BufRead, IsTerminal};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wharf::config::Config;
+use wharf::directory::login_failures::{ip_scope, parse_user_scope, user_scope};
 use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant, TenantStorage};
 
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -39,6 +42,10 @@ enum Command {
     /// Manage users (logins are `user@tenant`).
     #[command(subcommand)]
     User(UserCommand),
+    /// List and lift bans of client addresses and users that failed to log in too often. Bans live in the
+    /// directory, so they hold on every instance that shares it.
+    #[command(subcommand)]
+    Ban(BanCommand),
     /// Print the version.
     Version,
 }
@@ -143,6 +150,18 @@ enum UserCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BanCommand {
+    /// List the bans running now.
+    List,
+    /// Lift a running ban (and forget the failures that led to it).
+    Lift {
+        /// A scope as `ban list` shows it (`ip:203.0.113.7`, `user:3:alice`), a client address, or
+        /// `user@tenant`.
+        scope: String,
+    },
+}
+
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 struct PasswordSource {
@@ -199,6 +218,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Tenant(command) => tenant_command(command, &*open_directory(&config).await?).await,
         Command::User(command) => user_command(command, &*open_directory(&config).await?).await,
+        Command::Ban(command) => ban_command(command, &*open_directory(&config).await?, &config).await,
         Command::Version => unreachable!("handled before the configuration is loaded"),
     }
 }
@@ -316,6 +336,64 @@ async fn user_command(command: UserCommand, dir: &dyn Directory) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+async fn ban_command(command: BanCommand, dir: &dyn Directory, config: &Config) -> anyhow::Result<()> {
+    match command {
+        BanCommand::List => {
+            let tenants = dir.list_tenants().await?;
+            let rows: Vec<Vec<String>> = dir
+                .active_bans(Utc::now())
+                .await?
+                .into_iter()
+                .map(|ban| {
+                    // A user scope names the tenant by id; show the login it stands for too.
+                    let login = parse_user_scope(&ban.scope).map_or_else(
+                        || "-".to_owned(),
+                        |(tenant_id, user)| match tenants.iter().find(|t| t.id == tenant_id) {
+                            Some(t) => format!("{user}@{}", t.name),
+                            None => format!("{user}@#{tenant_id}"),
+                        },
+                    );
+                    vec![
+                        ban.scope,
+                        login,
+                        ban.failures.to_string(),
+                        timestamp(ban.last_failure),
+                        timestamp(ban.banned_until),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("no bans");
+            } else {
+                print_table(&["SCOPE", "LOGIN", "FAILURES", "LAST FAILURE", "BANNED UNTIL"], &rows);
+            }
+        }
+        BanCommand::Lift { scope: given } => {
+            let scope = ban_scope(dir, config, &given).await?;
+            if dir.lift_ban(&scope, Utc::now()).await? {
+                println!("ban of {scope} lifted");
+            } else {
+                bail!("{scope} is not banned (see `wharf ban list`)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored scope an operator means: a scope as listed, a client address, or `user@tenant`.
+async fn ban_scope(dir: &dyn Directory, config: &Config, given: &str) -> anyhow::Result<String> {
+    if given.starts_with("ip:") || given.starts_with("user:") {
+        return Ok(given.to_owned());
+    }
+    if let Ok(ip) = given.parse::<IpAddr>() {
+        return Ok(ip_scope(ip, config.login_defence.ipv6_prefix_len));
+    }
+    match given.split_once('@') {
+        Some((user, tenant)) if !user.is_empty() => Ok(user_scope(existing_tenant(dir, tenant).await?.id, user)),
+        _ => bail!("{given:?} is not a scope (ip:… or user:…), a client address or user@tenant"),
+    }
 }
 
 /// Opens the directory named by the config, creating the data folder first when the SQLite file lives there.

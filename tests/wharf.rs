@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bans;
 mod cli;
 mod interop;
 mod limits;

@@ -2,8 +2,10 @@
 //!
 //! Callers see only the [`Directory`] trait; the SQL behind it (Postgres in production, SQLite as the
 //! embedded default) stays private to this module, and [`open`] picks the backend from the database URL.
-//! Password hashing lives in [`password`] because both the CLI and the login path need it.
+//! Password hashing lives in [`password`] because both the CLI and the login path need it; failed-login
+//! counters and bans in [`login_failures`].
 
+pub mod login_failures;
 pub mod password;
 pub mod postgres;
 pub mod sqlite;
@@ -14,6 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+pub use login_failures::{Ban, FailureCount, FailurePolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -204,6 +208,31 @@ pub trait Directory: Send + Sync {
     /// The recorded `(etag, digest)` of an object.
     async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError>;
     async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError>;
+
+    /// Counts a failed login against `scope` at `now` and returns the scope's state after it, banning the
+    /// scope when `policy` says so. One atomic upsert: concurrent failures, on any instance, are never lost.
+    async fn record_login_failure(
+        &self,
+        scope: &str,
+        policy: &FailurePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailureCount, DirectoryError>;
+    /// The end of the longest ban running at `now` on any of `scopes`.
+    async fn banned_until(
+        &self,
+        scopes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DirectoryError>;
+    /// Forgets the failures of `scopes` (after a successful login). A ban running at `now`, which another
+    /// instance may have set meanwhile, stays.
+    async fn clear_login_failures(&self, scopes: &[String], now: DateTime<Utc>) -> Result<(), DirectoryError>;
+    /// The bans running at `now`, those ending last first.
+    async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError>;
+    /// Lifts the ban running on `scope`, forgetting its failures and earlier bans; `false` when there was none.
+    async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError>;
+    /// Forgets scopes whose last failure came before `before` and that are not banned at `now`; returns how
+    /// many.
+    async fn forget_login_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, DirectoryError>;
 }
 
 /// Validates a tenant name (see [`Tenant::name`]).

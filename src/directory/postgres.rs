@@ -19,6 +19,31 @@ const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
 const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at";
 
+/// One failed login, as one atomic statement. Parameters: $1 scope, $2 now, $3 the start of the oldest
+/// window still running (now - window), $4 failures that ban (NULL: never), $5 the first ban and $6 the
+/// longest ban, both in milliseconds. A row whose window began before $3, or whose ban ended, restarts at 1.
+/// While a ban runs, failures still count but the ban keeps its end.
+const RECORD_FAILURE: &str = "\
+    INSERT INTO login_failures AS f (scope, failures, window_start, last_failure, banned_until, ban_ms) \
+    VALUES ($1, 1, $2, $2, CASE WHEN 1 >= $4 THEN $2 + $5 * INTERVAL '1 millisecond' END, \
+            CASE WHEN 1 >= $4 THEN $5 END) \
+    ON CONFLICT (scope) DO UPDATE SET \
+        failures = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END, \
+        window_start = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN $2 ELSE f.window_start END, \
+        last_failure = $2, \
+        banned_until = CASE \
+            WHEN f.banned_until > $2 THEN f.banned_until \
+            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
+                THEN $2 + (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE LEAST(f.ban_ms * 2, $6) END) \
+                          * INTERVAL '1 millisecond' \
+            END, \
+        ban_ms = CASE \
+            WHEN f.banned_until > $2 THEN f.ban_ms \
+            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
+                THEN (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE LEAST(f.ban_ms * 2, $6) END) \
+            ELSE f.ban_ms END \
+    RETURNING failures, banned_until";
+
 /// Connections per instance; logins need one each only for their single lookup.
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a query waits for a connection before the directory counts as unavailable (421 to the client).
@@ -319,6 +344,102 @@ impl Directory for PostgresDirectory {
             .map_err(db_error)?;
         Ok(())
     }
+
+    async fn record_login_failure(
+        &self,
+        scope: &str,
+        policy: &FailurePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailureCount, DirectoryError> {
+        let row = sqlx::query(RECORD_FAILURE)
+            .bind(scope)
+            .bind(now)
+            .bind(now - policy.window)
+            .bind(policy.ban_after.map(i64::from))
+            .bind(policy.ban.num_milliseconds())
+            .bind(policy.max_ban.num_milliseconds())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        count_from_row(&row)
+    }
+
+    async fn banned_until(
+        &self,
+        scopes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DirectoryError> {
+        sqlx::query_scalar("SELECT max(banned_until) FROM login_failures WHERE scope = ANY($1) AND banned_until > $2")
+            .bind(scopes)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn clear_login_failures(&self, scopes: &[String], now: DateTime<Utc>) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "DELETE FROM login_failures WHERE scope = ANY($1) AND (banned_until IS NULL OR banned_until <= $2)",
+        )
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT scope, failures, last_failure, banned_until FROM login_failures WHERE banned_until > $1 \
+             ORDER BY banned_until DESC, scope",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(ban_from_row).collect()
+    }
+
+    async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND banned_until > $2")
+            .bind(scope)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn forget_login_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, DirectoryError> {
+        let done = sqlx::query(
+            "DELETE FROM login_failures WHERE last_failure < $1 AND (banned_until IS NULL OR banned_until <= $2)",
+        )
+        .bind(before)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn count_from_row(row: &PgRow) -> Result<FailureCount, DirectoryError> {
+    let failures: i64 = row.try_get("failures").map_err(db_error)?;
+    Ok(FailureCount {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        banned_until: row.try_get("banned_until").map_err(db_error)?,
+    })
+}
+
+fn ban_from_row(row: &PgRow) -> Result<Ban, DirectoryError> {
+    let failures: i64 = row.try_get("failures").map_err(db_error)?;
+    Ok(Ban {
+        scope: row.try_get("scope").map_err(db_error)?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure: row.try_get("last_failure").map_err(db_error)?,
+        banned_until: row.try_get("banned_until").map_err(db_error)?,
+    })
 }
 
 fn parked_from_row(row: &PgRow) -> Result<ParkedUpload, DirectoryError> {
@@ -383,7 +504,7 @@ mod tests {
         let instances: Vec<PostgresDirectory> = instances.into_iter().map(Result::unwrap).collect();
         let applied: i64 =
             sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&instances[0].pool).await.unwrap();
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 3);
         for instance in instances {
             instance.pool.close().await;
         }

@@ -19,6 +19,28 @@ const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
 const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at";
 
+/// One failed login, as one atomic statement (the Postgres twin explains it). Parameters: ?1 scope, ?2 now,
+/// ?3 now - window, ?4 failures that ban (NULL: never), ?5 the first ban and ?6 the longest ban; times and
+/// lengths in milliseconds.
+const RECORD_FAILURE: &str = "\
+    INSERT INTO login_failures AS f (scope, failures, window_start, last_failure, banned_until, ban_ms) \
+    VALUES (?1, 1, ?2, ?2, CASE WHEN 1 >= ?4 THEN ?2 + ?5 END, CASE WHEN 1 >= ?4 THEN ?5 END) \
+    ON CONFLICT (scope) DO UPDATE SET \
+        failures = CASE WHEN f.window_start <= ?3 OR f.banned_until <= ?2 THEN 1 ELSE f.failures + 1 END, \
+        window_start = CASE WHEN f.window_start <= ?3 OR f.banned_until <= ?2 THEN ?2 ELSE f.window_start END, \
+        last_failure = ?2, \
+        banned_until = CASE \
+            WHEN f.banned_until > ?2 THEN f.banned_until \
+            WHEN (CASE WHEN f.window_start <= ?3 OR f.banned_until <= ?2 THEN 1 ELSE f.failures + 1 END) >= ?4 \
+                THEN ?2 + (CASE WHEN f.ban_ms IS NULL THEN ?5 ELSE min(f.ban_ms * 2, ?6) END) \
+            END, \
+        ban_ms = CASE \
+            WHEN f.banned_until > ?2 THEN f.ban_ms \
+            WHEN (CASE WHEN f.window_start <= ?3 OR f.banned_until <= ?2 THEN 1 ELSE f.failures + 1 END) >= ?4 \
+                THEN (CASE WHEN f.ban_ms IS NULL THEN ?5 ELSE min(f.ban_ms * 2, ?6) END) \
+            ELSE f.ban_ms END \
+    RETURNING failures, banned_until";
+
 pub struct SqliteDirectory {
     pool: SqlitePool,
 }
@@ -323,6 +345,95 @@ impl Directory for SqliteDirectory {
             .map_err(db_error)?;
         Ok(())
     }
+
+    async fn record_login_failure(
+        &self,
+        scope: &str,
+        policy: &FailurePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<FailureCount, DirectoryError> {
+        let row = sqlx::query(RECORD_FAILURE)
+            .bind(scope)
+            .bind(now.timestamp_millis())
+            .bind((now - policy.window).timestamp_millis())
+            .bind(policy.ban_after.map(i64::from))
+            .bind(policy.ban.num_milliseconds())
+            .bind(policy.max_ban.num_milliseconds())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        count_from_row(&row)
+    }
+
+    async fn banned_until(
+        &self,
+        scopes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DirectoryError> {
+        if scopes.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT max(banned_until) FROM login_failures WHERE scope IN ({}) AND banned_until > ?",
+            placeholders(scopes.len())
+        );
+        let mut query = sqlx::query_scalar(&sql);
+        for scope in scopes {
+            query = query.bind(scope);
+        }
+        let until: Option<i64> = query.bind(now.timestamp_millis()).fetch_one(&self.pool).await.map_err(db_error)?;
+        until.map(from_millis).transpose()
+    }
+
+    async fn clear_login_failures(&self, scopes: &[String], now: DateTime<Utc>) -> Result<(), DirectoryError> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM login_failures WHERE scope IN ({}) AND (banned_until IS NULL OR banned_until <= ?)",
+            placeholders(scopes.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for scope in scopes {
+            query = query.bind(scope);
+        }
+        query.bind(now.timestamp_millis()).execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT scope, failures, last_failure, banned_until FROM login_failures WHERE banned_until > ? \
+             ORDER BY banned_until DESC, scope",
+        )
+        .bind(now.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(ban_from_row).collect()
+    }
+
+    async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM login_failures WHERE scope = ? AND banned_until > ?")
+            .bind(scope)
+            .bind(now.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn forget_login_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, DirectoryError> {
+        let done = sqlx::query(
+            "DELETE FROM login_failures WHERE last_failure < ? AND (banned_until IS NULL OR banned_until <= ?)",
+        )
+        .bind(before.timestamp_millis())
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
 }
 
 fn parked_from_row(row: &SqliteRow) -> Result<ParkedUpload, DirectoryError> {
@@ -339,6 +450,35 @@ fn parked_from_row(row: &SqliteRow) -> Result<ParkedUpload, DirectoryError> {
         parked_at: parse_time(&parked_at)?,
         expires_at: parse_time(&expires_at)?,
     })
+}
+
+fn count_from_row(row: &SqliteRow) -> Result<FailureCount, DirectoryError> {
+    let failures: i64 = row.try_get("failures").map_err(db_error)?;
+    let banned_until: Option<i64> = row.try_get("banned_until").map_err(db_error)?;
+    Ok(FailureCount {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        banned_until: banned_until.map(from_millis).transpose()?,
+    })
+}
+
+fn ban_from_row(row: &SqliteRow) -> Result<Ban, DirectoryError> {
+    let failures: i64 = row.try_get("failures").map_err(db_error)?;
+    Ok(Ban {
+        scope: row.try_get("scope").map_err(db_error)?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure: from_millis(row.try_get("last_failure").map_err(db_error)?)?,
+        banned_until: from_millis(row.try_get("banned_until").map_err(db_error)?)?,
+    })
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>, DirectoryError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| DirectoryError::Internal(format!("stored time {ms} is out of range").into()))
+}
+
+/// `?, ?, …`: one placeholder per scope.
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
 }
 
 fn time_text(time: DateTime<Utc>) -> String {

@@ -55,6 +55,10 @@ on_every_backend!(
     object_digests_are_recorded_replaced_and_forgotten,
 );
 
+/// Failed-login counters and bans, on every backend too.
+#[path = "login_failures_tests.rs"]
+mod login_failures;
+
 /// A directory opened through [`open`] on a database of its own; derefs to the directory.
 struct Fresh {
     dir: Arc<dyn Directory>,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod postgres;
 pub mod raw;
 pub mod s3;
 
@@ -98,8 +99,18 @@ impl Wharf {
         let task = tokio::spawn(server.run(shutdown.clone()));
         let wharf =
             Wharf { explicit, implicit, config, directory, s3, server_s3, shutdown, task: Some(task), _dir: dir };
-        wharf.add_user("acme", "alice", PASSWORD).await;
+        // A second instance on a shared database finds alice already there.
+        if !wharf.has_user("acme", "alice").await {
+            wharf.add_user("acme", "alice", PASSWORD).await;
+        }
         wharf
+    }
+
+    pub async fn has_user(&self, tenant: &str, user: &str) -> bool {
+        match self.directory.tenant_by_name(tenant).await.unwrap() {
+            Some(t) => self.directory.login_record(t.id, user).await.unwrap().is_some(),
+            None => false,
+        }
     }
 
     /// Creates the tenant if needed, then the user (home `/`).

@@ -43,6 +43,18 @@ impl Ftp {
         (ftp, greeting)
     }
 
+    /// Connects from a given local address (any of 127.0.0.0/8 works on loopback), so that one test can
+    /// play several clients.
+    pub async fn connect_from(server: SocketAddr, local: std::net::IpAddr) -> (Ftp, Reply) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind the client address");
+        let tcp = socket.connect(server).await.expect("connect");
+        tcp.set_nodelay(true).unwrap();
+        let mut ftp = Ftp { control: Some(BufReader::new(Box::new(tcp))), tls: client_config(), server };
+        let greeting = ftp.reply().await;
+        (ftp, greeting)
+    }
+
     /// Connects to the implicit FTPS port: TLS first, then the greeting.
     pub async fn connect_implicit(server: SocketAddr) -> (Ftp, Reply) {
         let tls = client_config();

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::auth::LoginError;
+use crate::auth::{LoginAttempt, LoginError};
 use crate::ftp::command::Prot;
 use crate::ftp::error;
 use crate::ftp::reply::Reply;
@@ -37,7 +37,9 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
         },
         (None, None) => None,
     };
-    match s.shared.auth.login(&name, host_tenant.as_ref(), &password).await {
+    let attempt =
+        LoginAttempt { login: &name, host_tenant: host_tenant.as_ref(), password: &password, client: s.peer.ip() };
+    match s.shared.auth.login(attempt, &s.shared.config.login_defence).await {
         Ok(principal) => {
             let storage = match s.shared.storage.open(&principal.tenant, &principal.user).await {
                 Ok(storage) => storage,
