@@ -60,8 +60,18 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(directory: Arc<dyn Directory>, params: Params, failure_delay: Duration) -> Result<Self, HashError> {
-        Ok(Authenticator { directory, verifier: Verifier::new(params)?, failure_delay, last_forget: AtomicI64::new(0) })
+    /// `concurrency`: verifications at once; `None` is one per CPU.
+    pub fn new(
+        directory: Arc<dyn Directory>,
+        params: Params,
+        concurrency: Option<usize>,
+        failure_delay: Duration,
+    ) -> Result<Self, HashError> {
+        let verifier = match concurrency {
+            Some(n) => Verifier::with_concurrency(params, n)?,
+            None => Verifier::new(params)?,
+        };
+        Ok(Authenticator { directory, verifier, failure_delay, last_forget: AtomicI64::new(0) })
     }
 
     /// Resolves the tenant named by `HOST` or SNI, if any.
@@ -223,7 +233,7 @@ mod tests {
         let hash = crate::directory::password::hash("right", &params).unwrap();
         let alice = crate::directory::NewUser { username: "alice".into(), password_hash: hash, home: "/".into() };
         directory.create_user(acme.id, alice).await.unwrap();
-        let auth = Authenticator::new(directory, params, Duration::ZERO).unwrap();
+        let auth = Authenticator::new(directory, params, None, Duration::ZERO).unwrap();
         let mut defence = LoginDefenceConfig { max_delay_ms: 0, ..LoginDefenceConfig::default() };
         defence.ip.threshold = 2;
         let login = |password| LoginAttempt {

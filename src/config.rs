@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Folder for the SQLite directory, the fs storage and the generated certificate. Created on start.
     pub data_dir: PathBuf,
-    /// `sqlite://path` or (later) `postgres://…`. Default: `sqlite://<data_dir>/wharf.db`.
+    /// `sqlite://path` or `postgres://user@host/db` (TLS to Postgres through the URL:
+    /// `?sslmode=verify-full&sslrootcert=/path/ca.pem`). Default: `sqlite://<data_dir>/wharf.db`.
     pub database_url: Option<String>,
+    pub database: DatabaseConfig,
+    pub passwords: PasswordConfig,
     pub ftp: FtpConfig,
     pub tls: TlsConfig,
     pub storage: StorageConfig,
@@ -235,11 +238,52 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
+/// The directory's connection pool. Defaults: 16 connections, 5 s to get one (a login that cannot get one
+/// in time is answered 421, try later), idle connections closed after 10 minutes, migrations applied at
+/// start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    /// Apply pending migrations when `serve` starts (safe with several instances: Postgres serialises them
+    /// under an advisory lock). With `false`, run `wharf migrate` before upgrading instances.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { max_connections: 16, acquire_timeout_secs: 5, idle_timeout_secs: 600, migrate_on_start: true }
+    }
+}
+
+/// argon2id parameters for new and rehashed passwords. Defaults follow OWASP's guidance (19 MiB, 2
+/// iterations, 1 lane); a stored hash made with other parameters is replaced at its user's next login.
+/// `verify_concurrency` (default: one per CPU) bounds the verifications running at once, so a login flood
+/// queues instead of starving transfers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub lanes: u32,
+    pub verify_concurrency: Option<usize>,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig { memory_kib: 19 * 1024, iterations: 2, lanes: 1, verify_concurrency: None }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("wharf-data"),
             database_url: None,
+            database: DatabaseConfig::default(),
+            passwords: PasswordConfig::default(),
             ftp: FtpConfig::default(),
             tls: TlsConfig::default(),
             storage: StorageConfig::default(),
@@ -392,6 +436,20 @@ impl Config {
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls.cert_file", "cert_file and key_file must be given together");
         }
+        if self.database.max_connections == 0 || self.database.acquire_timeout_secs == 0 {
+            return invalid("database.max_connections", "the pool needs at least one connection and a timeout of 1 s");
+        }
+        let p = &self.passwords;
+        // argon2's own limits: at least 8 KiB per lane, 1 iteration, 1 to 2^24 - 1 lanes.
+        if p.lanes == 0 || p.lanes > 0x00ff_ffff || p.iterations == 0 || p.memory_kib < 8 * p.lanes {
+            return invalid(
+                "passwords.memory_kib",
+                "argon2id needs lanes >= 1, iterations >= 1, memory_kib >= 8 x lanes",
+            );
+        }
+        if p.verify_concurrency == Some(0) {
+            return invalid("passwords.verify_concurrency", "must be at least 1");
+        }
         if self.ftp.max_login_attempts == 0 {
             return invalid("ftp.max_login_attempts", "must be at least 1");
         }
@@ -407,6 +465,23 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("wharf.db").display()),
         }
+    }
+
+    /// The directory pool as configured.
+    pub fn pool_options(&self) -> crate::directory::PoolOptions {
+        let d = &self.database;
+        crate::directory::PoolOptions {
+            max_connections: d.max_connections,
+            acquire_timeout: std::time::Duration::from_secs(d.acquire_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(d.idle_timeout_secs),
+            migrate: d.migrate_on_start,
+        }
+    }
+
+    /// The argon2id parameters new hashes are made with.
+    pub fn password_params(&self) -> crate::directory::password::Params {
+        let p = &self.passwords;
+        crate::directory::password::Params { m_kib: p.memory_kib, t: p.iterations, p: p.lanes }
     }
 
     pub fn fs_root(&self) -> PathBuf {

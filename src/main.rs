@@ -212,12 +212,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => wharf::server::run(config).await,
         Command::Migrate => {
-            open_directory(&config).await?;
+            open_directory_with(&config, directory::PoolOptions { migrate: true, ..config.pool_options() }).await?;
             println!("migrations applied to {}", wharf::config::redact_url(&config.database_url()));
             Ok(())
         }
         Command::Tenant(command) => tenant_command(command, &*open_directory(&config).await?).await,
-        Command::User(command) => user_command(command, &*open_directory(&config).await?).await,
+        Command::User(command) => {
+            user_command(command, &*open_directory(&config).await?, config.password_params()).await
+        }
         Command::Ban(command) => ban_command(command, &*open_directory(&config).await?, &config).await,
         Command::Version => unreachable!("handled before the configuration is loaded"),
     }
@@ -291,12 +293,12 @@ fn storage_summary(s: &TenantStorage) -> String {
     out
 }
 
-async fn user_command(command: UserCommand, dir: &dyn Directory) -> anyhow::Result<()> {
+async fn user_command(command: UserCommand, dir: &dyn Directory, params: password::Params) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { login, home, password } => {
             let (username, tenant) = split_login(&login)?;
             let tenant = existing_tenant(dir, tenant).await?;
-            let password_hash = hash_password(read_password(&password)?).await?;
+            let password_hash = hash_password(read_password(&password)?, params).await?;
             let new = NewUser { username: username.to_owned(), password_hash, home };
             let user = dir.create_user(tenant.id, new).await.map_err(|e| explain(e, "user", &login))?;
             println!("user {login:?} created (home {})", user.home);
@@ -304,7 +306,7 @@ async fn user_command(command: UserCommand, dir: &dyn Directory) -> anyhow::Resu
         UserCommand::Passwd { login, password } => {
             let (username, tenant) = split_login(&login)?;
             let tenant = existing_tenant(dir, tenant).await?;
-            let password_hash = hash_password(read_password(&password)?).await?;
+            let password_hash = hash_password(read_password(&password)?, params).await?;
             dir.set_password(tenant.id, username, &password_hash).await.map_err(|e| explain(e, "user", &login))?;
             println!("password of {login:?} changed");
         }
@@ -398,12 +400,18 @@ async fn ban_scope(dir: &dyn Directory, config: &Config, given: &str) -> anyhow:
 
 /// Opens the directory named by the config, creating the data folder first when the SQLite file lives there.
 async fn open_directory(config: &Config) -> anyhow::Result<Arc<dyn Directory>> {
+    open_directory_with(config, config.pool_options()).await
+}
+
+async fn open_directory_with(config: &Config, options: directory::PoolOptions) -> anyhow::Result<Arc<dyn Directory>> {
     let url = config.database_url();
     if sqlite_path(&url).is_some_and(|path| path.starts_with(&config.data_dir)) {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
     }
-    directory::open(&url).await.with_context(|| format!("opening the directory at {}", wharf::config::redact_url(&url)))
+    directory::open_with(&url, &options)
+        .await
+        .with_context(|| format!("opening the directory at {}", wharf::config::redact_url(&url)))
 }
 
 fn sqlite_path(url: &str) -> Option<&Path> {
@@ -476,8 +484,8 @@ fn check_password(password: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hash_password(secret: String) -> anyhow::Result<String> {
-    let hash = tokio::task::spawn_blocking(move || password::hash(&secret, &password::Params::default())).await??;
+async fn hash_password(secret: String, params: password::Params) -> anyhow::Result<String> {
+    let hash = tokio::task::spawn_blocking(move || password::hash(&secret, &params)).await??;
     Ok(hash)
 }
 

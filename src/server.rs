@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::config::Backend;
 use crate::config::Config;
-use crate::directory::{self, password, Directory};
+use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{Session, Shared};
 use crate::storage::fs::FsProvider;
@@ -45,7 +45,9 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
-        let directory = directory::open(&config.database_url()).await.context("opening the directory")?;
+        let directory = directory::open_with(&config.database_url(), &config.pool_options())
+            .await
+            .context("opening the directory")?;
         let (certs, key) = tls::load_identity(&config)?;
         let tls = Tls::new(certs, key, config.tls.data_session_resumption)?;
         let (storage, s3): (Arc<dyn StorageProvider>, _) = match config.storage.backend {
@@ -59,10 +61,10 @@ impl Server {
                 (s3.clone(), Some(s3))
             }
         };
-        let verifier_params = password::Params::default();
         let auth = Authenticator::new(
             directory.clone(),
-            verifier_params,
+            config.password_params(),
+            config.passwords.verify_concurrency,
             Duration::from_millis(config.ftp.login_failure_delay_ms),
         )?;
         let explicit = match config.ftp.explicit_listen {

@@ -4,6 +4,7 @@ mod support;
 
 mod bans;
 mod cli;
+mod database;
 mod interop;
 mod limits;
 mod protocol;

@@ -290,10 +290,37 @@ pub fn normalize_home(home: &str) -> Result<String, DirectoryError> {
 /// Opens the directory named by a database URL (`postgres://…` or `postgresql://…` for Postgres,
 /// `sqlite://…` for SQLite) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Directory>, DirectoryError> {
+    open_with(url, &PoolOptions::default()).await
+}
+
+/// How the directory's connection pool behaves (SQLite uses `migrate` and its own small pool).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a query waits for a connection before the directory counts as unavailable.
+    pub acquire_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    /// Apply pending migrations on open.
+    pub migrate: bool,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: std::time::Duration::from_secs(600),
+            migrate: true,
+        }
+    }
+}
+
+/// Opens the directory at `url` with `options`.
+pub async fn open_with(url: &str, options: &PoolOptions) -> Result<Arc<dyn Directory>, DirectoryError> {
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PostgresDirectory::open(url).await?))
+        Ok(Arc::new(postgres::PostgresDirectory::open_with(url, options).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteDirectory::open(url).await?))
+        Ok(Arc::new(sqlite::SqliteDirectory::open_with(url, options.migrate).await?))
     } else {
         Err(DirectoryError::Invalid(format!(
             "unsupported database URL scheme in {:?}",
@@ -330,6 +357,9 @@ fn normalize_hostname(hostname: &str) -> Result<String, DirectoryError> {
 fn db_error(e: sqlx::Error) -> DirectoryError {
     let unreachable = match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        // A connection cut during its handshake (a proxy or load balancer in front of a stopped server)
+        // reads as a malformed reply; like the others, it is the database being out of reach.
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         // Postgres refusing work while it starts, stops or is full: SQLSTATE class 08 (connection
         // exception), 57P01-57P03 (shutting down, cannot connect now), 53300 (too many connections).
         sqlx::Error::Database(d) => d

@@ -5,7 +5,6 @@
 //! run on open under sqlx's advisory lock, so instances that start together apply them once.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -44,11 +43,6 @@ const RECORD_FAILURE: &str = "\
             ELSE f.ban_ms END \
     RETURNING failures, banned_until";
 
-/// Connections per instance; logins need one each only for their single lookup.
-const MAX_CONNECTIONS: u32 = 16;
-/// How long a query waits for a connection before the directory counts as unavailable (421 to the client).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
 pub struct PostgresDirectory {
     pool: PgPool,
 }
@@ -56,15 +50,26 @@ pub struct PostgresDirectory {
 impl PostgresDirectory {
     /// Connects to the database at `url` (`postgres://user@host/db`) and applies the migrations.
     pub async fn open(url: &str) -> Result<Self, DirectoryError> {
-        let options = PgConnectOptions::from_str(url)
+        Self::open_with(url, &super::PoolOptions::default()).await
+    }
+
+    /// Connects (TLS as the URL's `sslmode` says) and, when asked, applies pending migrations. Connections
+    /// that broke are replaced by the pool on their next use, so wharf recovers by itself when Postgres
+    /// comes back; meanwhile queries fail as [`DirectoryError::Unavailable`].
+    pub async fn open_with(url: &str, options: &super::PoolOptions) -> Result<Self, DirectoryError> {
+        let connect = PgConnectOptions::from_str(url)
             .map_err(|e| DirectoryError::Invalid(format!("invalid Postgres URL: {e}")))?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(options.idle_timeout)
+            .test_before_acquire(true)
+            .connect_with(connect)
             .await
             .map_err(db_error)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(migrate_error)?;
+        if options.migrate {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(migrate_error)?;
+        }
         Ok(PostgresDirectory { pool })
     }
 }

@@ -48,6 +48,11 @@ pub struct SqliteDirectory {
 impl SqliteDirectory {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`) and applies the migrations.
     pub async fn open(url: &str) -> Result<Self, DirectoryError> {
+        Self::open_with(url, true).await
+    }
+
+    /// Opens (creating the file if needed) and, when `migrate` is set, applies pending migrations.
+    pub async fn open_with(url: &str, migrate: bool) -> Result<Self, DirectoryError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| DirectoryError::Invalid(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -55,7 +60,10 @@ impl SqliteDirectory {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(db_error)?;
-        Self::migrated(pool).await
+        match migrate {
+            true => Self::migrated(pool).await,
+            false => Ok(SqliteDirectory { pool }),
+        }
     }
 
     /// A private in-memory database, for tests. One connection that never expires: with more, or after a

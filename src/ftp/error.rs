@@ -72,7 +72,7 @@ pub fn directory_reply(err: &DirectoryError) -> Reply {
             Reply::new(421, "Service temporarily unavailable; try again later")
         }
         other => {
-            tracing::warn!(error = %other, "directory error");
+            tracing::warn!(error = ?other, "directory error");
             Reply::new(451, "Local error; try again later")
         }
     }
