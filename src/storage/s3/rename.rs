@@ -3,13 +3,13 @@
 //! source is deleted, and a failed copy removes the copies already made, so an error never leaves a tree
 //! half in each place.
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
 use super::resume::encode_key;
 use super::upload::record_lease;
-use super::{copy_ranges, dir_error, sdk_error, S3Storage, MAX_COPY};
+use super::{dir_error, sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 
 /// Copies run this many at a time.
@@ -136,30 +136,9 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
         return Err(e);
     }
     let copy = async {
-        let ranges = copy_ranges(size).into_iter().zip(1..);
-        let done: Vec<CompletedPart> = stream::iter(ranges)
-            .map(|((first, last), number)| {
-                let (copy_source, upload_id) = (copy_source.clone(), upload_id.clone());
-                async move {
-                    let out = b
-                        .client
-                        .upload_part_copy()
-                        .bucket(&b.name)
-                        .key(target)
-                        .upload_id(upload_id)
-                        .part_number(number)
-                        .copy_source(copy_source)
-                        .copy_source_range(format!("bytes={first}-{last}"))
-                        .send()
-                        .await
-                        .map_err(sdk_error)?;
-                    let etag = out.copy_part_result().and_then(|r| r.e_tag()).unwrap_or_default();
-                    Ok::<_, StorageError>(CompletedPart::builder().part_number(number).e_tag(etag).build())
-                }
-            })
-            .buffered(PARALLEL)
-            .try_collect()
-            .await?;
+        let parts = b.copy_parts(target, &upload_id, source, size, 1, None).await?;
+        let done: Vec<CompletedPart> =
+            parts.iter().map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.etag).build()).collect();
         let out = b
             .client
             .complete_multipart_upload()

@@ -6,19 +6,15 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
 use super::upload::{Multipart, S3Upload};
-use super::{copy_ranges, sdk_error, Head, MIN_PART};
+use super::{sdk_error, Head, MIN_PART};
 use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
 use crate::storage::{ErrorKind, StorageError};
-
-/// UploadPartCopy requests of one kept prefix that run at once.
-const COPIES_AT_ONCE: usize = 4;
 
 /// A part S3 confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,35 +101,12 @@ impl S3Upload {
             return self.write_bytes(&prefix).await;
         }
         self.create().await?;
-        let source = format!("{}/{}", b.name, encode_key(&self.object));
         let upload_id = self.multipart.as_ref().expect("created above").upload_id.clone();
-        let first_number = self.next_part;
-        // The ranges (5 GiB each at most) are copied side by side inside S3; none of their bytes pass here.
-        let copies = copy_ranges(keep).into_iter().zip(first_number..).map(|((first, last), number)| {
-            let (b, source, upload_id, object) = (&b, &source, &upload_id, &self.object);
-            async move {
-                let out = b
-                    .client
-                    .upload_part_copy()
-                    .bucket(&b.name)
-                    .key(object)
-                    .upload_id(upload_id)
-                    .part_number(number)
-                    .copy_source(source)
-                    .copy_source_range(format!("bytes={first}-{last}"))
-                    .copy_source_if_match(etag)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                let result = out.copy_part_result();
-                let etag = result.and_then(|r| r.e_tag()).unwrap_or_default().to_owned();
-                let crc32 = result.and_then(|r| r.checksum_crc32()).map(str::to_owned);
-                Ok::<_, StorageError>((PartDone { number, etag, size: last - first + 1, crc32 }, last + 1))
-            }
-        });
-        let copied: Vec<_> = futures_util::stream::iter(copies).buffered(COPIES_AT_ONCE).try_collect().await?;
+        let copied = b.copy_parts(&self.object, &upload_id, &self.object, keep, self.next_part, Some(etag)).await?;
         let multipart = self.multipart.as_mut().expect("created above");
-        for (part, end) in copied {
+        let mut end = 0;
+        for part in copied {
+            end += part.size;
             multipart.end_of.insert(part.number, end);
             multipart.done.insert(part.number, part);
             self.next_part += 1;
