@@ -1,5 +1,6 @@
 //! Login: finds the tenant (HOST or TLS SNI name, else `user@tenant`), verifies the password off the
-//! runtime and answers every kind of failure the same way.
+//! runtime, checks the client's address against the tenant's and the user's allowed networks and answers
+//! every kind of failure the same way.
 //!
 //! Brute-force defence: every failure is counted in the directory against the client's address and, when
 //! the user exists, against the user (see [`crate::directory::login_failures`]), so that all instances on
@@ -31,7 +32,8 @@ pub struct Principal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    /// 530. Unknown tenant, unknown user, wrong password, disabled account: one answer for all.
+    /// Answered 530, one answer for all: unknown tenant or user, wrong password, disabled account, client
+    /// outside the allowed networks.
     #[error("login incorrect")]
     Rejected,
     /// 421: the directory is unreachable; the client should retry, its password may be right.
@@ -101,8 +103,22 @@ impl Authenticator {
             }
         }
         let verdict = self.verifier.verify(record.as_ref().map(|r| r.password_hash.as_str()), attempt.password).await;
+        // Outside the tenant's or the user's networks is one more way to fail, answered and counted like a
+        // wrong password; the password was checked anyway, so the time taken tells nothing either.
+        let reachable = record.as_ref().is_some_and(|r| {
+            r.tenant.allowed_networks.allows(attempt.client) && r.user.allowed_networks.allows(attempt.client)
+        });
+        if let Some(r) = record.as_ref().filter(|_| verdict.ok && !reachable) {
+            tracing::info!(
+                target: "wharf::login",
+                client = %attempt.client,
+                tenant = %r.tenant.name,
+                user = %r.user.username,
+                "login refused: client outside the allowed networks"
+            );
+        }
         match record {
-            Some(r) if verdict.ok && r.tenant.enabled && r.user.enabled => {
+            Some(r) if verdict.ok && reachable && r.tenant.enabled && r.user.enabled => {
                 // The user's failures are forgiven; the address's are not: an attacker holding one valid
                 // account could otherwise reset its address's count between guesses at other accounts.
                 // Failing to forget them costs the user nothing now; they expire anyway.

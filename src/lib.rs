@@ -11,6 +11,7 @@
 //!
 //! [`server::Server`] wires the pieces from a [`config::Config`]; tests start one on port 0.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod directory;

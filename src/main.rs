@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use wharf::access::{Network, Networks, Permissions};
 use wharf::config::Config;
 use wharf::directory::login_failures::{ip_scope, parse_user_scope, user_scope};
 use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant, TenantStorage};
@@ -73,6 +74,31 @@ enum TenantCommand {
     /// Manage a tenant's hostnames.
     #[command(subcommand)]
     Hostname(HostnameCommand),
+    /// Set the client networks a tenant's users may log in from (each user may narrow them further).
+    Networks {
+        name: String,
+        #[command(flatten)]
+        networks: NetworkArgs,
+    },
+}
+
+/// Where logins may come from: a list that replaces the current one, or anywhere.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct NetworkArgs {
+    /// An address or CIDR block logins may come from (203.0.113.0/24, 2001:db8::/32); repeatable. Replaces
+    /// the current list; a client outside it gets the same 530 as a wrong password.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_networks: Vec<Network>,
+    /// Allow logins from anywhere (clears the list).
+    #[arg(long)]
+    anywhere: bool,
+}
+
+impl NetworkArgs {
+    fn networks(self) -> Networks {
+        Networks::new(self.allow_networks)
+    }
 }
 
 /// A tenant's own S3 settings. The secret key is never given on the command line: only where to read it.
@@ -148,6 +174,37 @@ enum UserCommand {
         /// `user@tenant`
         login: String,
     },
+    /// Set what a user may do and where it may log in from; what is not given stays as it is.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+    Set {
+        /// `user@tenant`
+        login: String,
+        /// What the user may do in its whole tree: `all`, `none`, or some of
+        /// list,read,write,delete,rename,mkdir.
+        #[arg(long, value_name = "PERMS", group = "change")]
+        permissions: Option<Permissions>,
+        /// What the user may do at a path (as the user sees it) and below, e.g. `/in=list,read,write`;
+        /// repeatable, the longest matching path wins. Replaces the current rules.
+        #[arg(long = "path-permissions", value_name = "PATH=PERMS", value_parser = path_rule, group = "change")]
+        path_permissions: Vec<(String, Permissions)>,
+        /// Remove every path rule.
+        #[arg(long, conflicts_with = "path_permissions", group = "change")]
+        no_path_permissions: bool,
+        /// An address or CIDR block the user may log in from; repeatable. Replaces the current list (the
+        /// tenant's networks apply as well).
+        #[arg(long = "allow-network", value_name = "CIDR", group = "change")]
+        allow_networks: Vec<Network>,
+        /// Let the user log in from anywhere the tenant allows (clears the list).
+        #[arg(long, conflicts_with = "allow_networks", group = "change")]
+        anywhere: bool,
+    },
+}
+
+/// `PATH=PERMS` of `user set --path-permissions` (a path may hold `=`; permission names never do).
+fn path_rule(text: &str) -> Result<(String, Permissions), String> {
+    let (path, permissions) =
+        text.rsplit_once('=').ok_or_else(|| format!("{text:?} must be PATH=PERMS, e.g. /in=list,read,write"))?;
+    Ok((path.to_owned(), permissions.parse().map_err(|e| format!("{e}"))?))
 }
 
 #[derive(Subcommand)]
@@ -257,16 +314,23 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
                     yes_no(t.enabled),
                     hostnames,
                     storage_summary(&t.storage),
+                    networks_summary(&t.allowed_networks),
                     timestamp(t.created_at),
                 ]);
             }
-            print_table(&["NAME", "ENABLED", "HOSTNAMES", "STORAGE", "CREATED"], &rows);
+            print_table(&["NAME", "ENABLED", "HOSTNAMES", "STORAGE", "NETWORKS", "CREATED"], &rows);
         }
         TenantCommand::Storage { name, storage } => {
             let tenant = existing_tenant(dir, &name).await?;
             let storage = storage.settings();
             dir.set_tenant_storage(tenant.id, &storage).await.map_err(|e| explain(e, "storage", &name))?;
             println!("tenant {name:?} now stores in {}", storage_summary(&storage));
+        }
+        TenantCommand::Networks { name, networks } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            let networks = networks.networks();
+            dir.set_tenant_networks(tenant.id, &networks).await.map_err(|e| explain(e, "tenant", &name))?;
+            println!("users of tenant {name:?} may log in from {}", networks_summary(&networks));
         }
         TenantCommand::Hostname(HostnameCommand::Add { tenant, hostname }) => {
             let tenant = existing_tenant(dir, &tenant).await?;
@@ -325,10 +389,45 @@ async fn user_command(command: UserCommand, dir: &dyn Directory, params: passwor
                 .map(|u| {
                     let last_login = u.last_login_at.map_or_else(|| "never".to_owned(), timestamp);
                     let login = format!("{}@{}", u.username, tenant_name(u.tenant_id));
-                    vec![login, u.home, yes_no(u.enabled), timestamp(u.created_at), last_login]
+                    vec![
+                        login,
+                        u.home,
+                        yes_no(u.enabled),
+                        u.access.to_string(),
+                        networks_summary(&u.allowed_networks),
+                        timestamp(u.created_at),
+                        last_login,
+                    ]
                 })
                 .collect();
-            print_table(&["LOGIN", "HOME", "ENABLED", "CREATED", "LAST LOGIN"], &rows);
+            print_table(&["LOGIN", "HOME", "ENABLED", "PERMISSIONS", "NETWORKS", "CREATED", "LAST LOGIN"], &rows);
+        }
+        UserCommand::Set { login, permissions, path_permissions, no_path_permissions, allow_networks, anywhere } => {
+            let (username, tenant) = split_login(&login)?;
+            let tenant = existing_tenant(dir, tenant).await?;
+            let rules = (!path_permissions.is_empty() || no_path_permissions).then_some(path_permissions);
+            let networks = (!allow_networks.is_empty() || anywhere).then(|| Networks::new(allow_networks));
+            // Everything is checked before anything is written, so a bad rule changes nothing.
+            if let Some(rules) = &rules {
+                directory::check_path_rules(rules)?;
+            }
+            if let Some(networks) = &networks {
+                directory::check_networks(networks)?;
+            }
+            if dir.login_record(tenant.id, username).await?.is_none() {
+                bail!("user {login:?} does not exist");
+            }
+            if let Some(rules) = &rules {
+                dir.set_path_permissions(tenant.id, username, rules).await.map_err(|e| explain(e, "user", &login))?;
+            }
+            if let Some(networks) = &networks {
+                dir.set_user_networks(tenant.id, username, networks).await.map_err(|e| explain(e, "user", &login))?;
+            }
+            if let Some(permissions) = permissions {
+                dir.set_permissions(tenant.id, username, permissions).await.map_err(|e| explain(e, "user", &login))?;
+            }
+            let user = dir.login_record(tenant.id, username).await?.context("the user vanished meanwhile")?.user;
+            println!("user {login:?} may do {} from {}", user.access, networks_summary(&user.allowed_networks));
         }
         UserCommand::Delete { login } => {
             let (username, tenant) = split_login(&login)?;
@@ -487,6 +586,14 @@ fn check_password(password: &str) -> anyhow::Result<()> {
 async fn hash_password(secret: String, params: password::Params) -> anyhow::Result<String> {
     let hash = tokio::task::spawn_blocking(move || password::hash(&secret, &params)).await??;
     Ok(hash)
+}
+
+fn networks_summary(networks: &Networks) -> String {
+    if networks.is_anywhere() {
+        "anywhere".to_owned()
+    } else {
+        networks.to_string()
+    }
 }
 
 fn yes_no(value: bool) -> String {

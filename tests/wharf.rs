@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod interop;
 mod limits;
+mod permissions;
 mod protocol;
 mod s3;
 mod smoke;

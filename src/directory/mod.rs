@@ -17,6 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::access::{Access, Networks, Permissions};
+use crate::vfs::VirtualPath;
+
 pub use login_failures::{Ban, FailureCount, FailurePolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     /// Where the S3 backend keeps this tenant's files; all `None` means the server's defaults.
     pub storage: TenantStorage,
+    /// Where the tenant's users may log in from (each user may narrow it further); empty: anywhere.
+    pub allowed_networks: Networks,
 }
 
 /// A tenant's own S3 settings (bring-your-own-bucket). Unset fields fall back to the server's S3 config;
@@ -129,6 +134,10 @@ pub struct User {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// What the user may do, in its whole tree and per sub-path. Default: everything.
+    pub access: Access,
+    /// Where the user may log in from, within the tenant's networks; empty: anywhere.
+    pub allowed_networks: Networks,
 }
 
 /// What a login needs: the user, its tenant and the stored hash.
@@ -182,8 +191,33 @@ pub trait Directory: Send + Sync {
     /// Records a successful login (and a rehashed password when parameters changed).
     async fn record_login(&self, user_id: i64, new_hash: Option<&str>) -> Result<(), DirectoryError>;
 
+    /// Sets what a user may do in its whole tree (the path rules stay).
+    async fn set_permissions(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        permissions: Permissions,
+    ) -> Result<(), DirectoryError>;
+    /// Replaces a user's per-path rules: `(path as the user sees it, what it may do there)`. Each path must
+    /// be absolute, not the root, without `.` or `..`; at most [`MAX_PATH_RULES`].
+    async fn set_path_permissions(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        rules: &[(String, Permissions)],
+    ) -> Result<(), DirectoryError>;
+    /// Replaces the networks a user may log in from (empty: anywhere the tenant allows).
+    async fn set_user_networks(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        networks: &Networks,
+    ) -> Result<(), DirectoryError>;
+
     async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError>;
     async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError>;
+    /// Replaces the networks a tenant's users may log in from (empty: anywhere).
+    async fn set_tenant_networks(&self, tenant_id: i64, networks: &Networks) -> Result<(), DirectoryError>;
 
     /// Records (or updates) an open multipart upload.
     async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError>;
@@ -269,7 +303,76 @@ pub fn validate_username(name: &str) -> Result<(), DirectoryError> {
 /// and every segment must be a name the FTP side accepts too (no control characters, no backslash, at
 /// most 255 bytes), so a stored home always resolves. Shared by every backend.
 pub fn normalize_home(home: &str) -> Result<String, DirectoryError> {
-    let invalid = |why: &str| Err(DirectoryError::Invalid(format!("home {home:?} {why}")));
+    normalize_absolute("home", home)
+}
+
+/// Most per-path rules one user may have.
+pub const MAX_PATH_RULES: usize = 64;
+
+/// Checks per-path rules and returns their stored form (a JSON object, path to permission set). An error
+/// names the rule.
+fn path_permissions_text(rules: &[(String, Permissions)]) -> Result<String, DirectoryError> {
+    if rules.len() > MAX_PATH_RULES {
+        return Err(DirectoryError::Invalid(format!("at most {MAX_PATH_RULES} path rules per user")));
+    }
+    let mut stored = std::collections::BTreeMap::new();
+    for (path, permissions) in rules {
+        let normalised = normalize_absolute("path rule", path)?;
+        if normalised == "/" {
+            return Err(DirectoryError::Invalid(format!(
+                "path rule {path:?} covers the user's whole tree; set the user's permissions instead"
+            )));
+        }
+        if stored.insert(normalised, permissions.to_string()).is_some() {
+            return Err(DirectoryError::Invalid(format!("path rule {path:?} is given twice")));
+        }
+    }
+    serde_json::to_string(&stored).map_err(|e| DirectoryError::Internal(Box::new(e)))
+}
+
+/// Checks per-path rules as [`Directory::set_path_permissions`] would, without writing them.
+pub fn check_path_rules(rules: &[(String, Permissions)]) -> Result<(), DirectoryError> {
+    path_permissions_text(rules).map(drop)
+}
+
+/// Checks a network list as [`Directory::set_user_networks`] would, without writing it.
+pub fn check_networks(networks: &Networks) -> Result<(), DirectoryError> {
+    networks_text(networks).map(drop)
+}
+
+/// Reads the stored permission columns back (see migrations 0004).
+fn access_from_text(permissions: &str, path_permissions: &str) -> Result<Access, DirectoryError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        DirectoryError::Internal(format!("stored {what} cannot be read: {e}").into())
+    };
+    let permissions: Permissions = permissions.parse().map_err(|e| corrupt("permissions", &e))?;
+    let rules: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(path_permissions).map_err(|e| corrupt("path permissions", &e))?;
+    let rules = rules
+        .into_iter()
+        .map(|(path, set)| {
+            let path = VirtualPath::root().resolve(&path).map_err(|e| corrupt("path permissions", &e))?;
+            Ok((path, set.parse::<Permissions>().map_err(|e| corrupt("path permissions", &e))?))
+        })
+        .collect::<Result<Vec<_>, DirectoryError>>()?;
+    Ok(Access::new(permissions, rules))
+}
+
+/// Checks a network list and returns its stored form.
+fn networks_text(networks: &Networks) -> Result<String, DirectoryError> {
+    if networks.as_slice().len() > Networks::MAX {
+        return Err(DirectoryError::Invalid(format!("at most {} allowed networks", Networks::MAX)));
+    }
+    Ok(networks.to_string())
+}
+
+fn networks_from_text(text: &str) -> Result<Networks, DirectoryError> {
+    text.parse().map_err(|e| DirectoryError::Internal(format!("stored allowed networks cannot be read: {e}").into()))
+}
+
+/// [`normalize_home`] for any absolute path; errors begin with `label` and the path.
+fn normalize_absolute(label: &str, home: &str) -> Result<String, DirectoryError> {
+    let invalid = |why: &str| Err(DirectoryError::Invalid(format!("{label} {home:?} {why}")));
     if !home.starts_with('/') {
         return invalid("must be an absolute path starting with '/'");
     }

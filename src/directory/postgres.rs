@@ -11,12 +11,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use super::*;
+use crate::access::{Networks, Permissions};
 
 const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefix, s3_endpoint, s3_region, \
-                              s3_path_style, s3_access_key_id, s3_secret_ref";
+                              s3_path_style, s3_access_key_id, s3_secret_ref, allowed_networks";
 const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
-const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at";
+const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
+                            path_permissions, allowed_networks";
 
 /// One failed login, as one atomic statement. Parameters: $1 scope, $2 now, $3 the start of the oldest
 /// window still running (now - window), $4 failures that ban (NULL: never), $5 the first ban and $6 the
@@ -72,6 +74,20 @@ impl PostgresDirectory {
         }
         Ok(PostgresDirectory { pool })
     }
+
+    /// Sets one text `column` (a name from this file, never from input) of a user.
+    async fn update_user(
+        &self,
+        column: &'static str,
+        value: String,
+        tenant_id: i64,
+        username: &str,
+    ) -> Result<(), DirectoryError> {
+        let sql = format!("UPDATE users SET {column} = $1 WHERE tenant_id = $2 AND username = $3");
+        let done =
+            sqlx::query(&sql).bind(value).bind(tenant_id).bind(username).execute(&self.pool).await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
 }
 
 #[async_trait]
@@ -97,7 +113,7 @@ impl Directory for PostgresDirectory {
     async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
         let row = sqlx::query(
             "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, t.s3_region, \
-                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref \
+                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref, t.allowed_networks \
              FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = $1",
         )
         .bind(hostname_key(hostname))
@@ -184,11 +200,12 @@ impl Directory for PostgresDirectory {
         // Served by the UNIQUE (tenant_id, username) index, then the tenants primary key.
         let row = sqlx::query(
             "SELECT u.id, u.tenant_id, u.username, u.home, u.enabled, u.created_at, u.last_login_at, \
-                    u.password_hash, \
+                    u.permissions, u.path_permissions, u.allowed_networks, u.password_hash, \
                     t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at, \
                     t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
                     t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
-                    t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref \
+                    t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref, \
+                    t.allowed_networks AS t_allowed_networks \
              FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE u.tenant_id = $1 AND u.username = $2",
         )
@@ -215,6 +232,43 @@ impl Directory for PostgresDirectory {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_permissions(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        permissions: Permissions,
+    ) -> Result<(), DirectoryError> {
+        self.update_user("permissions", permissions.to_string(), tenant_id, username).await
+    }
+
+    async fn set_path_permissions(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        rules: &[(String, Permissions)],
+    ) -> Result<(), DirectoryError> {
+        self.update_user("path_permissions", path_permissions_text(rules)?, tenant_id, username).await
+    }
+
+    async fn set_user_networks(
+        &self,
+        tenant_id: i64,
+        username: &str,
+        networks: &Networks,
+    ) -> Result<(), DirectoryError> {
+        self.update_user("allowed_networks", networks_text(networks)?, tenant_id, username).await
+    }
+
+    async fn set_tenant_networks(&self, tenant_id: i64, networks: &Networks) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE tenants SET allowed_networks = $1 WHERE id = $2")
+            .bind(networks_text(networks)?)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         found_if(done.rows_affected() > 0)
     }
 
@@ -478,6 +532,7 @@ fn tenant_from_row(row: &PgRow, prefix: &str) -> Result<Tenant, DirectoryError> 
             access_key_id: row.try_get(col("s3_access_key_id").as_str()).map_err(db_error)?,
             secret_ref: row.try_get(col("s3_secret_ref").as_str()).map_err(db_error)?,
         },
+        allowed_networks: networks_from_text(row.try_get(col("allowed_networks").as_str()).map_err(db_error)?)?,
     })
 }
 
@@ -491,6 +546,11 @@ fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, DirectoryError> {
         enabled: row.try_get(col("enabled").as_str()).map_err(db_error)?,
         created_at: row.try_get(col("created_at").as_str()).map_err(db_error)?,
         last_login_at: row.try_get(col("last_login_at").as_str()).map_err(db_error)?,
+        access: access_from_text(
+            row.try_get(col("permissions").as_str()).map_err(db_error)?,
+            row.try_get(col("path_permissions").as_str()).map_err(db_error)?,
+        )?,
+        allowed_networks: networks_from_text(row.try_get(col("allowed_networks").as_str()).map_err(db_error)?)?,
     })
 }
 
@@ -509,7 +569,7 @@ mod tests {
         let instances: Vec<PostgresDirectory> = instances.into_iter().map(Result::unwrap).collect();
         let applied: i64 =
             sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&instances[0].pool).await.unwrap();
-        assert_eq!(applied, 3);
+        assert_eq!(applied, 4);
         for instance in instances {
             instance.pool.close().await;
         }

@@ -53,6 +53,11 @@ on_every_backend!(
     tenant_storage_is_stored_validated_and_found_everywhere,
     open_uploads_are_leased_parked_taken_once_and_expire,
     object_digests_are_recorded_replaced_and_forgotten,
+    users_may_do_everything_from_anywhere_until_told_otherwise,
+    permissions_and_path_rules_are_stored_and_found_at_login,
+    invalid_path_rules_are_refused_naming_the_rule,
+    allowed_networks_are_stored_per_user_and_tenant,
+    access_settings_of_missing_users_or_tenants_are_not_found,
 );
 
 /// Failed-login counters and bans, on every backend too.
@@ -417,4 +422,103 @@ async fn object_digests_are_recorded_replaced_and_forgotten(dir: &Fresh) {
     assert_eq!(dir.digest("aws/b", "k").await.unwrap(), Some(("\"e2\"".into(), "d2".into())));
     dir.forget_digest("aws/b", "k").await.unwrap();
     assert_eq!(dir.digest("aws/b", "k").await.unwrap(), None);
+}
+
+fn permissions(text: &str) -> crate::access::Permissions {
+    text.parse().unwrap()
+}
+
+fn networks(text: &str) -> crate::access::Networks {
+    text.parse().unwrap()
+}
+
+async fn users_may_do_everything_from_anywhere_until_told_otherwise(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let alice = dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    assert_eq!(alice.access, crate::access::Access::default());
+    assert!(alice.allowed_networks.is_anywhere() && acme.allowed_networks.is_anywhere());
+    assert_eq!(dir.login_record(acme.id, "alice").await.unwrap().unwrap().user.access.to_string(), "all");
+}
+
+async fn permissions_and_path_rules_are_stored_and_found_at_login(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
+    dir.set_permissions(acme.id, "alice", permissions("list,read")).await.unwrap();
+    let rules = [("//in/".to_owned(), permissions("list,read,write")), ("/in/old".to_owned(), permissions("none"))];
+    dir.set_path_permissions(acme.id, "alice", &rules).await.unwrap();
+
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert_eq!(record.user.access.to_string(), "list,read; /in=list,read,write; /in/old=none");
+    let at = |p: &str| record.user.access.at(&crate::vfs::VirtualPath::root().resolve(p).unwrap()).to_string();
+    assert_eq!((at("/a"), at("/in/b"), at("/in/old/c")), ("list,read".into(), "list,read,write".into(), "none".into()));
+    let listed = dir.list_users(Some(acme.id)).await.unwrap();
+    assert_eq!(listed[0], record.user, "list_users reads the same");
+    assert_eq!(listed[1].access.to_string(), "all", "bob untouched");
+
+    // Setting the tree-wide set keeps the rules; setting the rules keeps the set.
+    dir.set_permissions(acme.id, "alice", permissions("none")).await.unwrap();
+    let user = &dir.list_users(Some(acme.id)).await.unwrap()[0];
+    assert_eq!(user.access.to_string(), "none; /in=list,read,write; /in/old=none");
+    dir.set_path_permissions(acme.id, "alice", &[]).await.unwrap();
+    assert_eq!(dir.list_users(Some(acme.id)).await.unwrap()[0].access.to_string(), "none");
+}
+
+async fn invalid_path_rules_are_refused_naming_the_rule(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    let all = permissions("all");
+    let many: Vec<(String, crate::access::Permissions)> =
+        (0..=MAX_PATH_RULES).map(|i| (format!("/d{i}"), all)).collect();
+    let cases: Vec<(Vec<(String, crate::access::Permissions)>, &str)> = vec![
+        (vec![("in".into(), all)], "path rule \"in\" must be an absolute path"),
+        (vec![("/in/../x".into(), all)], "path rule \"/in/../x\" must not contain '.' or '..'"),
+        (vec![("/a\nb".into(), all)], "path rule \"/a\\nb\" must not contain control characters"),
+        (vec![("/".into(), all)], "path rule \"/\" covers the user's whole tree"),
+        (vec![("/in".into(), all), ("/in/".into(), all)], "path rule \"/in/\" is given twice"),
+        (many, "at most 64 path rules"),
+    ];
+    for (rules, expected) in cases {
+        match dir.set_path_permissions(acme.id, "alice", &rules).await {
+            Err(DirectoryError::Invalid(why)) => assert!(why.starts_with(expected), "{why:?} vs {expected:?}"),
+            other => panic!("{rules:?}: {other:?}"),
+        }
+    }
+    assert_eq!(dir.login_record(acme.id, "alice").await.unwrap().unwrap().user.access.to_string(), "all");
+}
+
+async fn allowed_networks_are_stored_per_user_and_tenant(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    dir.set_user_networks(acme.id, "alice", &networks("127.0.0.2/32, 2001:db8::/32")).await.unwrap();
+    dir.set_tenant_networks(acme.id, &networks("10.0.0.0/8,::ffff:127.0.0.0/104")).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert_eq!(record.user.allowed_networks.to_string(), "127.0.0.2/32,2001:db8::/32");
+    assert_eq!(record.tenant.allowed_networks.to_string(), "10.0.0.0/8,127.0.0.0/8");
+    let tenant = dir.tenant_by_name("acme").await.unwrap().unwrap();
+    assert_eq!(tenant, record.tenant);
+    dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
+    assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap().unwrap(), tenant);
+    assert_eq!(dir.list_tenants().await.unwrap(), vec![tenant.clone()]);
+    assert_eq!(dir.tenant_by_id(acme.id).await.unwrap().unwrap(), tenant);
+
+    let too_many = crate::access::Networks::new((0..=64u8).map(|i| format!("10.0.{i}.0/24").parse().unwrap()));
+    let refused = dir.set_user_networks(acme.id, "alice", &too_many).await;
+    assert!(matches!(&refused, Err(DirectoryError::Invalid(why)) if why.contains("at most 64")), "{refused:?}");
+    assert!(matches!(dir.set_tenant_networks(acme.id, &too_many).await, Err(DirectoryError::Invalid(_))));
+
+    // Empty again: anywhere.
+    dir.set_user_networks(acme.id, "alice", &crate::access::Networks::anywhere()).await.unwrap();
+    dir.set_tenant_networks(acme.id, &crate::access::Networks::anywhere()).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert!(record.user.allowed_networks.is_anywhere() && record.tenant.allowed_networks.is_anywhere());
+}
+
+async fn access_settings_of_missing_users_or_tenants_are_not_found(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let none = crate::access::Networks::anywhere();
+    assert!(matches!(dir.set_permissions(acme.id, "nobody", permissions("all")).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(dir.set_path_permissions(acme.id, "nobody", &[]).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(dir.set_user_networks(acme.id, "nobody", &none).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(dir.set_tenant_networks(999, &none).await, Err(DirectoryError::NotFound)));
 }

@@ -9,6 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+use crate::access::{Permission, Permissions};
+
 /// One parsed control command. Path arguments are the raw UTF-8 text the client sent; the session turns
 /// them into [`crate::vfs::VirtualPath`]s relative to its working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +176,10 @@ pub struct Meta {
     pub during_transfer: bool,
     /// Allowed on the explicit port before `AUTH TLS` when TLS is required for login.
     pub before_tls: bool,
+    /// What the user must be allowed at the path of [`Command::target`] (550 otherwise).
+    pub needs: Permissions,
+    /// Uses the prepared data connection (dropped, with a pending REST, when the command is refused).
+    pub opens_data: bool,
 }
 
 impl Command {
@@ -252,7 +258,50 @@ impl Command {
         );
         let during_transfer = matches!(self, Abor | Stat(_) | Noop | Quit);
         let before_tls = matches!(self, Auth(_) | Feat | Syst | Noop | Quit | Help(_) | Host(_) | Opts(_));
-        Meta { needs_login, during_transfer, before_tls }
+        use Permission as P;
+        let needs = match self {
+            // Seeing what a directory holds, on the data or the control connection.
+            List(_) | Nlst(_) | Mlsd(_) | Mlst(_) | Stat(Some(_)) => Permissions::of(&[P::List]),
+            // A file's content and the facts that only make sense for reading it.
+            Retr(_) | Size(_) | Mdtm(_) | Hash(_) | XHash(..) => Permissions::of(&[P::Read]),
+            Stor(_) | Stou(_) | Appe(_) | Mfmt(..) => Permissions::of(&[P::Write]),
+            // Removing a directory removes things as DELE does.
+            Dele(_) | Rmd(_) => Permissions::of(&[P::Delete]),
+            Mkd(_) => Permissions::of(&[P::Mkdir]),
+            Rnfr(_) => Permissions::of(&[P::Rename]),
+            // The target gets a new entry: renaming there and creating there (RNFR checked the source).
+            Rnto(_) => Permissions::of(&[P::Rename, P::Write]),
+            // CWD, CDUP and PWD only move the session; what a directory holds still needs list.
+            _ => Permissions::NONE,
+        };
+        let opens_data = matches!(self, List(_) | Nlst(_) | Mlsd(_) | Retr(_) | Stor(_) | Stou(_) | Appe(_));
+        Meta { needs_login, during_transfer, before_tls, needs, opens_data }
+    }
+
+    /// The path, as the client wrote it, that [`Meta::needs`] applies to: the argument, or `.` (the working
+    /// directory) for a listing without one and for STOU, which creates its file there.
+    pub fn target(&self) -> Option<&str> {
+        use Command::*;
+        match self {
+            List(p) | Nlst(p) | Mlsd(p) | Mlst(p) => Some(p.as_deref().unwrap_or(".")),
+            // As the handler reads it: the base name trimmed, the new file in the working directory.
+            Stou(base) => Some(base.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or(".")),
+            Stat(p) => p.as_deref(),
+            Retr(p)
+            | Size(p)
+            | Mdtm(p)
+            | Hash(p)
+            | XHash(_, p)
+            | Stor(p)
+            | Appe(p)
+            | Mfmt(_, p)
+            | Dele(p)
+            | Rmd(p)
+            | Mkd(p)
+            | Rnfr(p)
+            | Rnto(p) => Some(p),
+            _ => None,
+        }
     }
 }
 

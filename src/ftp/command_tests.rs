@@ -234,7 +234,13 @@ fn verbs_are_canonical() {
 #[test]
 fn meta_of_commands() {
     // (needs_login, during_transfer, before_tls)
-    let meta = |(needs_login, during_transfer, before_tls)| Meta { needs_login, during_transfer, before_tls };
+    let meta = |(needs_login, during_transfer, before_tls)| Meta {
+        needs_login,
+        during_transfer,
+        before_tls,
+        needs: crate::access::Permissions::NONE,
+        opens_data: false,
+    };
     let cases: Vec<(&[u8], Meta)> = vec![
         (b"USER a", meta((false, false, false))),
         (b"PASS a", meta((false, false, false))),
@@ -259,7 +265,58 @@ fn meta_of_commands() {
         (b"PASV", meta((true, false, false))),
     ];
     for (line, expected) in cases {
-        assert_eq!(parse(line).unwrap().meta(), expected, "line {:?}", String::from_utf8_lossy(line));
+        let Meta { needs_login, during_transfer, before_tls, .. } = parse(line).unwrap().meta();
+        assert_eq!(
+            Meta { needs_login, during_transfer, before_tls, ..expected },
+            expected,
+            "line {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[test]
+fn what_each_command_needs_and_where() {
+    // (line, permissions needed, at which path, uses the data connection)
+    let cases: &[(&str, &str, Option<&str>, bool)] = &[
+        ("LIST", "list", Some("."), true),
+        ("LIST -la /in", "list", Some("/in"), true),
+        ("NLST d", "list", Some("d"), true),
+        ("MLSD", "list", Some("."), true),
+        ("MLST f", "list", Some("f"), false),
+        ("STAT f", "list", Some("f"), false),
+        ("STAT", "none", None, false),
+        ("RETR f", "read", Some("f"), true),
+        ("SIZE f", "read", Some("f"), false),
+        ("MDTM f", "read", Some("f"), false),
+        ("HASH f", "read", Some("f"), false),
+        ("XCRC f", "read", Some("f"), false),
+        ("STOR f", "write", Some("f"), true),
+        ("APPE f", "write", Some("f"), true),
+        ("STOU", "write", Some("."), true),
+        ("STOU base", "write", Some("base"), true),
+        ("STOU  base ", "write", Some("base"), true),
+        ("MFMT 20240102030405 f", "write", Some("f"), false),
+        ("MDTM 20240102030405 f", "write", Some("f"), false),
+        ("DELE f", "delete", Some("f"), false),
+        ("RMD d", "delete", Some("d"), false),
+        ("MKD d", "mkdir", Some("d"), false),
+        ("RNFR f", "rename", Some("f"), false),
+        ("RNTO g", "write,rename", Some("g"), false),
+        ("CWD d", "none", None, false),
+        ("CDUP", "none", None, false),
+        ("PWD", "none", None, false),
+        ("NOOP", "none", None, false),
+        ("PASV", "none", None, false),
+    ];
+    for &(line, needs, target, opens_data) in cases {
+        let command = parse(line.as_bytes()).unwrap();
+        let meta = command.meta();
+        assert_eq!(
+            (meta.needs.to_string().as_str(), command.target(), meta.opens_data),
+            (needs, target, opens_data),
+            "{line}"
+        );
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::access::{Permission, Permissions};
 use crate::storage::{Entry, Metadata};
 
 /// Which MLSx facts a client asked for (`OPTS MLST`); all on by default.
@@ -55,43 +56,24 @@ impl Facts {
     }
 }
 
-/// Rights of the current user on an entry, rendered as the MLSx `perm` fact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Perms {
-    pub read: bool,
-    pub write: bool,
-    pub delete: bool,
-    pub rename: bool,
-    pub mkdir: bool,
-    pub list: bool,
-}
-
-impl Perms {
-    pub fn all() -> Perms {
-        Perms { read: true, write: true, delete: true, rename: true, mkdir: true, list: true }
-    }
-
-    pub fn none() -> Perms {
-        Perms { read: false, write: false, delete: false, rename: false, mkdir: false, list: false }
-    }
-
-    /// The `perm` fact's value (RFC 3659 §7.5.5) for a file (`rwadf`) or a directory (`elcmdfp`).
-    fn fact(&self, is_dir: bool) -> String {
-        let letters: &[(char, bool)] = if is_dir {
-            &[
-                ('e', self.list),
-                ('l', self.list),
-                ('c', self.write),
-                ('m', self.mkdir),
-                ('d', self.delete),
-                ('f', self.rename),
-                ('p', self.delete),
-            ]
-        } else {
-            &[('r', self.read), ('w', self.write), ('a', self.write), ('d', self.delete), ('f', self.rename)]
-        };
-        letters.iter().filter(|&&(_, on)| on).map(|&(letter, _)| letter).collect()
-    }
+/// The MLSx `perm` fact (RFC 3659 §7.5.5) of an entry the user has `perms` on, for a file (`rwadf`) or a
+/// directory (`elcmdfp`).
+fn perm_fact(perms: Permissions, is_dir: bool) -> String {
+    use Permission as P;
+    let letters: &[(char, Permission)] = if is_dir {
+        &[
+            ('e', P::List),
+            ('l', P::List),
+            ('c', P::Write),
+            ('m', P::Mkdir),
+            ('d', P::Delete),
+            ('f', P::Rename),
+            ('p', P::Delete),
+        ]
+    } else {
+        &[('r', P::Read), ('w', P::Write), ('a', P::Write), ('d', P::Delete), ('f', P::Rename)]
+    };
+    letters.iter().filter(|&&(_, p)| perms.has(p)).map(|&(letter, _)| letter).collect()
 }
 
 /// One LIST line (no CR LF), e.g. `-rw-r--r-- 1 ftp ftp 1048576 Mar 04 12:30 report.csv`. `now` decides
@@ -114,7 +96,7 @@ pub fn list_line(entry: &Entry, now: SystemTime) -> String {
 /// Only the facts enabled in `facts` are written, in the order type, size, modify, perm. `size` is given for
 /// files only, `modify` only when the backend knows it, in whole seconds UTC. MLSD lists no `cdir`/`pdir`
 /// entries, which RFC 3659 makes optional.
-pub fn mlsx_line(name: &str, meta: &Metadata, facts: Facts, perms: Perms) -> String {
+pub fn mlsx_line(name: &str, meta: &Metadata, facts: Facts, perms: Permissions) -> String {
     let mut line = String::new();
     if facts.kind {
         line.push_str(if meta.is_dir() { "type=dir;" } else { "type=file;" });
@@ -126,7 +108,7 @@ pub fn mlsx_line(name: &str, meta: &Metadata, facts: Facts, perms: Perms) -> Str
         let _ = write!(line, "modify={};", modified.format("%Y%m%d%H%M%S"));
     }
     if facts.perm {
-        let _ = write!(line, "perm={};", perms.fact(meta.is_dir()));
+        let _ = write!(line, "perm={};", perm_fact(perms, meta.is_dir()));
     }
     line.push(' ');
     line.push_str(name);
@@ -215,32 +197,32 @@ mod tests {
     fn mlsx_lines() {
         let when = Some(at(2024, 3, 4, 12, 30, 0));
         let all = Facts::default();
-        let read_only = Perms { read: true, list: true, ..Perms::none() };
+        let read_only: Permissions = "list,read".parse().unwrap();
         let names = |names: &[&str]| Facts::from_names(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
         let cases = [
-            ("a.txt", file(3, when), all, Perms::all(), "type=file;size=3;modify=20240304123000;perm=rwadf; a.txt"),
-            ("photos", dir(when), all, Perms::all(), "type=dir;modify=20240304123000;perm=elcmdfp; photos"),
-            ("prefix", dir(None), all, Perms::all(), "type=dir;perm=elcmdfp; prefix"),
-            ("a.txt", file(3, None), all, Perms::all(), "type=file;size=3;perm=rwadf; a.txt"),
+            ("a.txt", file(3, when), all, Permissions::ALL, "type=file;size=3;modify=20240304123000;perm=rwadf; a.txt"),
+            ("photos", dir(when), all, Permissions::ALL, "type=dir;modify=20240304123000;perm=elcmdfp; photos"),
+            ("prefix", dir(None), all, Permissions::ALL, "type=dir;perm=elcmdfp; prefix"),
+            ("a.txt", file(3, None), all, Permissions::ALL, "type=file;size=3;perm=rwadf; a.txt"),
             ("a.txt", file(3, when), all, read_only, "type=file;size=3;modify=20240304123000;perm=r; a.txt"),
             ("photos", dir(when), all, read_only, "type=dir;modify=20240304123000;perm=el; photos"),
-            ("a.txt", file(3, when), all, Perms::none(), "type=file;size=3;modify=20240304123000;perm=; a.txt"),
-            ("a.txt", file(3, when), names(&["size", "type"]), Perms::all(), "type=file;size=3; a.txt"),
+            ("a.txt", file(3, when), all, Permissions::NONE, "type=file;size=3;modify=20240304123000;perm=; a.txt"),
+            ("a.txt", file(3, when), names(&["size", "type"]), Permissions::ALL, "type=file;size=3; a.txt"),
             (
                 "a.txt",
                 file(3, when),
                 names(&["modify", "perm"]),
-                Perms::all(),
+                Permissions::ALL,
                 "modify=20240304123000;perm=rwadf; a.txt",
             ),
-            ("a.txt", file(3, when), names(&[]), Perms::all(), " a.txt"),
-            (" two  spaces ", file(0, when), names(&["type"]), Perms::all(), "type=file;  two  spaces "),
-            ("Ünïcødé 文件.txt", file(9, when), names(&["size"]), Perms::all(), "size=9; Ünïcødé 文件.txt"),
+            ("a.txt", file(3, when), names(&[]), Permissions::ALL, " a.txt"),
+            (" two  spaces ", file(0, when), names(&["type"]), Permissions::ALL, "type=file;  two  spaces "),
+            ("Ünïcødé 文件.txt", file(9, when), names(&["size"]), Permissions::ALL, "size=9; Ünïcødé 文件.txt"),
             (
                 "frac",
                 file(1, when.map(|t| t + Duration::from_millis(999))),
                 names(&["modify"]),
-                Perms::all(),
+                Permissions::ALL,
                 "modify=20240304123000; frac",
             ),
         ];

@@ -46,7 +46,8 @@ pub struct Shared {
     pub passive: PassivePorts,
 }
 
-/// A logged-in user's view: its principal, its tenant's storage and its home in the tenant's tree.
+/// A logged-in user's view: its principal (whose user carries the permissions read at login, checked by
+/// `Session::refusal` before each command), its tenant's storage and its home in the tenant's tree.
 pub(super) struct Login {
     pub principal: Principal,
     pub storage: Arc<dyn Storage>,
@@ -261,6 +262,15 @@ impl Session {
             }
         };
         if let Some(refusal) = self.refusal(&command) {
+            // A refused command still ends what it would have consumed: the prepared data connection and a
+            // pending REST, and the RNFR that only an immediately following RNTO may complete.
+            if command.meta().opens_data {
+                self.data = None;
+                self.rest = 0;
+            }
+            if !matches!(command, Command::Rnto(_)) {
+                self.rename_from = None;
+            }
             self.send(&refusal).await?;
             return Ok(Flow::Continue);
         }
@@ -268,7 +278,8 @@ impl Session {
         handlers::dispatch(self, command).await
     }
 
-    /// The one place where a command's metadata is checked against the session's state.
+    /// The one place where a command's metadata is checked against the session's state: TLS, login, and the
+    /// user's permissions at the path the command touches (carried by the login; no query per command).
     fn refusal(&self, command: &Command) -> Option<Reply> {
         let meta = command.meta();
         let tls = &self.shared.config.tls;
@@ -283,6 +294,15 @@ impl Session {
         }
         if meta.needs_login && self.login.is_none() {
             return Some(Reply::new(530, "Not logged in"));
+        }
+        if let (Some(login), Some(target)) = (&self.login, command.target()) {
+            // A path that does not resolve is left to the handler, which answers 553 for it.
+            let path = self.cwd.resolve(target).ok()?;
+            let missing = meta.needs.missing_from(login.principal.user.access.at(&path));
+            if !missing.is_empty() {
+                let names: Vec<&str> = missing.iter().map(|p| p.name()).collect();
+                return Some(Reply::new(550, format!("Permission denied: no {} access to {path}", names.join(" or "))));
+            }
         }
         None
     }

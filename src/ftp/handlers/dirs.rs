@@ -7,7 +7,7 @@ use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::{check_data_ready, error, quote, refuse, resolve, start_transfer, view};
-use crate::ftp::listing::{self, Perms};
+use crate::ftp::listing;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::transfer::Job;
@@ -79,10 +79,17 @@ async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crat
     let meta = storage.stat(&key).await.map_err(|e| error::storage_reply(&e, "listing"))?;
     let facts = s.facts;
     let now = SystemTime::now();
+    let access = view_access(s);
+    let dir = path.clone();
+    // The perm fact tells what this user may do with each entry (a path rule may cover some entries only).
     let render = move |entry: &Entry| match format {
         Format::List => listing::list_line(entry, now),
         Format::Names => entry.name.clone(),
-        Format::Mlsd => listing::mlsx_line(&entry.name, &entry.meta, facts, Perms::all()),
+        Format::Mlsd => {
+            // A name that is no valid path segment (the client cannot address it) falls under its folder's.
+            let perms = dir.join(&entry.name).map_or_else(|_| access.at(&dir), |p| access.at(&p));
+            listing::mlsx_line(&entry.name, &entry.meta, facts, perms)
+        }
     };
     if !meta.is_dir() {
         if format == Format::Mlsd {
@@ -96,6 +103,11 @@ async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crat
     Ok((path, entries.map_ok(move |entry| render(&entry)).boxed()))
 }
 
+/// What the logged-in user may do where (the session checked the login).
+fn view_access(s: &Session) -> crate::access::Access {
+    s.login.as_ref().expect("command needs login; checked before dispatch").principal.user.access.clone()
+}
+
 /// MLST on the control connection (RFC 3659 §7.2): one fact line for the path itself.
 pub(super) async fn mlst(s: &mut Session, input: Option<String>) -> Reply {
     let (path, key) = match resolve(s, input.as_deref().unwrap_or(".")) {
@@ -104,7 +116,8 @@ pub(super) async fn mlst(s: &mut Session, input: Option<String>) -> Reply {
     };
     match view(s).0.stat(&key).await {
         Ok(meta) => {
-            let facts = listing::mlsx_line(path.as_str(), &meta, s.facts, Perms::all());
+            let perms = view_access(s).at(&path);
+            let facts = listing::mlsx_line(path.as_str(), &meta, s.facts, perms);
             Reply::multi(250, vec![format!("Listing {path}"), facts, "End".to_owned()])
         }
         Err(e) => error::storage_reply(&e, "reading the entry"),

@@ -311,6 +311,7 @@ async fn provider_gives_each_tenant_its_own_folder() {
         enabled: true,
         created_at: chrono::Utc::now(),
         storage: Default::default(),
+        allowed_networks: Default::default(),
     };
     let user = crate::directory::User {
         id: 1,
@@ -320,6 +321,8 @@ async fn provider_gives_each_tenant_its_own_folder() {
         enabled: true,
         created_at: chrono::Utc::now(),
         last_login_at: None,
+        access: Default::default(),
+        allowed_networks: Default::default(),
     };
     let acme = provider.open(&tenant("acme-1"), &user).await.unwrap();
     acme.make_dir(&key("in")).await.unwrap();
