@@ -35,5 +35,5 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --lib --bins --tests
-# The protocol, client and permission suites once more, on the S3 backend.
-WHARF_TEST_BACKEND=s3 cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions::
+# The protocol, client, permission and quota suites once more, on the S3 backend.
+WHARF_TEST_BACKEND=s3 cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions:: quotas::

@@ -76,6 +76,11 @@ impl Authenticator {
         Ok(Authenticator { directory, verifier, failure_delay, last_forget: AtomicI64::new(0) })
     }
 
+    /// The directory behind logins, which also keeps quotas and usage.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.directory
+    }
+
     /// Resolves the tenant named by `HOST` or SNI, if any.
     pub async fn tenant_for_host(&self, host: &str) -> Result<Option<Tenant>, DirectoryError> {
         self.directory.tenant_by_hostname(&host.to_ascii_lowercase()).await

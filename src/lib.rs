@@ -19,4 +19,5 @@ pub mod ftp;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod usage;
 pub mod vfs;

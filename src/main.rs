@@ -1,5 +1,5 @@
-//! The `wharf` command line: run the server, apply migrations, manage tenants and users, and list or lift
-//! login bans.
+//! The `wharf` command line: run the server, apply migrations, manage tenants, users and their quotas, show
+//! or recompute usage, and list or lift login bans.
 //!
 //! Passwords are never taken from the command line (it shows in `ps` and shell history): they come from
 //! stdin or a file.
@@ -15,9 +15,13 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use wharf::access::{Network, Networks, Permissions};
+use wharf::config::Backend;
 use wharf::config::Config;
 use wharf::directory::login_failures::{ip_scope, parse_user_scope, user_scope};
-use wharf::directory::{self, password, Directory, DirectoryError, NewUser, Tenant, TenantStorage};
+use wharf::directory::{self, password, Account, Directory, DirectoryError, NewUser, Quota, Tenant, TenantStorage};
+use wharf::storage::fs::FsProvider;
+use wharf::storage::s3::S3Provider;
+use wharf::storage::StorageProvider;
 
 const MIN_PASSWORD_CHARS: usize = 8;
 
@@ -47,8 +51,57 @@ enum Command {
     /// directory, so they hold on every instance that shares it.
     #[command(subcommand)]
     Ban(BanCommand),
+    /// Show or recompute what tenants and users store (see `tenant quota` and `user quota`).
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum UsageCommand {
+    /// Quotas, usage and the room running uploads hold, of one tenant (with its users) or of all.
+    Show { tenant: Option<String> },
+    /// Count usage again from storage: each tenant's whole tree, and each user's home. Run it when files
+    /// changed behind wharf's back; uploads running meanwhile may be missed.
+    Recompute { tenant: Option<String> },
+}
+
+/// A change of quota; limits not given stay as they are.
+#[derive(clap::Args)]
+#[group(required = true, multiple = true)]
+struct QuotaArgs {
+    /// The most bytes that may be stored.
+    #[arg(long, value_name = "N", conflicts_with = "unlimited_bytes")]
+    max_bytes: Option<u64>,
+    /// No limit on bytes.
+    #[arg(long)]
+    unlimited_bytes: bool,
+    /// The most files that may be stored.
+    #[arg(long, value_name = "N", conflicts_with = "unlimited_files")]
+    max_files: Option<u64>,
+    /// No limit on files.
+    #[arg(long)]
+    unlimited_files: bool,
+}
+
+impl QuotaArgs {
+    fn apply(&self, mut quota: Quota) -> anyhow::Result<Quota> {
+        let limit = |n: u64| i64::try_from(n).context("limit too large");
+        if let Some(n) = self.max_bytes {
+            quota.max_bytes = Some(limit(n)?);
+        }
+        if self.unlimited_bytes {
+            quota.max_bytes = None;
+        }
+        if let Some(n) = self.max_files {
+            quota.max_files = Some(limit(n)?);
+        }
+        if self.unlimited_files {
+            quota.max_files = None;
+        }
+        Ok(quota)
+    }
 }
 
 #[derive(Subcommand)]
@@ -79,6 +132,12 @@ enum TenantCommand {
         name: String,
         #[command(flatten)]
         networks: NetworkArgs,
+    },
+    /// Set the most bytes and files a tenant may store (an upload past it gets 552).
+    Quota {
+        name: String,
+        #[command(flatten)]
+        quota: QuotaArgs,
     },
 }
 
@@ -198,6 +257,13 @@ enum UserCommand {
         #[arg(long, conflicts_with = "allow_networks", group = "change")]
         anywhere: bool,
     },
+    /// Set the most bytes and files a user may store, besides its tenant's quota.
+    Quota {
+        /// `user@tenant`
+        login: String,
+        #[command(flatten)]
+        quota: QuotaArgs,
+    },
 }
 
 /// `PATH=PERMS` of `user set --path-permissions` (a path may hold `=`; permission names never do).
@@ -278,12 +344,20 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             user_command(command, &*open_directory(&config).await?, config.password_params()).await
         }
         Command::Ban(command) => ban_command(command, &*open_directory(&config).await?, &config).await,
+        Command::Usage(command) => usage_command(command, open_directory(&config).await?, &config).await,
         Command::Version => unreachable!("handled before the configuration is loaded"),
     }
 }
 
 async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::Result<()> {
     match command {
+        TenantCommand::Quota { name, quota } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            let current = dir.tenant_account(tenant.id, Utc::now()).await?.quota;
+            let quota = quota.apply(current)?;
+            dir.set_tenant_quota(tenant.id, &quota).await.map_err(|e| explain(e, "tenant", &name))?;
+            println!("quota of tenant {name:?}: {}", quota_summary(&quota));
+        }
         TenantCommand::Add { name, hostnames, storage } => {
             for hostname in &hostnames {
                 ensure_hostname_free(dir, hostname).await?;
@@ -359,6 +433,18 @@ fn storage_summary(s: &TenantStorage) -> String {
 
 async fn user_command(command: UserCommand, dir: &dyn Directory, params: password::Params) -> anyhow::Result<()> {
     match command {
+        UserCommand::Quota { login, quota } => {
+            let (username, tenant) = split_login(&login)?;
+            let tenant = existing_tenant(dir, tenant).await?;
+            let user = match dir.login_record(tenant.id, username).await? {
+                Some(record) => record.user,
+                None => bail!("user {login:?} does not exist"),
+            };
+            let current = dir.user_account(user.id, Utc::now()).await?.quota;
+            let quota = quota.apply(current)?;
+            dir.set_user_quota(tenant.id, username, &quota).await.map_err(|e| explain(e, "user", &login))?;
+            println!("quota of user {login:?}: {}", quota_summary(&quota));
+        }
         UserCommand::Add { login, home, password } => {
             let (username, tenant) = split_login(&login)?;
             let tenant = existing_tenant(dir, tenant).await?;
@@ -498,6 +584,62 @@ async fn ban_scope(dir: &dyn Directory, config: &Config, given: &str) -> anyhow:
 }
 
 /// Opens the directory named by the config, creating the data folder first when the SQLite file lives there.
+async fn usage_command(command: UsageCommand, dir: Arc<dyn Directory>, config: &Config) -> anyhow::Result<()> {
+    let (UsageCommand::Show { tenant } | UsageCommand::Recompute { tenant }) = &command;
+    let tenants = match tenant {
+        Some(name) => vec![existing_tenant(&*dir, name).await?],
+        None => dir.list_tenants().await?,
+    };
+    match command {
+        UsageCommand::Show { .. } => {
+            let mut rows = Vec::new();
+            for tenant in &tenants {
+                let account = dir.tenant_account(tenant.id, Utc::now()).await?;
+                rows.push(account_row(tenant.name.clone(), &account));
+                for user in dir.list_users(Some(tenant.id)).await? {
+                    let account = dir.user_account(user.id, Utc::now()).await?;
+                    rows.push(account_row(format!("  {}@{}", user.username, tenant.name), &account));
+                }
+            }
+            print_table(&["NAME", "BYTES", "MAX BYTES", "FILES", "MAX FILES", "RESERVED BYTES"], &rows);
+        }
+        UsageCommand::Recompute { .. } => {
+            let provider: Arc<dyn StorageProvider> = match config.storage.backend {
+                Backend::Fs => Arc::new(
+                    FsProvider::new(config.fs_root(), config.storage.fsync)
+                        .with_context(|| format!("opening the storage folder {}", config.fs_root().display()))?,
+                ),
+                Backend::S3 => S3Provider::new(&config.storage.s3, dir.clone()).await.context("setting up S3")?,
+            };
+            for tenant in &tenants {
+                let found = wharf::usage::recompute(&*dir, &*provider, tenant).await?;
+                println!("{}: {} bytes in {} files", tenant.name, found.tenant.bytes, found.tenant.files);
+                for (user, usage) in found.users {
+                    println!("  {user}@{}: {} bytes in {} files", tenant.name, usage.bytes, usage.files);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn account_row(name: String, account: &Account) -> Vec<String> {
+    let limit = |n: Option<i64>| n.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    vec![
+        name,
+        account.used.bytes.to_string(),
+        limit(account.quota.max_bytes),
+        account.used.files.to_string(),
+        limit(account.quota.max_files),
+        account.reserved.bytes.to_string(),
+    ]
+}
+
+fn quota_summary(quota: &Quota) -> String {
+    let limit = |n: Option<i64>| n.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    format!("max bytes {}, max files {}", limit(quota.max_bytes), limit(quota.max_files))
+}
+
 async fn open_directory(config: &Config) -> anyhow::Result<Arc<dyn Directory>> {
     open_directory_with(config, config.pool_options()).await
 }

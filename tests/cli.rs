@@ -175,3 +175,32 @@ async fn serve_on_s3_from_the_environment_with_a_tenant_prefix_from_the_cli() {
     assert!(everything.contains(&format!("S3 bucket {}", bucket.name)), "{everything}");
     assert!(!everything.contains(&secret), "the secret key appeared in wharf's output");
 }
+
+#[tokio::test]
+async fn quotas_are_set_shown_and_usage_recomputed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme"], None).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) =
+        run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["tenant", "quota", "acme", "--max-bytes", "1000"], None).await;
+    assert!(ok && out.contains("max bytes 1000, max files unlimited"), "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["user", "quota", "alice@acme", "--max-files", "3"], None).await;
+    assert!(ok && out.contains("max bytes unlimited, max files 3"), "{out}{err}");
+    let (ok, _, err) = run(dir.path(), &["tenant", "quota", "acme"], None).await;
+    assert!(!ok && err.contains("required"), "a change is required: {err}");
+    let (ok, _, err) =
+        run(dir.path(), &["tenant", "quota", "acme", "--max-bytes", "5", "--unlimited-bytes"], None).await;
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+
+    let files = dir.path().join("wharf-data/storage/acme/in");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("a.txt"), b"12345").unwrap();
+    let (ok, out, err) = run(dir.path(), &["usage", "recompute", "acme"], None).await;
+    assert!(ok && out.contains("acme: 5 bytes in 1 files") && out.contains("alice@acme: 5 bytes"), "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["usage", "show"], None).await;
+    assert!(ok, "{out}{err}");
+    let acme = out.lines().find(|l| l.starts_with("acme")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(acme.split_whitespace().collect::<Vec<_>>(), ["acme", "5", "1000", "1", "unlimited", "0"]);
+}

@@ -8,6 +8,7 @@
 pub mod login_failures;
 pub mod password;
 pub mod postgres;
+pub mod quota;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ use crate::access::{Access, Networks, Permissions};
 use crate::vfs::VirtualPath;
 
 pub use login_failures::{Ban, FailureCount, FailurePolicy};
+pub use quota::{Account, Grant, Quota, ReservationRequest, Usage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -264,6 +266,31 @@ pub trait Directory: Send + Sync {
     async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError>;
     /// Lifts the ban running on `scope`, forgetting its failures and earlier bans; `false` when there was none.
     async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError>;
+    /// Sets a tenant's quota (`None` fields: unlimited).
+    async fn set_tenant_quota(&self, tenant_id: i64, quota: &Quota) -> Result<(), DirectoryError>;
+    /// Sets a user's own quota, which holds besides the tenant's.
+    async fn set_user_quota(&self, tenant_id: i64, username: &str, quota: &Quota) -> Result<(), DirectoryError>;
+    /// A tenant's quota, usage and reservations live at `now`.
+    async fn tenant_account(&self, tenant_id: i64, now: DateTime<Utc>) -> Result<Account, DirectoryError>;
+    /// A user's quota, usage and reservations live at `now`.
+    async fn user_account(&self, user_id: i64, now: DateTime<Utc>) -> Result<Account, DirectoryError>;
+    /// Reserves room for an upload against the tenant's and the user's quotas, in one transaction that
+    /// locks both usage rows (see [`quota`]); `None` when even `min_bytes` (with `files`) does not fit.
+    async fn reserve(&self, request: &ReservationRequest, now: DateTime<Utc>) -> Result<Option<Grant>, DirectoryError>;
+    /// Adds `change` (negative after a delete) to the usage of the tenant and the user and drops the
+    /// reservation `reservation`, in one transaction. Usage never goes below zero.
+    async fn settle(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        reservation: Option<i64>,
+        change: Usage,
+    ) -> Result<(), DirectoryError>;
+    /// Drops a reservation (an upload that failed or was aborted).
+    async fn release(&self, reservation: i64) -> Result<(), DirectoryError>;
+    /// Overwrites the usage of a tenant (`user_id` `None`) or of one of its users (`wharf usage recompute`).
+    async fn set_usage(&self, tenant_id: i64, user_id: Option<i64>, usage: Usage) -> Result<(), DirectoryError>;
+
     /// Forgets scopes whose last failure came before `before` and that are not banned at `now`; returns how
     /// many.
     async fn forget_login_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, DirectoryError>;

@@ -496,6 +496,223 @@ impl Directory for SqliteDirectory {
         .map_err(db_error)?;
         Ok(done.rows_affected())
     }
+
+    async fn set_tenant_quota(&self, tenant_id: i64, quota: &Quota) -> Result<(), DirectoryError> {
+        quota::validate(quota)?;
+        let done = sqlx::query("UPDATE tenants SET max_bytes = ?1, max_files = ?2 WHERE id = ?3")
+            .bind(quota.max_bytes)
+            .bind(quota.max_files)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_user_quota(&self, tenant_id: i64, username: &str, quota: &Quota) -> Result<(), DirectoryError> {
+        quota::validate(quota)?;
+        let done =
+            sqlx::query("UPDATE users SET max_bytes = ?1, max_files = ?2 WHERE tenant_id = ?3 AND username = ?4")
+                .bind(quota.max_bytes)
+                .bind(quota.max_files)
+                .bind(tenant_id)
+                .bind(username)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn tenant_account(&self, tenant_id: i64, now: DateTime<Utc>) -> Result<Account, DirectoryError> {
+        self.account("tenants", "tenant_id", tenant_id, now).await
+    }
+
+    async fn user_account(&self, user_id: i64, now: DateTime<Utc>) -> Result<Account, DirectoryError> {
+        self.account("users", "user_id", user_id, now).await
+    }
+
+    async fn reserve(&self, request: &ReservationRequest, now: DateTime<Utc>) -> Result<Option<Grant>, DirectoryError> {
+        // BEGIN IMMEDIATE takes SQLite's write lock before the first read, so no other writer can slip in
+        // between reading usage and writing the reservation.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        // Tenant first, then user: every writer of usage locks in this order, so none can deadlock.
+        let mut tenant = lock_side(&mut tx, "tenants", request.tenant_id).await?;
+        let mut user = lock_side(&mut tx, "users", request.user_id).await?;
+        sqlx::query("DELETE FROM quota_reservations WHERE tenant_id = ?1 AND expires_at <= ?2")
+            .bind(request.tenant_id)
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(bytes), 0) AS tenant_bytes, COALESCE(SUM(files), 0) AS tenant_files, \
+                    COALESCE(SUM(CASE WHEN user_id = ?2 THEN bytes END), 0) AS user_bytes, \
+                    COALESCE(SUM(CASE WHEN user_id = ?2 THEN files END), 0) AS user_files \
+             FROM quota_reservations WHERE tenant_id = ?1 AND id IS NOT ?3",
+        )
+        .bind(request.tenant_id)
+        .bind(request.user_id)
+        .bind(request.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tenant.others = usage_of(&row, "tenant_bytes", "tenant_files")?;
+        user.others = usage_of(&row, "user_bytes", "user_files")?;
+        let Some(bytes) = quota::grant(request, &[tenant, user]) else {
+            return Ok(None);
+        };
+        let mut id = None;
+        if let Some(existing) = request.id {
+            let done =
+                sqlx::query("UPDATE quota_reservations SET bytes = ?1, files = ?2, expires_at = ?3 WHERE id = ?4")
+                    .bind(bytes)
+                    .bind(request.files)
+                    .bind(request.expires_at.timestamp_millis())
+                    .bind(existing)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            id = (done.rows_affected() > 0).then_some(existing);
+        }
+        let id = match id {
+            Some(id) => id,
+            None => sqlx::query_scalar(
+                "INSERT INTO quota_reservations (tenant_id, user_id, bytes, files, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )
+            .bind(request.tenant_id)
+            .bind(request.user_id)
+            .bind(bytes)
+            .bind(request.files)
+            .bind(request.expires_at.timestamp_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?,
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(Grant { id, bytes }))
+    }
+
+    async fn settle(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        reservation: Option<i64>,
+        change: Usage,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        for (table, id) in [("tenants", tenant_id), ("users", user_id)] {
+            let sql = format!(
+                "UPDATE {table} SET used_bytes = MAX(used_bytes + ?1, 0), \
+                 used_files = MAX(used_files + ?2, 0) WHERE id = ?3"
+            );
+            sqlx::query(&sql)
+                .bind(change.bytes)
+                .bind(change.files)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(id) = reservation {
+            sqlx::query("DELETE FROM quota_reservations WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn release(&self, reservation: i64) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM quota_reservations WHERE id = ?1")
+            .bind(reservation)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn set_usage(&self, tenant_id: i64, user_id: Option<i64>, usage: Usage) -> Result<(), DirectoryError> {
+        let done = match user_id {
+            None => sqlx::query("UPDATE tenants SET used_bytes = ?1, used_files = ?2 WHERE id = ?3")
+                .bind(usage.bytes)
+                .bind(usage.files)
+                .bind(tenant_id),
+            Some(user_id) => {
+                sqlx::query("UPDATE users SET used_bytes = ?1, used_files = ?2 WHERE id = ?3 AND tenant_id = ?4")
+                    .bind(usage.bytes)
+                    .bind(usage.files)
+                    .bind(user_id)
+                    .bind(tenant_id)
+            }
+        }
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+}
+
+impl SqliteDirectory {
+    /// The account of a tenant or user: `table` and `owner` (its column in `quota_reservations`) are names
+    /// from this file, never from input.
+    async fn account(
+        &self,
+        table: &'static str,
+        owner: &'static str,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Account, DirectoryError> {
+        let sql = format!(
+            "SELECT max_bytes, max_files, used_bytes, used_files, \
+                    (SELECT COALESCE(SUM(bytes), 0) FROM quota_reservations r \
+                     WHERE r.{owner} = o.id AND r.expires_at > ?2) AS reserved_bytes, \
+                    (SELECT COALESCE(SUM(files), 0) FROM quota_reservations r \
+                     WHERE r.{owner} = o.id AND r.expires_at > ?2) AS reserved_files \
+             FROM {table} o WHERE id = ?1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(now.timestamp_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let row = row.ok_or(DirectoryError::NotFound)?;
+        Ok(Account {
+            quota: quota_of(&row)?,
+            used: usage_of(&row, "used_bytes", "used_files")?,
+            reserved: usage_of(&row, "reserved_bytes", "reserved_files")?,
+        })
+    }
+}
+
+/// Reads the usage row of a tenant or user (`table`: a name from this file); the transaction's `BEGIN
+/// IMMEDIATE` already holds the lock.
+async fn lock_side(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    table: &'static str,
+    id: i64,
+) -> Result<quota::Side, DirectoryError> {
+    let sql = format!("SELECT max_bytes, max_files, used_bytes, used_files FROM {table} WHERE id = ?1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await.map_err(db_error)?;
+    let row = row.ok_or(DirectoryError::NotFound)?;
+    Ok(quota::Side {
+        quota: quota_of(&row)?,
+        used: usage_of(&row, "used_bytes", "used_files")?,
+        others: Usage::default(),
+    })
+}
+
+fn quota_of(row: &SqliteRow) -> Result<Quota, DirectoryError> {
+    Ok(Quota {
+        max_bytes: row.try_get("max_bytes").map_err(db_error)?,
+        max_files: row.try_get("max_files").map_err(db_error)?,
+    })
+}
+
+fn usage_of(row: &SqliteRow, bytes: &str, files: &str) -> Result<Usage, DirectoryError> {
+    Ok(Usage { bytes: row.try_get(bytes).map_err(db_error)?, files: row.try_get(files).map_err(db_error)? })
 }
 
 fn parked_from_row(row: &SqliteRow) -> Result<ParkedUpload, DirectoryError> {

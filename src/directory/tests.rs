@@ -64,6 +64,10 @@ on_every_backend!(
 #[path = "login_failures_tests.rs"]
 mod login_failures;
 
+/// Quotas, usage and reservations, on every backend too.
+#[path = "quota_tests.rs"]
+mod quota;
+
 /// A directory opened through [`open`] on a database of its own; derefs to the directory.
 struct Fresh {
     dir: Arc<dyn Directory>,

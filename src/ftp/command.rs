@@ -41,7 +41,8 @@ pub enum Command {
     Type(TransferType),
     Mode(TransferMode),
     Stru(FileStructure),
-    Allo,
+    /// The announced size of the next upload, if the argument gives one.
+    Allo(Option<u64>),
     Pasv,
     Epsv(EpsvArg),
     Port(SocketAddr),
@@ -212,7 +213,7 @@ impl Command {
             Command::Type(_) => "TYPE",
             Command::Mode(_) => "MODE",
             Command::Stru(_) => "STRU",
-            Command::Allo => "ALLO",
+            Command::Allo(_) => "ALLO",
             Command::Pasv => "PASV",
             Command::Epsv(_) => "EPSV",
             Command::Port(_) => "PORT",
@@ -380,7 +381,8 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"TYPE" => Command::Type(transfer_type(word()?)?),
         b"MODE" => Command::Mode(transfer_mode(word()?)?),
         b"STRU" => Command::Stru(file_structure(word()?)?),
-        b"ALLO" => Command::Allo,
+        // `ALLO n [R m]`: only the size matters; a record size is accepted and ignored.
+        b"ALLO" => Command::Allo(allocation(arg()?)?),
         b"PASV" => Command::Pasv,
         b"EPSV" => Command::Epsv(epsv(arg()?)?),
         b"PORT" => Command::Port(port(word()?).ok_or(ParseError::BadArgument("PORT takes h1,h2,h3,h4,p1,p2"))?),
@@ -509,6 +511,14 @@ fn file_structure(s: &str) -> Result<FileStructure, ParseError> {
         "R" => Ok(FileStructure::Record),
         "P" => Ok(FileStructure::Page),
         _ => Err(ParseError::BadArgument("STRU takes F, R or P")),
+    }
+}
+
+/// RFC 959 §4.1.3: `ALLO n [R m]`; the size of the next upload (none when the argument is empty).
+fn allocation(arg: &str) -> Result<Option<u64>, ParseError> {
+    match arg.split_ascii_whitespace().next() {
+        None => Ok(None),
+        Some(n) => n.parse().map(Some).map_err(|_| ParseError::BadArgument("ALLO takes a size in bytes")),
     }
 }
 

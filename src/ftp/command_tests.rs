@@ -64,8 +64,10 @@ fn parses_the_table() {
         (b"ABOR", Ok(Abor)),
         (b"REIN", Ok(Rein)),
         (b"CCC", Ok(Ccc)),
-        (b"ALLO 1024", Ok(Allo)),
-        (b"ALLO 1024 R 10", Ok(Allo)),
+        (b"ALLO 1024", Ok(Allo(Some(1024)))),
+        (b"ALLO 1024 R 10", Ok(Allo(Some(1024)))),
+        (b"ALLO", Ok(Allo(None))),
+        (b"ALLO x", Err(BadArgument("ALLO takes a size in bytes"))),
         // Telnet IP / DM before ABOR, with or without the urgent DM byte.
         (b"\xff\xf4\xff\xf2ABOR", Ok(Abor)),
         (b"\xff\xf4\xffABOR", Ok(Abor)),

@@ -95,6 +95,8 @@ pub struct Session {
     pub(super) prot_private: bool,
     pub(super) ascii: bool,
     pub(super) rest: u64,
+    /// The size announced by ALLO (RFC 959 §4.1.3) for the next upload, checked against the quotas first.
+    pub(super) allo: Option<u64>,
     pub(super) rename_from: Option<VirtualPath>,
     pub(super) data: Option<DataPlan>,
     pub(super) epsv_all: bool,
@@ -138,6 +140,7 @@ impl Session {
             failed_logins: 0,
             cwd: VirtualPath::root(),
             pbsz: false,
+            allo: None,
             prot_private: false,
             ascii: false,
             rest: 0,
@@ -393,6 +396,7 @@ impl Session {
         self.cwd = VirtualPath::root();
         self.ascii = false;
         self.rest = 0;
+        self.allo = None;
         self.rename_from = None;
         self.data = None;
         self.epsv_all = false;

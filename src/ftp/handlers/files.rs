@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 
 use crate::ftp::command::HashAlgorithm;
 
-use super::{check_data_ready, error, refuse, resolve, start_transfer, type_name, view};
+use super::{check_data_ready, error, quota, refuse, resolve, start_transfer, type_name, view};
 use crate::ftp::listing;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
@@ -21,8 +21,15 @@ pub(super) async fn dele(s: &mut Session, input: &str) -> Reply {
         Ok(resolved) => resolved,
         Err(reply) => return reply,
     };
-    match view(s).0.delete(&key).await {
-        Ok(()) => Reply::new(250, "File deleted"),
+    let storage = view(s).0;
+    let size = quota::file_size(&*storage, &key).await;
+    match storage.delete(&key).await {
+        Ok(()) => {
+            if let Some(size) = size {
+                quota::Ledger::of(s).removed(size).await;
+            }
+            Reply::new(250, "File deleted")
+        }
         Err(e) => error::storage_reply(&e, "deleting the file"),
     }
 }
@@ -60,8 +67,16 @@ pub(super) async fn rnto(s: &mut Session, input: &str) -> Reply {
         Ok(key) => key,
         Err(e) => return error::vfs_reply(&e),
     };
+    // A file the rename replaces leaves the tenant's usage; the moved one stays counted.
+    let replaced = match from_key == to_key {
+        true => None,
+        false => quota::file_size(&*storage, &to_key).await,
+    };
     match storage.rename(&from_key, &to_key).await {
         Ok(()) => {
+            if let Some(size) = replaced {
+                quota::Ledger::of(s).removed(size).await;
+            }
             // A renamed working directory would leave the session somewhere that no longer exists.
             if s.cwd == from || s.cwd.as_str().starts_with(&format!("{}/", from.as_str())) {
                 s.cwd = VirtualPath::root();
@@ -186,6 +201,7 @@ pub(super) enum Store {
 /// STOR (with REST: resume) and APPE.
 pub(super) async fn store(s: &mut Session, input: &str, how: Store) -> io::Result<Flow> {
     let offset = std::mem::take(&mut s.rest);
+    let announced = s.allo.take();
     if let Some(reply) = check_data_ready(s) {
         s.send(&reply).await?;
         return Ok(Flow::Continue);
@@ -202,21 +218,31 @@ pub(super) async fn store(s: &mut Session, input: &str, how: Store) -> io::Resul
     if path.is_root() {
         return refuse(s, Reply::new(553, "Cannot store onto the root directory")).await;
     }
-    match view(s).0.put(&key, mode).await {
+    let storage = view(s).0;
+    let reservation = match quota::reserve(s, &*storage, &key, mode, announced).await {
+        Ok(reservation) => reservation,
+        Err(reply) => return refuse(s, reply).await,
+    };
+    match storage.put(&key, mode).await {
         Ok(upload) => {
+            let upload = reservation.attach(upload, storage, key);
             let name = path.file_name().unwrap_or_default().to_owned();
             let opening = format!("Opening {} mode data connection for {path}", type_name(s));
             let job = Job::Receive { upload, ascii: s.ascii, name };
             let verb = if how == Store::Append { "APPE" } else { "STOR" };
             start_transfer(s, verb, &path, job, opening).await
         }
-        Err(e) => refuse(s, error::storage_reply(&e, "starting the upload")).await,
+        Err(e) => {
+            reservation.release().await;
+            refuse(s, error::storage_reply(&e, "starting the upload")).await
+        }
     }
 }
 
 /// STOU (RFC 959 §4.1.3, RFC 1123 §4.1.2.9): stores under a new name and reports it as `150 FILE: name`.
 pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Result<Flow> {
     s.rest = 0;
+    let announced = s.allo.take();
     if let Some(reply) = check_data_ready(s) {
         s.send(&reply).await?;
         return Ok(Flow::Continue);
@@ -242,14 +268,22 @@ pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Res
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return refuse(s, error::storage_reply(&e, "choosing a unique name")).await,
         }
+        let reservation = match quota::reserve(s, &*storage, &key, WriteMode::Create, announced).await {
+            Ok(reservation) => reservation,
+            Err(reply) => return refuse(s, reply).await,
+        };
         return match storage.put(&key, WriteMode::Create).await {
             Ok(upload) => {
+                let upload = reservation.attach(upload, storage, key);
                 let name = path.file_name().unwrap_or_default().to_owned();
                 let opening = format!("FILE: {name}");
                 let job = Job::Receive { upload, ascii: s.ascii, name };
                 start_transfer(s, "STOU", &path, job, opening).await
             }
-            Err(e) => refuse(s, error::storage_reply(&e, "starting the upload")).await,
+            Err(e) => {
+                reservation.release().await;
+                refuse(s, error::storage_reply(&e, "starting the upload")).await
+            }
         };
     }
     refuse(s, Reply::new(553, "Could not find a unique name")).await

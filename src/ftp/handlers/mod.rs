@@ -7,6 +7,7 @@ mod files;
 mod info;
 mod nav;
 mod params;
+mod quota;
 
 use std::io;
 use std::time::Duration;
@@ -56,7 +57,7 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
         Command::Type(kind) => params::transfer_type(s, kind),
         Command::Mode(mode) => params::mode(mode),
         Command::Stru(structure) => params::structure(structure),
-        Command::Allo => Reply::new(202, "ALLO not needed"),
+        Command::Allo(size) => params::allo(s, size),
         Command::Pasv => params::pasv(s),
         Command::Epsv(arg) => params::epsv(s, arg),
         Command::Port(addr) => params::port(s, addr, "PORT"),

@@ -93,3 +93,13 @@ pub(super) fn port(s: &mut Session, addr: SocketAddr, verb: &str) -> Reply {
     s.data = Some(DataPlan::Active(addr));
     Reply::new(200, format!("{verb} command successful"))
 }
+
+/// ALLO (RFC 959 §4.1.3): remembers the size for the next STOR, APPE or STOU, which reserves it against the
+/// quotas before any data flows (552 when it does not fit).
+pub(super) fn allo(s: &mut Session, size: Option<u64>) -> Reply {
+    s.allo = size;
+    match size {
+        Some(n) => Reply::new(200, format!("ALLO {n} bytes noted for the next upload")),
+        None => Reply::new(202, "ALLO not needed"),
+    }
+}

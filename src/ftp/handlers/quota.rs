@@ -1,0 +1,247 @@
+//! Quotas on uploads (RFC 959 §4.1.3 ALLO; 552 "exceeded storage allocation", §4.2.1).
+//!
+//! The accounting lives above `Storage`, so every backend gets it: an upload reserves room in the directory
+//! before its 150 (the size ALLO announced, else a first [`STEP`], plus one file when the target is new),
+//! then more room a step at a time as bytes arrive, so the directory is asked once per step, not per write.
+//! Commit turns the reservation into usage (`new size - size of the file replaced`, one more file if it
+//! was new); failure or abort releases it. See [`crate::directory::quota`] for how the directory keeps
+//! this exact across sessions and instances.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::error;
+use crate::directory::{Directory, DirectoryError, Grant, ReservationRequest, Usage};
+use crate::ftp::reply::Reply;
+use crate::ftp::session::Session;
+use crate::storage::{ErrorKind, Storage, StorageError, StorageKey, Upload, WriteMode};
+
+/// The first room reserved when the size is not known in advance; each further step doubles what the
+/// upload holds, up to [`MAX_STEP`], so a large upload asks the directory a few dozen times per GiB and a
+/// small one does not hold much more than it needs while others wait for room.
+const FIRST_STEP: i64 = 1 << 20;
+const MAX_STEP: i64 = 64 << 20;
+/// How long a reservation holds without renewal; a running upload renews it at half time.
+const LEASE: Duration = Duration::from_secs(600);
+
+/// Who an upload or delete is counted against.
+#[derive(Clone)]
+pub(super) struct Ledger {
+    directory: Arc<dyn Directory>,
+    tenant_id: i64,
+    user_id: i64,
+}
+
+impl Ledger {
+    pub(super) fn of(s: &Session) -> Ledger {
+        let login = s.login.as_ref().expect("command needs login; checked before dispatch");
+        Ledger {
+            directory: s.shared.auth.directory().clone(),
+            tenant_id: login.principal.tenant.id,
+            user_id: login.principal.user.id,
+        }
+    }
+
+    async fn reserve(&self, id: Option<i64>, min: i64, want: i64, files: i64) -> Result<Grant, StorageError> {
+        let now = Utc::now();
+        let request = ReservationRequest {
+            tenant_id: self.tenant_id,
+            user_id: self.user_id,
+            id,
+            min_bytes: min,
+            want_bytes: want,
+            files,
+            expires_at: now + LEASE,
+        };
+        match self.directory.reserve(&request, now).await {
+            Ok(Some(grant)) => Ok(grant),
+            Ok(None) => Err(StorageError::new(ErrorKind::QuotaExceeded)),
+            Err(e) => Err(directory_failure(e)),
+        }
+    }
+
+    /// Counts a change of stored bytes and files (and drops `reservation`). The storage already changed,
+    /// so a failure here is logged, not reported: `wharf usage recompute` repairs the count.
+    async fn settle(&self, reservation: Option<i64>, change: Usage) {
+        if let Err(e) = self.directory.settle(self.tenant_id, self.user_id, reservation, change).await {
+            tracing::warn!(error = %e, tenant = self.tenant_id, bytes = change.bytes, files = change.files,
+                "usage not updated; run `wharf usage recompute`");
+        }
+    }
+
+    /// Drops a reservation before the reply goes out, so the room is free when the client hears of it. A
+    /// release that fails leaves a lease that runs out by itself.
+    async fn release(&self, reservation: i64) {
+        if let Err(e) = self.directory.release(reservation).await {
+            tracing::debug!(error = %e, "quota reservation not released; its lease will run out");
+        }
+    }
+
+    /// [`Ledger::release`] from where nothing can be awaited (an upload dropped unfinished).
+    fn release_later(&self, reservation: i64) {
+        let ledger = self.clone();
+        tokio::spawn(async move { ledger.release(reservation).await });
+    }
+
+    /// After a file of `size` bytes was deleted or replaced by a rename.
+    pub(super) async fn removed(&self, size: u64) {
+        self.settle(None, Usage { bytes: -(size as i64), files: -1 }).await;
+    }
+}
+
+/// What an upload will replace: the size of the file now at `key` and whether there is none.
+async fn target(storage: &dyn Storage, key: &StorageKey) -> Result<(i64, bool), StorageError> {
+    match storage.stat(key).await {
+        Ok(meta) if meta.is_dir() => Ok((0, false)),
+        Ok(meta) => Ok((meta.size as i64, false)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok((0, true)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The size of the plain file at `key`, if there is one (before a DELE or a rename onto it).
+pub(super) async fn file_size(storage: &dyn Storage, key: &StorageKey) -> Option<u64> {
+    storage.stat(key).await.ok().filter(|meta| !meta.is_dir()).map(|meta| meta.size)
+}
+
+/// Reserves room for an upload to `key` before any data flows; a 552 (or 421/451) reply when it does not
+/// fit. `announced` is the size ALLO gave.
+pub(super) async fn reserve(
+    s: &Session,
+    storage: &dyn Storage,
+    key: &StorageKey,
+    mode: WriteMode,
+    announced: Option<u64>,
+) -> Result<Reservation, Reply> {
+    let ledger = Ledger::of(s);
+    let reply = |e: StorageError| error::storage_reply(&e, "reserving room for the upload");
+    let (_, new) = target(storage, key).await.map_err(reply)?;
+    // A resumed upload ends as its kept prefix plus what arrives; replaced bytes are credited only at
+    // commit, so that two uploads replacing one file cannot both count its room as free.
+    let base = match mode {
+        WriteMode::Resume(n) => n as i64,
+        WriteMode::Create | WriteMode::Append => 0,
+    };
+    let files = i64::from(new);
+    let (min, want) = match announced {
+        Some(n) => (base + n as i64, base + n as i64),
+        None => (base, base + FIRST_STEP),
+    };
+    let grant = ledger.reserve(None, min, want, files).await.map_err(reply)?;
+    Ok(Reservation { ledger, grant, files, base })
+}
+
+/// Room held for one upload, not yet attached to it.
+pub(super) struct Reservation {
+    ledger: Ledger,
+    grant: Grant,
+    files: i64,
+    base: i64,
+}
+
+impl Reservation {
+    /// The upload failed to start.
+    pub(super) async fn release(self) {
+        self.ledger.release(self.grant.id).await;
+    }
+
+    /// Wraps the backend's upload so that its writes stay within the reservation.
+    pub(super) fn attach(self, inner: Box<dyn Upload>, storage: Arc<dyn Storage>, key: StorageKey) -> Box<dyn Upload> {
+        Box::new(Counted {
+            inner: Some(inner),
+            storage,
+            key,
+            held: Some(self.grant),
+            ledger: self.ledger,
+            files: self.files,
+            counted: self.base,
+            renewed: Instant::now(),
+        })
+    }
+}
+
+/// An upload that grows its reservation before its bytes go on.
+struct Counted {
+    inner: Option<Box<dyn Upload>>,
+    storage: Arc<dyn Storage>,
+    key: StorageKey,
+    /// The reservation, until it is settled or released.
+    held: Option<Grant>,
+    ledger: Ledger,
+    files: i64,
+    /// Bytes the reservation must cover so far.
+    counted: i64,
+    renewed: Instant,
+}
+
+#[async_trait]
+impl Upload for Counted {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), StorageError> {
+        let need = self.counted + buf.len() as i64;
+        let held = self.held.expect("held until commit or abort");
+        if need > held.bytes || self.renewed.elapsed() > LEASE / 2 {
+            let want = if need > held.bytes { need + held.bytes.clamp(FIRST_STEP, MAX_STEP) } else { held.bytes };
+            self.held = Some(self.ledger.reserve(Some(held.id), need, want, self.files).await?);
+            self.renewed = Instant::now();
+        }
+        self.inner.as_mut().expect("present until commit or abort").write(buf).await?;
+        self.counted = need;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StorageError> {
+        let inner = self.inner.take().expect("present until commit or abort");
+        let held = self.held.take().map(|g| g.id);
+        // What the new object replaces, as late as possible (the upload may have run for a while).
+        let replaced = target(&*self.storage, &self.key).await;
+        let size = match inner.commit().await {
+            Ok(size) => size,
+            Err(e) => {
+                if let Some(id) = held {
+                    self.ledger.release(id).await;
+                }
+                return Err(e);
+            }
+        };
+        let (old, new) = replaced.unwrap_or((0, self.files > 0));
+        self.ledger.settle(held, Usage { bytes: size as i64 - old, files: i64::from(new) }).await;
+        Ok(size)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(inner) = self.inner.take() {
+            inner.abort().await;
+        }
+        if let Some(grant) = self.held.take() {
+            self.ledger.release(grant.id).await;
+        }
+    }
+
+    async fn interrupt(mut self: Box<Self>) -> Option<u64> {
+        // Bytes kept for a later REST + STOR or APPE are counted when that upload commits.
+        let kept = self.inner.take()?.interrupt().await;
+        if let Some(grant) = self.held.take() {
+            self.ledger.release(grant.id).await;
+        }
+        kept
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(grant) = self.held.take() {
+            self.ledger.release_later(grant.id);
+        }
+    }
+}
+
+/// A directory failure while reserving, as the storage kinds the FTP layer maps (421-like transient).
+fn directory_failure(e: DirectoryError) -> StorageError {
+    match e {
+        DirectoryError::Unavailable(source) => StorageError::with_source(ErrorKind::Transient, source),
+        other => StorageError::with_source(ErrorKind::Internal, other),
+    }
+}
