@@ -182,8 +182,10 @@ async fn a_user_quota_holds_independently_of_the_tenants() {
     assert_eq!(user_account(&wharf, "alice").await.used, usage(900, 1));
     assert_eq!(user_account(&wharf, "bob").await.used, usage(2000, 1));
     assert_eq!(tenant_account(&wharf).await.used, usage(2900, 2));
-    // And the tenant's quota binds a user whose own is larger.
+    // And the tenant's quota binds a user whose own is larger: at once for a new session (a running one
+    // reads whether any quota applies every 15 s).
     tenant_quota(&wharf, Some(3000), None).await;
+    let mut bob = Ftp::login(wharf.explicit, "bob@acme", PASSWORD).await;
     assert_eq!(upload(&mut bob, "STOR", "more.bin", &bytes(200, 4)).await.code, 552);
 }
 

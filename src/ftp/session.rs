@@ -52,6 +52,11 @@ pub(super) struct Login {
     pub principal: Principal,
     pub storage: Arc<dyn Storage>,
     pub home: VirtualPath,
+    /// Whether a quota applies to the tenant or the user, and when that was read. Without one, uploads skip
+    /// reserving room (nothing can be refused) and only their usage is counted at commit. Read at login and
+    /// again by an upload when older than [`super::handlers::QUOTA_RECHECK`], so a quota set meanwhile holds
+    /// for running sessions too.
+    pub limited: (bool, std::time::Instant),
 }
 
 pub(super) struct Running {

@@ -9,6 +9,9 @@ mod nav;
 mod params;
 mod quota;
 
+/// How long a session trusts what it read about its quotas (whether any applies) before reading again.
+pub(super) const QUOTA_RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
+
 use std::io;
 use std::time::Duration;
 

@@ -92,6 +92,18 @@ impl Ledger {
     }
 }
 
+/// Whether a quota applies to the tenant or the user (an unreadable answer counts as yes: the careful
+/// path).
+pub(super) async fn limited(s: &Session, tenant_id: i64, user_id: i64) -> bool {
+    let directory = s.shared.auth.directory();
+    let now = Utc::now();
+    let (tenant, user) = tokio::join!(directory.tenant_account(tenant_id, now), directory.user_account(user_id, now));
+    match (tenant, user) {
+        (Ok(t), Ok(u)) => [t.quota, u.quota].iter().any(|q| q.max_bytes.is_some() || q.max_files.is_some()),
+        _ => true,
+    }
+}
+
 /// What an upload will replace: the size of the file now at `key` and whether there is none.
 async fn target(storage: &dyn Storage, key: &StorageKey) -> Result<(i64, bool), StorageError> {
     match storage.stat(key).await {
@@ -110,13 +122,24 @@ pub(super) async fn file_size(storage: &dyn Storage, key: &StorageKey) -> Option
 /// Reserves room for an upload to `key` before any data flows; a 552 (or 421/451) reply when it does not
 /// fit. `announced` is the size ALLO gave.
 pub(super) async fn reserve(
-    s: &Session,
+    s: &mut Session,
     storage: &dyn Storage,
     key: &StorageKey,
     mode: WriteMode,
     announced: Option<u64>,
 ) -> Result<Reservation, Reply> {
     let ledger = Ledger::of(s);
+    let (limited, read_at) = s.login.as_ref().expect("command needs login; checked before dispatch").limited;
+    let limited = if read_at.elapsed() < super::QUOTA_RECHECK {
+        limited
+    } else {
+        let limited = self::limited(s, ledger.tenant_id, ledger.user_id).await;
+        s.login.as_mut().expect("checked above").limited = (limited, Instant::now());
+        limited
+    };
+    if !limited {
+        return Ok(Reservation { ledger, grant: None, files: 0, base: 0 });
+    }
     let reply = |e: StorageError| error::storage_reply(&e, "reserving room for the upload");
     let (_, new) = target(storage, key).await.map_err(reply)?;
     // A resumed upload ends as its kept prefix plus what arrives; replaced bytes are credited only at
@@ -131,13 +154,13 @@ pub(super) async fn reserve(
         None => (base, base + FIRST_STEP),
     };
     let grant = ledger.reserve(None, min, want, files).await.map_err(reply)?;
-    Ok(Reservation { ledger, grant, files, base })
+    Ok(Reservation { ledger, grant: Some(grant), files, base })
 }
 
-/// Room held for one upload, not yet attached to it.
+/// Room held for one upload, not yet attached to it; none when no quota applies.
 pub(super) struct Reservation {
     ledger: Ledger,
-    grant: Grant,
+    grant: Option<Grant>,
     files: i64,
     base: i64,
 }
@@ -145,16 +168,26 @@ pub(super) struct Reservation {
 impl Reservation {
     /// The upload failed to start.
     pub(super) async fn release(self) {
-        self.ledger.release(self.grant.id).await;
+        if let Some(grant) = self.grant {
+            self.ledger.release(grant.id).await;
+        }
     }
 
     /// Wraps the backend's upload so that its writes stay within the reservation.
     pub(super) fn attach(self, inner: Box<dyn Upload>, storage: Arc<dyn Storage>, key: StorageKey) -> Box<dyn Upload> {
+        // Without a quota nothing can be refused, so what the upload replaces is read while its bytes
+        // arrive (on S3 a HEAD that would otherwise delay the 226); with one, at commit, as late as can be.
+        let replaced = self.grant.is_none().then(|| {
+            let (storage, key) = (storage.clone(), key.clone());
+            tokio::spawn(async move { target(&*storage, &key).await })
+        });
         Box::new(Counted {
+            replaced,
             inner: Some(inner),
             storage,
             key,
-            held: Some(self.grant),
+            limited: self.grant.is_some(),
+            held: self.grant,
             ledger: self.ledger,
             files: self.files,
             counted: self.base,
@@ -168,8 +201,11 @@ struct Counted {
     inner: Option<Box<dyn Upload>>,
     storage: Arc<dyn Storage>,
     key: StorageKey,
-    /// The reservation, until it is settled or released.
+    /// The reservation, until it is settled or released (never, without a quota).
     held: Option<Grant>,
+    /// What the upload replaces, read early when no quota applies.
+    replaced: Option<tokio::task::JoinHandle<Result<(i64, bool), StorageError>>>,
+    limited: bool,
     ledger: Ledger,
     files: i64,
     /// Bytes the reservation must cover so far.
@@ -181,6 +217,11 @@ struct Counted {
 impl Upload for Counted {
     async fn write(&mut self, buf: &[u8]) -> Result<(), StorageError> {
         let need = self.counted + buf.len() as i64;
+        if !self.limited {
+            self.inner.as_mut().expect("present until commit or abort").write(buf).await?;
+            self.counted = need;
+            return Ok(());
+        }
         let held = self.held.expect("held until commit or abort");
         if need > held.bytes || self.renewed.elapsed() > LEASE / 2 {
             let want = if need > held.bytes { need + held.bytes.clamp(FIRST_STEP, MAX_STEP) } else { held.bytes };
@@ -196,7 +237,10 @@ impl Upload for Counted {
         let inner = self.inner.take().expect("present until commit or abort");
         let held = self.held.take().map(|g| g.id);
         // What the new object replaces, as late as possible (the upload may have run for a while).
-        let replaced = target(&*self.storage, &self.key).await;
+        let replaced = match self.replaced.take() {
+            Some(early) => early.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e)).and_then(|r| r),
+            None => target(&*self.storage, &self.key).await,
+        };
         let size = match inner.commit().await {
             Ok(size) => size,
             Err(e) => {
