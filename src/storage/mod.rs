@@ -128,6 +128,16 @@ pub trait Upload: Send {
 pub trait Storage: Send + Sync + fmt::Debug {
     /// File or directory metadata. The root always exists.
     async fn stat(&self, key: &StorageKey) -> Result<Metadata, StorageError>;
+    /// The size of the file at `key`; `None` when there is no file there (nothing, or a directory). A
+    /// backend where telling a directory costs more than finding a file answers without asking.
+    async fn file_size(&self, key: &StorageKey) -> Result<Option<u64>, StorageError> {
+        match self.stat(key).await {
+            Ok(meta) if !meta.is_dir() => Ok(Some(meta.size)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     /// The entries directly inside a directory, in no particular order.
     async fn list(&self, dir: &StorageKey) -> Result<EntryStream, StorageError>;
     /// Reads a file from `offset` (which may equal its size; beyond it is an error).

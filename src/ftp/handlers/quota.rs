@@ -106,17 +106,15 @@ pub(super) async fn limited(s: &Session, tenant_id: i64, user_id: i64) -> bool {
 
 /// What an upload will replace: the size of the file now at `key` and whether there is none.
 async fn target(storage: &dyn Storage, key: &StorageKey) -> Result<(i64, bool), StorageError> {
-    match storage.stat(key).await {
-        Ok(meta) if meta.is_dir() => Ok((0, false)),
-        Ok(meta) => Ok((meta.size as i64, false)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok((0, true)),
-        Err(e) => Err(e),
-    }
+    Ok(match storage.file_size(key).await? {
+        Some(size) => (size as i64, false),
+        None => (0, true),
+    })
 }
 
 /// The size of the plain file at `key`, if there is one (before a DELE or a rename onto it).
 pub(super) async fn file_size(storage: &dyn Storage, key: &StorageKey) -> Option<u64> {
-    storage.stat(key).await.ok().filter(|meta| !meta.is_dir()).map(|meta| meta.size)
+    storage.file_size(key).await.ok().flatten()
 }
 
 /// Reserves room for an upload to `key` before any data flows; a 552 (or 421/451) reply when it does not

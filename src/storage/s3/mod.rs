@@ -363,6 +363,14 @@ impl Storage for S3Storage {
         self.dir_meta(key).await?.ok_or(ErrorKind::NotFound.into())
     }
 
+    /// One HeadObject: a directory needs no listing to be told from a file here.
+    async fn file_size(&self, key: &StorageKey) -> Result<Option<u64>, StorageError> {
+        if key.is_root() {
+            return Ok(None);
+        }
+        Ok(self.head(&self.object(key)).await?.map(|head| head.size))
+    }
+
     async fn list(&self, dir: &StorageKey) -> Result<EntryStream, StorageError> {
         let prefix = self.dir_prefix(dir);
         let first = self.list_page(&prefix, true, None, None).await?;
