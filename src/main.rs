@@ -139,6 +139,12 @@ enum TenantCommand {
         #[command(flatten)]
         quota: QuotaArgs,
     },
+    /// Stop a tenant's users from logging in (530, as for a wrong password); sessions already open go on.
+    Disable { name: String },
+    /// Let a disabled tenant's users log in again.
+    Enable { name: String },
+    /// Delete a tenant with its users, hostnames and counters. Its files stay in storage.
+    Delete { name: String },
 }
 
 /// Where logins may come from: a list that replaces the current one, or anywhere.
@@ -230,6 +236,16 @@ enum UserCommand {
     },
     /// Delete a user.
     Delete {
+        /// `user@tenant`
+        login: String,
+    },
+    /// Stop a user from logging in (530, as for a wrong password).
+    Disable {
+        /// `user@tenant`
+        login: String,
+    },
+    /// Let a disabled user log in again.
+    Enable {
         /// `user@tenant`
         login: String,
     },
@@ -351,6 +367,21 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::Result<()> {
     match command {
+        TenantCommand::Disable { name } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            dir.set_tenant_enabled(tenant.id, false).await?;
+            println!("tenant {name:?} disabled: its users cannot log in");
+        }
+        TenantCommand::Enable { name } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            dir.set_tenant_enabled(tenant.id, true).await?;
+            println!("tenant {name:?} enabled");
+        }
+        TenantCommand::Delete { name } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            dir.delete_tenant(tenant.id).await?;
+            println!("tenant {name:?} deleted with its users and hostnames; its files stay in storage");
+        }
         TenantCommand::Quota { name, quota } => {
             let tenant = existing_tenant(dir, &name).await?;
             let current = dir.tenant_account(tenant.id, Utc::now()).await?.quota;
@@ -429,6 +460,14 @@ fn storage_summary(s: &TenantStorage) -> String {
         out.push_str(&format!(" as {id}"));
     }
     out
+}
+
+async fn set_user_enabled(dir: &dyn Directory, login: &str, enabled: bool) -> anyhow::Result<()> {
+    let (username, tenant) = split_login(login)?;
+    let tenant = existing_tenant(dir, tenant).await?;
+    dir.set_user_enabled(tenant.id, username, enabled).await.map_err(|e| explain(e, "user", login))?;
+    println!("user {login:?} {}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
 }
 
 async fn user_command(command: UserCommand, dir: &dyn Directory, params: password::Params) -> anyhow::Result<()> {
@@ -521,6 +560,8 @@ async fn user_command(command: UserCommand, dir: &dyn Directory, params: passwor
             dir.delete_user(tenant.id, username).await.map_err(|e| explain(e, "user", &login))?;
             println!("user {login:?} deleted");
         }
+        UserCommand::Disable { login } => set_user_enabled(dir, &login, false).await?,
+        UserCommand::Enable { login } => set_user_enabled(dir, &login, true).await?,
     }
     Ok(())
 }

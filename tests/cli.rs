@@ -204,3 +204,42 @@ async fn quotas_are_set_shown_and_usage_recomputed_from_the_cli() {
     let acme = out.lines().find(|l| l.starts_with("acme")).unwrap_or_else(|| panic!("{out}"));
     assert_eq!(acme.split_whitespace().collect::<Vec<_>>(), ["acme", "5", "1000", "1", "unlimited", "0"]);
 }
+
+/// `tenant disable/enable/delete` and `user disable/enable`, seen through the directory they change.
+#[tokio::test]
+async fn tenants_and_users_are_disabled_enabled_and_deleted_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["tenant", "add", "acme"][..], &["tenant", "add", "beta"]] {
+        let (ok, out, err) = run(dir.path(), args, None).await;
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, err) =
+        run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("long password\n")).await;
+    assert!(ok, "{out}{err}");
+    let url = format!("sqlite://{}", dir.path().join("wharf-data/wharf.db").display());
+    let directory = wharf::directory::open(&url).await.unwrap();
+    let acme = directory.tenant_by_name("acme").await.unwrap().unwrap();
+    let enabled = |record: wharf::directory::LoginRecord| (record.tenant.enabled, record.user.enabled);
+
+    for (args, expected) in [
+        (&["user", "disable", "alice@acme"][..], (true, false)),
+        (&["tenant", "disable", "acme"], (false, false)),
+        (&["user", "enable", "alice@acme"], (false, true)),
+        (&["tenant", "enable", "acme"], (true, true)),
+    ] {
+        let (ok, out, err) = run(dir.path(), args, None).await;
+        assert!(ok, "{args:?}: {out}{err}");
+        let record = directory.login_record(acme.id, "alice").await.unwrap().unwrap();
+        assert_eq!(enabled(record), expected, "after {args:?}");
+    }
+    let (ok, _, err) = run(dir.path(), &["user", "disable", "nobody@acme"], None).await;
+    assert!(!ok && !err.is_empty(), "an unknown user is an error: {err}");
+
+    let (ok, out, err) = run(dir.path(), &["tenant", "delete", "acme"], None).await;
+    assert!(ok && out.contains("files stay"), "{out}{err}");
+    assert_eq!(directory.tenant_by_name("acme").await.unwrap(), None);
+    assert!(directory.list_users(None).await.unwrap().is_empty(), "its users went with it");
+    assert!(directory.tenant_by_name("beta").await.unwrap().is_some(), "other tenants stay");
+    let (ok, _, err) = run(dir.path(), &["tenant", "delete", "acme"], None).await;
+    assert!(!ok && err.contains("acme"), "deleting it twice is an error naming it: {err}");
+}

@@ -187,7 +187,15 @@ pub trait Directory: Send + Sync {
     async fn create_user(&self, tenant_id: i64, user: NewUser) -> Result<User, DirectoryError>;
     async fn set_password(&self, tenant_id: i64, username: &str, password_hash: &str) -> Result<(), DirectoryError>;
     async fn list_users(&self, tenant_id: Option<i64>) -> Result<Vec<User>, DirectoryError>;
+    /// Deletes a user and everything kept about it (failure counters included).
     async fn delete_user(&self, tenant_id: i64, username: &str) -> Result<(), DirectoryError>;
+    /// Deletes a tenant with its users, hostnames, reservations and failure counters. Its files stay in
+    /// storage: removing them is the operator's call.
+    async fn delete_tenant(&self, tenant_id: i64) -> Result<(), DirectoryError>;
+    /// Enables or disables a tenant: a disabled tenant's users get 530 like a wrong password.
+    async fn set_tenant_enabled(&self, tenant_id: i64, enabled: bool) -> Result<(), DirectoryError>;
+    /// Enables or disables one user.
+    async fn set_user_enabled(&self, tenant_id: i64, username: &str, enabled: bool) -> Result<(), DirectoryError>;
     /// One indexed lookup for the login path.
     async fn login_record(&self, tenant_id: i64, username: &str) -> Result<Option<LoginRecord>, DirectoryError>;
     /// Records a successful login (and a rehashed password when parameters changed).

@@ -187,7 +187,53 @@ impl Directory for PostgresDirectory {
     }
 
     async fn delete_user(&self, tenant_id: i64, username: &str) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND username = $2")
+            .bind(tenant_id)
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_failures WHERE scope = $1")
+            .bind(super::login_failures::user_scope(tenant_id, username))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn delete_tenant(&self, tenant_id: i64) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Users, hostnames and reservations go with the tenant (ON DELETE CASCADE); the failure counters
+        // of its users are keyed by text and go here.
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_failures WHERE scope LIKE $1")
+            .bind(format!("user:{tenant_id}:%"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_tenant_enabled(&self, tenant_id: i64, enabled: bool) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE tenants SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_user_enabled(&self, tenant_id: i64, username: &str, enabled: bool) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE users SET enabled = $1 WHERE tenant_id = $2 AND username = $3")
+            .bind(enabled)
             .bind(tenant_id)
             .bind(username)
             .execute(&self.pool)

@@ -205,7 +205,53 @@ impl Directory for SqliteDirectory {
     }
 
     async fn delete_user(&self, tenant_id: i64, username: &str) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let done = sqlx::query("DELETE FROM users WHERE tenant_id = ? AND username = ?")
+            .bind(tenant_id)
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_failures WHERE scope = ?")
+            .bind(super::login_failures::user_scope(tenant_id, username))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn delete_tenant(&self, tenant_id: i64) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Users, hostnames and reservations go with the tenant (ON DELETE CASCADE); the failure counters
+        // of its users are keyed by text and go here.
+        let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM login_failures WHERE scope LIKE ?")
+            .bind(format!("user:{tenant_id}:%"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_tenant_enabled(&self, tenant_id: i64, enabled: bool) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE tenants SET enabled = ? WHERE id = ?")
+            .bind(enabled)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_user_enabled(&self, tenant_id: i64, username: &str, enabled: bool) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE users SET enabled = ? WHERE tenant_id = ? AND username = ?")
+            .bind(enabled)
             .bind(tenant_id)
             .bind(username)
             .execute(&self.pool)

@@ -4,7 +4,6 @@
 //! skips, when that server is unreachable.
 
 use std::ops::Deref;
-use std::str::FromStr;
 
 use sqlx::Connection;
 
@@ -49,6 +48,7 @@ on_every_backend!(
     record_login_stamps_the_time_and_stores_a_rehash,
     delete_user_removes_only_that_user,
     deleting_a_tenant_cascades_to_its_users_and_hostnames,
+    tenants_and_users_are_disabled_and_enabled,
     a_second_instance_sees_the_same_data,
     tenant_storage_is_stored_validated_and_found_everywhere,
     open_uploads_are_leased_parked_taken_once_and_expire,
@@ -107,21 +107,6 @@ impl Fresh {
     /// Another directory on the same database, as a second instance (or a restart) opens it.
     async fn reopen(&self) -> Arc<dyn Directory> {
         open(&self.url).await.unwrap()
-    }
-
-    /// Deletes a tenant with SQL, as an operator would (the directory has no `delete_tenant` yet).
-    async fn delete_tenant(&self, id: i64) {
-        match &self.database {
-            Database::Sqlite { .. } => {
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).unwrap().foreign_keys(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-                sqlx::query("DELETE FROM tenants WHERE id = ?").bind(id).execute(&mut conn).await.unwrap();
-            }
-            Database::Postgres(_) => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut conn).await.unwrap();
-            }
-        }
     }
 
     /// Drops a Postgres test database once its test passed (a failed test leaves it for inspection).
@@ -337,10 +322,41 @@ async fn deleting_a_tenant_cascades_to_its_users_and_hostnames(dir: &Fresh) {
     dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
     let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
 
-    dir.delete_tenant(acme.id).await;
+    let minute = chrono::TimeDelta::seconds(60);
+    let policy = FailurePolicy { window: minute, ban_after: Some(1), ban: minute, max_ban: minute };
+    dir.record_login_failure(&crate::directory::login_failures::user_scope(acme.id, "alice"), &policy, Utc::now())
+        .await
+        .unwrap();
+    dir.record_login_failure(&crate::directory::login_failures::user_scope(beta.id, "carol"), &policy, Utc::now())
+        .await
+        .unwrap();
+
+    dir.delete_tenant(acme.id).await.unwrap();
     assert_eq!(dir.list_users(None).await.unwrap(), vec![carol]);
     assert!(dir.hostnames(acme.id).await.unwrap().is_empty());
     assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap(), None);
+    let left: Vec<String> = dir.active_bans(Utc::now()).await.unwrap().into_iter().map(|b| b.scope).collect();
+    assert_eq!(
+        left,
+        [crate::directory::login_failures::user_scope(beta.id, "carol")],
+        "the deleted tenant's counters went with it"
+    );
+    assert!(matches!(dir.delete_tenant(acme.id).await, Err(DirectoryError::NotFound)));
+}
+
+async fn tenants_and_users_are_disabled_and_enabled(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    dir.set_tenant_enabled(acme.id, false).await.unwrap();
+    dir.set_user_enabled(acme.id, "alice", false).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert!(!record.tenant.enabled && !record.user.enabled);
+    dir.set_tenant_enabled(acme.id, true).await.unwrap();
+    dir.set_user_enabled(acme.id, "alice", true).await.unwrap();
+    let record = dir.login_record(acme.id, "alice").await.unwrap().unwrap();
+    assert!(record.tenant.enabled && record.user.enabled);
+    assert!(matches!(dir.set_user_enabled(acme.id, "nobody", false).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(dir.set_tenant_enabled(acme.id + 100, false).await, Err(DirectoryError::NotFound)));
 }
 
 async fn tenant_storage_is_stored_validated_and_found_everywhere(dir: &Fresh) {
