@@ -28,6 +28,8 @@ const FORGET_INTERVAL_SECS: i64 = 60;
 pub struct Principal {
     pub tenant: Tenant,
     pub user: User,
+    /// Whether a quota applied to the tenant or the user when it logged in.
+    pub quota_limited: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +136,7 @@ impl Authenticator {
                 if let Err(e) = self.directory.record_login(r.user.id, verdict.rehash.as_deref()).await {
                     tracing::warn!(error = %e, "could not record the login");
                 }
-                Ok(Principal { tenant: r.tenant, user: r.user })
+                Ok(Principal { tenant: r.tenant, user: r.user, quota_limited: r.quota_limited })
             }
             _ => {
                 let user = user.filter(|_| defence.bans);

@@ -148,6 +148,8 @@ pub struct LoginRecord {
     pub tenant: Tenant,
     pub user: User,
     pub password_hash: String,
+    /// Whether a quota applies to the tenant or the user, read by the same query.
+    pub quota_limited: bool,
 }
 
 #[derive(Debug, Clone)]

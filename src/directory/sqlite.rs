@@ -269,7 +269,9 @@ impl Directory for SqliteDirectory {
                     t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
                     t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
                     t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref, \
-                    t.allowed_networks AS t_allowed_networks \
+                    t.allowed_networks AS t_allowed_networks, \
+                    (t.max_bytes IS NOT NULL OR t.max_files IS NOT NULL \
+                     OR u.max_bytes IS NOT NULL OR u.max_files IS NOT NULL) AS quota_limited \
              FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE u.tenant_id = ? AND u.username = ?",
         )
@@ -283,6 +285,7 @@ impl Directory for SqliteDirectory {
             tenant: tenant_from_row(&row, "t_")?,
             user: user_from_row(&row, "")?,
             password_hash: row.try_get("password_hash").map_err(db_error)?,
+            quota_limited: row.try_get("quota_limited").map_err(db_error)?,
         }))
     }
 

@@ -144,8 +144,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn get(&self, key: &StorageKey, offset: u64) -> Result<Download, StorageError>;
     /// Starts an upload. The parent directory must exist.
     async fn put(&self, key: &StorageKey, mode: WriteMode) -> Result<Box<dyn Upload>, StorageError>;
-    /// Deletes a file (not a directory).
-    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError>;
+    /// Deletes a file (not a directory); returns the size it had, for the usage counters.
+    async fn delete(&self, key: &StorageKey) -> Result<u64, StorageError>;
     /// Creates a directory; its parent must exist and the name must be free.
     async fn make_dir(&self, key: &StorageKey) -> Result<(), StorageError>;
     /// Removes an empty directory.

@@ -67,8 +67,8 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 "login"
             );
             s.owner.set_user(principal.tenant.id, principal.user.id);
-            let limited = super::quota::limited(s, principal.tenant.id, principal.user.id).await;
-            s.login = Some(Login { principal, storage, home, limited: (limited, std::time::Instant::now()) });
+            let limited = (principal.quota_limited, std::time::Instant::now());
+            s.login = Some(Login { principal, storage, home, limited });
             s.cwd = VirtualPath::root();
             s.failed_logins = 0;
             s.send(&Reply::new(230, "Login successful")).await?;

@@ -21,13 +21,9 @@ pub(super) async fn dele(s: &mut Session, input: &str) -> Reply {
         Ok(resolved) => resolved,
         Err(reply) => return reply,
     };
-    let storage = view(s).0;
-    let size = quota::file_size(&*storage, &key).await;
-    match storage.delete(&key).await {
-        Ok(()) => {
-            if let Some(size) = size {
-                quota::Ledger::of(s).removed(size).await;
-            }
+    match view(s).0.delete(&key).await {
+        Ok(size) => {
+            quota::Ledger::of(s).removed(size).await;
             Reply::new(250, "File deleted")
         }
         Err(e) => error::storage_reply(&e, "deleting the file"),

@@ -216,11 +216,13 @@ impl Storage for FsStorage {
         Ok(Box::new(FsUpload::new(file, temp, target, fsync, keep)))
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+    async fn delete(&self, key: &StorageKey) -> Result<u64, StorageError> {
         self.with_key(key, |loc, fsync| {
             check_file(&loc)?;
+            let size = loc.meta.as_ref().map_or(0, fs::Metadata::len);
             fs::remove_file(&loc.path).map_err(io_error)?;
-            sync_dir_if(fsync, loc.parent())
+            sync_dir_if(fsync, loc.parent())?;
+            Ok(size)
         })
         .await
     }

@@ -153,7 +153,7 @@ async fn put_and_get_refuse_the_wrong_kind_of_entry() {
     assert_eq!(kind(s.delete(&key("nope")).await), ErrorKind::NotFound);
     assert_eq!(kind(s.list(&key("f")).await), ErrorKind::NotADirectory);
     assert_eq!(kind(s.list(&key("nope")).await), ErrorKind::NotFound);
-    s.delete(&key("f")).await.unwrap();
+    assert_eq!(s.delete(&key("f")).await.unwrap(), 1, "DELE learns the size it freed");
     assert_eq!(on_disk(&s.root), ["d"]);
     let root = s.stat(&key("")).await.unwrap();
     assert_eq!((root.kind, root.size), (EntryKind::Dir, 0));

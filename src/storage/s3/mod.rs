@@ -453,17 +453,19 @@ impl Storage for S3Storage {
         Ok(Box::new(upload))
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+    async fn delete(&self, key: &StorageKey) -> Result<u64, StorageError> {
         let object = self.object(key);
-        if key.is_root() || self.head(&object).await?.is_none() {
+        let head = if key.is_root() { None } else { self.head(&object).await? };
+        let Some(head) = head else {
             return Err(match self.dir_meta(key).await? {
                 Some(_) => ErrorKind::IsADirectory.into(),
                 None => ErrorKind::NotFound.into(),
             });
-        }
+        };
         self.delete_object(&object).await?;
         self.shared.directory.forget_digest(&self.bucket.location, &object).await.map_err(dir_error)?;
-        self.keep_parent(key).await
+        self.keep_parent(key).await?;
+        Ok(head.size)
     }
 
     async fn make_dir(&self, key: &StorageKey) -> Result<(), StorageError> {
