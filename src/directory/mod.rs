@@ -5,6 +5,7 @@
 //! Password hashing lives in [`password`] because both the CLI and the login path need it; failed-login
 //! counters and bans in [`login_failures`].
 
+pub mod admin;
 pub mod login_failures;
 pub mod password;
 pub mod postgres;

@@ -46,7 +46,7 @@ const RECORD_FAILURE: &str = "\
     RETURNING failures, banned_until";
 
 pub struct PostgresDirectory {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresDirectory {

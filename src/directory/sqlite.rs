@@ -46,7 +46,7 @@ const RECORD_FAILURE: &str = "\
     RETURNING failures, banned_until";
 
 pub struct SqliteDirectory {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteDirectory {
