@@ -139,6 +139,13 @@ enum TenantCommand {
         #[command(flatten)]
         quota: QuotaArgs,
     },
+    /// Override the server's [tls] policy for one tenant (options left out keep their value; `default`
+    /// returns to the server's setting), or show it when no option is given.
+    Tls {
+        name: String,
+        #[command(flatten)]
+        policy: TlsPolicyArgs,
+    },
     /// Stop a tenant's users from logging in (530, as for a wrong password); sessions already open go on.
     Disable { name: String },
     /// Let a disabled tenant's users log in again.
@@ -164,6 +171,109 @@ impl NetworkArgs {
     fn networks(self) -> Networks {
         Networks::new(self.allow_networks)
     }
+}
+
+/// A tenant's TLS policy overrides; each is a value or `default`.
+#[derive(clap::Args)]
+struct TlsPolicyArgs {
+    /// Refuse USER/PASS before AUTH TLS: yes, no or default. `no` lets legacy clients log in in plaintext
+    /// when they name the tenant first (HOST or user@tenant).
+    #[arg(long, value_name = "yes|no|default", value_parser = parse_setting::<YesNo>)]
+    require_tls_for_login: Option<Setting<YesNo>>,
+    /// Refuse data transfers unless PROT P: yes, no or default.
+    #[arg(long, value_name = "yes|no|default", value_parser = parse_setting::<YesNo>)]
+    require_prot_p: Option<Setting<YesNo>>,
+    /// Data connections must resume the control connection's TLS session: enabled, enforced or default.
+    #[arg(long, value_name = "enabled|enforced|default", value_parser = parse_setting::<ResumptionArg>)]
+    data_session_resumption: Option<Setting<ResumptionArg>>,
+    /// Refuse passive data connections from another IP: yes, no or default.
+    #[arg(long, value_name = "yes|no|default", value_parser = parse_setting::<YesNo>)]
+    require_same_ip_for_passive: Option<Setting<YesNo>>,
+    /// Oldest TLS version the tenant's sessions may use: 1.2, 1.3 or default.
+    #[arg(long, value_name = "1.2|1.3|default", value_parser = parse_setting::<directory::TlsVersion>)]
+    min_tls_version: Option<Setting<directory::TlsVersion>>,
+}
+
+#[derive(Clone, Copy)]
+struct YesNo(bool);
+
+impl std::str::FromStr for YesNo {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "yes" => Ok(YesNo(true)),
+            "no" => Ok(YesNo(false)),
+            _ => Err("expected yes, no or default".into()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ResumptionArg(wharf::config::Resumption);
+
+impl std::str::FromStr for ResumptionArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "enabled" => Ok(ResumptionArg(wharf::config::Resumption::Enabled)),
+            "enforced" => Ok(ResumptionArg(wharf::config::Resumption::Enforced)),
+            _ => Err("expected enabled, enforced or default (disabled is server-wide only)".into()),
+        }
+    }
+}
+
+/// A setting given on the command line: a value, or `default` (`None`: back to the server's setting).
+#[derive(Clone, Copy)]
+struct Setting<T>(Option<T>);
+
+fn parse_setting<T: std::str::FromStr>(s: &str) -> Result<Setting<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match s {
+        "default" => Ok(Setting(None)),
+        other => other.parse().map(|v| Setting(Some(v))).map_err(|e: T::Err| e.to_string()),
+    }
+}
+
+impl TlsPolicyArgs {
+    fn is_empty(&self) -> bool {
+        self.require_tls_for_login.is_none()
+            && self.require_prot_p.is_none()
+            && self.data_session_resumption.is_none()
+            && self.require_same_ip_for_passive.is_none()
+            && self.min_tls_version.is_none()
+    }
+
+    /// `current` with the options that were given applied.
+    fn apply(self, current: directory::TenantTlsPolicy) -> directory::TenantTlsPolicy {
+        let mut policy = current;
+        if let Some(v) = self.require_tls_for_login {
+            policy.require_tls_for_login = v.0.map(|v| v.0);
+        }
+        if let Some(v) = self.require_prot_p {
+            policy.require_prot_p = v.0.map(|v| v.0);
+        }
+        if let Some(v) = self.data_session_resumption {
+            policy.data_session_resumption = v.0.map(|v| v.0);
+        }
+        if let Some(v) = self.require_same_ip_for_passive {
+            policy.require_same_ip_for_passive = v.0.map(|v| v.0);
+        }
+        if let Some(v) = self.min_tls_version {
+            policy.min_tls_version = v.0;
+        }
+        policy
+    }
+}
+
+fn tls_policy_summary(policy: &directory::TenantTlsPolicy) -> String {
+    if *policy == directory::TenantTlsPolicy::default() {
+        return "the server's".to_owned();
+    }
+    serde_json::to_string(policy).unwrap_or_default()
 }
 
 /// A tenant's own S3 settings. The secret key is never given on the command line: only where to read it.
@@ -430,6 +540,16 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
             let storage = storage.settings();
             dir.set_tenant_storage(tenant.id, &storage).await.map_err(|e| explain(e, "storage", &name))?;
             println!("tenant {name:?} now stores in {}", storage_summary(&storage));
+        }
+        TenantCommand::Tls { name, policy } => {
+            let tenant = existing_tenant(dir, &name).await?;
+            if !policy.is_empty() {
+                let updated = policy.apply(tenant.tls);
+                dir.set_tenant_tls(tenant.id, &updated).await.map_err(|e| explain(e, "tenant", &name))?;
+                println!("tenant {name:?} now follows TLS policy {}", tls_policy_summary(&updated));
+            } else {
+                println!("tenant {name:?} follows TLS policy {}", tls_policy_summary(&tenant.tls));
+            }
         }
         TenantCommand::Networks { name, networks } => {
             let tenant = existing_tenant(dir, &name).await?;

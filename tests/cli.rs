@@ -205,6 +205,25 @@ async fn quotas_are_set_shown_and_usage_recomputed_from_the_cli() {
     assert_eq!(acme.split_whitespace().collect::<Vec<_>>(), ["acme", "5", "1000", "1", "unlimited", "0"]);
 }
 
+#[tokio::test]
+async fn a_tenants_tls_policy_is_overridden_shown_and_reset_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme"], None).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(dir.path(), &["tenant", "tls", "acme"], None).await;
+    assert!(ok && out.contains("follows TLS policy the server's"), "{out}{err}");
+    let args = ["tenant", "tls", "acme", "--require-prot-p", "no", "--min-tls-version", "1.3"];
+    let (ok, out, err) = run(dir.path(), &args, None).await;
+    assert!(ok && out.contains(r#"{"require_prot_p":false,"min_tls_version":"1.3"}"#), "{out}{err}");
+    // Options left out keep their value; `default` clears one.
+    let (ok, out, err) = run(dir.path(), &["tenant", "tls", "acme", "--require-prot-p", "default"], None).await;
+    assert!(ok && out.contains(r#"{"min_tls_version":"1.3"}"#), "{out}{err}");
+    let (ok, _, err) = run(dir.path(), &["tenant", "tls", "acme", "--data-session-resumption", "disabled"], None).await;
+    assert!(!ok && err.contains("server-wide"), "{err}");
+    let (ok, _, err) = run(dir.path(), &["tenant", "tls", "nowhere", "--require-prot-p", "no"], None).await;
+    assert!(!ok && err.contains("nowhere"), "{err}");
+}
+
 /// `tenant disable/enable/delete` and `user disable/enable`, seen through the directory they change.
 #[tokio::test]
 async fn tenants_and_users_are_disabled_enabled_and_deleted_from_the_cli() {

@@ -11,6 +11,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use wharf::config::{PortRange, Resumption};
+use wharf::directory::{TenantTlsPolicy, TlsVersion};
 
 use crate::support::raw::{self, Ftp, Reply};
 use crate::support::{bytes, Wharf, PASSWORD};
@@ -537,4 +538,112 @@ async fn implicit_port_does_not_speak_plaintext() {
     let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
     assert!(read.is_ok(), "the server closes a non-TLS connection");
     assert!(!String::from_utf8_lossy(&buf).contains("220"), "no plaintext greeting: {buf:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 5. Per-tenant overrides of the server's policy
+
+/// Sets `acme`'s TLS policy overrides and adds a second, default tenant `other` with user bob.
+async fn with_acme_policy(wharf: &Wharf, policy: TenantTlsPolicy) {
+    let acme = wharf.directory.tenant_by_name("acme").await.unwrap().unwrap();
+    wharf.directory.set_tenant_tls(acme.id, &policy).await.unwrap();
+    wharf.add_user("other", "bob", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_tenant_may_allow_plaintext_login_for_its_legacy_clients_only() {
+    let wharf = Wharf::start().await;
+    let relaxed =
+        TenantTlsPolicy { require_tls_for_login: Some(false), require_prot_p: Some(false), ..Default::default() };
+    with_acme_policy(&wharf, relaxed).await;
+
+    // Named by user@tenant: plaintext login and clear data work for acme.
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    assert_eq!(ftp.cmd("USER alice@acme").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
+    assert_eq!(ftp.cmd("PWD").await.code, 257);
+    clear_round_trip(&mut ftp, "legacy.bin", &bytes(20_000, 21)).await;
+
+    // Named by HOST, too.
+    wharf
+        .directory
+        .add_hostname(wharf.directory.tenant_by_name("acme").await.unwrap().unwrap().id, "ftp.acme.test")
+        .await
+        .unwrap();
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    assert_eq!(ftp.cmd("HOST ftp.acme.test").await.code, 220);
+    assert_eq!(ftp.cmd("USER alice").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
+
+    // Every other tenant, and a tenant that does not exist, still gets the server's 530 before the password.
+    for login in ["bob@other", "nobody@nowhere", "alice"] {
+        let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+        let reply = ftp.cmd(&format!("USER {login}")).await;
+        assert_eq!(reply.code, 530, "{login}: {reply:?}");
+        assert!(reply.text.contains("TLS required"), "{login}: {reply:?}");
+        assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 530, "{login}");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_may_require_tls_where_the_server_does_not() {
+    let wharf = Wharf::start_with(|c| c.tls.require_tls_for_login = false).await;
+    with_acme_policy(&wharf, TenantTlsPolicy { require_tls_for_login: Some(true), ..Default::default() }).await;
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    let reply = ftp.cmd("USER alice@acme").await;
+    assert_eq!(reply.code, 530, "{reply:?}");
+    let (mut ftp, _) = Ftp::connect(wharf.explicit).await;
+    assert_eq!(ftp.cmd("USER bob@other").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
+    // Over TLS acme logs in as usual.
+    let mut ftp = Ftp::login(wharf.explicit, "alice@acme", PASSWORD).await;
+    assert_eq!(ftp.cmd("PWD").await.code, 257);
+}
+
+#[tokio::test]
+async fn a_tenant_may_require_tls_1_3() {
+    let wharf = Wharf::start().await;
+    let modern = TenantTlsPolicy { min_tls_version: Some(TlsVersion::Tls13), ..Default::default() };
+    with_acme_policy(&wharf, modern).await;
+
+    let (mut ftp, _) = Ftp::connect_with(wharf.explicit, verifying_config(&wharf, TLS12)).await;
+    ftp.auth_tls().await;
+    let reply = ftp.cmd("USER alice@acme").await;
+    assert_eq!(reply.code, 530, "{reply:?}");
+    assert!(reply.text.contains("1.3"), "{reply:?}");
+    // bob's tenant keeps the server's policy, so TLS 1.2 is fine for him.
+    assert_eq!(ftp.cmd("USER bob@other").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
+
+    let ftp = login_with(wharf.explicit, verifying_config(&wharf, TLS13), "alice@acme").await;
+    drop(ftp);
+}
+
+#[tokio::test]
+async fn a_tenant_may_relax_prot_p_and_resumption_for_its_sessions_only() {
+    let wharf = Wharf::start().await;
+    let relaxed = TenantTlsPolicy {
+        require_prot_p: Some(false),
+        data_session_resumption: Some(Resumption::Enabled),
+        ..Default::default()
+    };
+    with_acme_policy(&wharf, relaxed).await;
+
+    let mut ftp = Ftp::login(wharf.explicit, "alice@acme", PASSWORD).await;
+    assert_eq!(ftp.cmd("PROT C").await.code, 200);
+    clear_round_trip(&mut ftp, "clear.bin", &bytes(10_000, 22)).await;
+    assert_eq!(ftp.cmd("PROT P").await.code, 200);
+    let fresh = raw::client_config_without_resumption();
+    let data = bytes(30_000, 23);
+    let t = transfer_with(&mut ftp, "STOR full.bin", &fresh, Some(&data)).await;
+    assert_eq!(code(&t.reply), 226, "{:?}", t.reply);
+    assert_eq!(t.handshake.map(|h| h.0), Some(HandshakeKind::Full));
+
+    // The server's strict policy still holds for bob.
+    let mut ftp = Ftp::login(wharf.explicit, "bob@other", PASSWORD).await;
+    assert_eq!(ftp.cmd("PROT C").await.code, 534);
+    assert_eq!(ftp.cmd("PROT P").await.code, 200);
+    let t = transfer_with(&mut ftp, "STOR full.bin", &fresh, Some(&data)).await;
+    assert_eq!(code(&t.reply), 522, "{:?}", t.reply);
+    assert_eq!(wharf.files_on_disk("other").await, Vec::<String>::new());
 }

@@ -37,6 +37,92 @@ pub struct Tenant {
     pub storage: TenantStorage,
     /// Where the tenant's users may log in from (each user may narrow it further); empty: anywhere.
     pub allowed_networks: Networks,
+    /// Where this tenant's TLS policy differs from the server's `[tls]` section.
+    pub tls: TenantTlsPolicy,
+}
+
+/// A tenant's overrides of the server's TLS policy (`[tls]`); `None` keeps the server's setting. Stored as
+/// one JSON object holding only the fields that are set (see migration 0006).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantTlsPolicy {
+    /// Refuse USER/PASS (530) until AUTH TLS. Relaxing it lets a legacy client log in in plaintext, when it
+    /// names the tenant first (HOST or `user@tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_tls_for_login: Option<bool>,
+    /// Refuse data transfers (521) unless PROT P.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_prot_p: Option<bool>,
+    /// `enabled` or `enforced`; `disabled` exists only server-wide, because the control connection's session
+    /// is issued before the tenant is known. Has no effect when the server disables resumption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_session_resumption: Option<crate::config::Resumption>,
+    /// Refuse a passive data connection from another IP than the control connection's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_same_ip_for_passive: Option<bool>,
+    /// The oldest TLS version this tenant's sessions may use; older ones get 530 at USER or PASS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tls_version: Option<TlsVersion>,
+}
+
+/// A TLS protocol version, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        })
+    }
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = DirectoryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            _ => Err(DirectoryError::Invalid(format!("TLS version {s:?} must be 1.2 or 1.3"))),
+        }
+    }
+}
+
+impl TenantTlsPolicy {
+    /// Checks what an operator set.
+    pub fn validate(&self) -> Result<(), DirectoryError> {
+        if self.data_session_resumption == Some(crate::config::Resumption::Disabled) {
+            return Err(DirectoryError::Invalid(
+                "data_session_resumption can be enabled or enforced per tenant; disabled is a server-wide setting"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The stored form: a JSON object of the fields that are set, `''` when none is.
+    fn to_text(self) -> Result<String, DirectoryError> {
+        self.validate()?;
+        if self == TenantTlsPolicy::default() {
+            return Ok(String::new());
+        }
+        serde_json::to_string(&self).map_err(|e| DirectoryError::Internal(Box::new(e)))
+    }
+
+    fn from_text(text: &str) -> Result<Self, DirectoryError> {
+        if text.is_empty() {
+            return Ok(TenantTlsPolicy::default());
+        }
+        serde_json::from_str(text)
+            .map_err(|e| DirectoryError::Internal(format!("stored TLS policy cannot be read: {e}").into()))
+    }
 }
 
 /// A tenant's own S3 settings (bring-your-own-bucket). Unset fields fall back to the server's S3 config;
@@ -231,6 +317,8 @@ pub trait Directory: Send + Sync {
     async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError>;
     /// Replaces the networks a tenant's users may log in from (empty: anywhere).
     async fn set_tenant_networks(&self, tenant_id: i64, networks: &Networks) -> Result<(), DirectoryError>;
+    /// Replaces the tenant's TLS policy overrides (checked with [`TenantTlsPolicy::validate`]).
+    async fn set_tenant_tls(&self, tenant_id: i64, policy: &TenantTlsPolicy) -> Result<(), DirectoryError>;
 
     /// Records (or updates) an open multipart upload.
     async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError>;

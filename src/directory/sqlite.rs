@@ -17,7 +17,7 @@ use super::*;
 use crate::access::{Networks, Permissions};
 
 const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefix, s3_endpoint, s3_region, \
-                              s3_path_style, s3_access_key_id, s3_secret_ref, allowed_networks";
+                              s3_path_style, s3_access_key_id, s3_secret_ref, allowed_networks, tls_policy";
 const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
 const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
@@ -132,7 +132,7 @@ impl Directory for SqliteDirectory {
     async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
         let row = sqlx::query(
             "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, t.s3_region, \
-                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref, t.allowed_networks \
+                    t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref, t.allowed_networks, t.tls_policy \
              FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = ?",
         )
         .bind(hostname_key(hostname))
@@ -269,7 +269,7 @@ impl Directory for SqliteDirectory {
                     t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
                     t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
                     t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref, \
-                    t.allowed_networks AS t_allowed_networks, \
+                    t.allowed_networks AS t_allowed_networks, t.tls_policy AS t_tls_policy, \
                     (t.max_bytes IS NOT NULL OR t.max_files IS NOT NULL \
                      OR u.max_bytes IS NOT NULL OR u.max_files IS NOT NULL) AS quota_limited \
              FROM users u JOIN tenants t ON t.id = u.tenant_id \
@@ -331,6 +331,16 @@ impl Directory for SqliteDirectory {
     async fn set_tenant_networks(&self, tenant_id: i64, networks: &Networks) -> Result<(), DirectoryError> {
         let done = sqlx::query("UPDATE tenants SET allowed_networks = ? WHERE id = ?")
             .bind(networks_text(networks)?)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn set_tenant_tls(&self, tenant_id: i64, policy: &TenantTlsPolicy) -> Result<(), DirectoryError> {
+        let done = sqlx::query("UPDATE tenants SET tls_policy = ? WHERE id = ?")
+            .bind(policy.to_text()?)
             .bind(tenant_id)
             .execute(&self.pool)
             .await
@@ -848,6 +858,7 @@ fn tenant_from_row(row: &SqliteRow, prefix: &str) -> Result<Tenant, DirectoryErr
             secret_ref: row.try_get(col("s3_secret_ref").as_str()).map_err(db_error)?,
         },
         allowed_networks: networks_from_text(row.try_get(col("allowed_networks").as_str()).map_err(db_error)?)?,
+        tls: TenantTlsPolicy::from_text(row.try_get(col("tls_policy").as_str()).map_err(db_error)?)?,
     })
 }
 

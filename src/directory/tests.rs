@@ -58,6 +58,7 @@ on_every_backend!(
     invalid_path_rules_are_refused_naming_the_rule,
     allowed_networks_are_stored_per_user_and_tenant,
     access_settings_of_missing_users_or_tenants_are_not_found,
+    tenant_tls_policy_is_stored_found_at_login_and_reset,
 );
 
 /// Failed-login counters and bans, on every backend too.
@@ -541,4 +542,31 @@ async fn access_settings_of_missing_users_or_tenants_are_not_found(dir: &Fresh) 
     assert!(matches!(dir.set_path_permissions(acme.id, "nobody", &[]).await, Err(DirectoryError::NotFound)));
     assert!(matches!(dir.set_user_networks(acme.id, "nobody", &none).await, Err(DirectoryError::NotFound)));
     assert!(matches!(dir.set_tenant_networks(999, &none).await, Err(DirectoryError::NotFound)));
+}
+
+async fn tenant_tls_policy_is_stored_found_at_login_and_reset(dir: &Fresh) {
+    use crate::config::Resumption;
+    let acme = dir.create_tenant("acme").await.unwrap();
+    assert_eq!(acme.tls, TenantTlsPolicy::default());
+    dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    let policy = TenantTlsPolicy {
+        require_tls_for_login: Some(false),
+        require_prot_p: None,
+        data_session_resumption: Some(Resumption::Enabled),
+        require_same_ip_for_passive: Some(true),
+        min_tls_version: Some(TlsVersion::Tls13),
+    };
+    dir.set_tenant_tls(acme.id, &policy).await.unwrap();
+    assert_eq!(dir.login_record(acme.id, "alice").await.unwrap().unwrap().tenant.tls, policy);
+    dir.add_hostname(acme.id, "ftp.acme.example").await.unwrap();
+    assert_eq!(dir.tenant_by_hostname("ftp.acme.example").await.unwrap().unwrap().tls, policy);
+    assert_eq!(dir.tenant_by_name("acme").await.unwrap().unwrap().tls, policy);
+
+    let disabled = TenantTlsPolicy { data_session_resumption: Some(Resumption::Disabled), ..Default::default() };
+    let refused = dir.set_tenant_tls(acme.id, &disabled).await;
+    assert!(matches!(&refused, Err(DirectoryError::Invalid(why)) if why.contains("server-wide")), "{refused:?}");
+    assert!(matches!(dir.set_tenant_tls(999, &policy).await, Err(DirectoryError::NotFound)));
+
+    dir.set_tenant_tls(acme.id, &TenantTlsPolicy::default()).await.unwrap();
+    assert_eq!(dir.tenant_by_id(acme.id).await.unwrap().unwrap().tls, TenantTlsPolicy::default());
 }

@@ -21,6 +21,18 @@ impl Control {
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Control::Tls(_))
     }
+
+    /// The negotiated TLS version; `None` in plaintext.
+    pub(crate) fn tls_version(&self) -> Option<crate::directory::TlsVersion> {
+        use crate::directory::TlsVersion;
+        match self {
+            Control::Tls(s) => match s.get_ref().1.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
+                _ => Some(TlsVersion::Tls12),
+            },
+            _ => None,
+        }
+    }
 }
 
 fn closed() -> io::Error {

@@ -7,6 +7,7 @@ pub mod error;
 mod handlers;
 mod line;
 pub mod listing;
+pub mod policy;
 pub mod reply;
 pub mod session;
 mod transfer;

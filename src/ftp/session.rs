@@ -30,6 +30,7 @@ use super::transfer::Outcome;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::directory::Tenant;
+use crate::ftp::policy::Policy;
 use crate::storage::{Storage, StorageProvider};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::VirtualPath;
@@ -290,12 +291,15 @@ impl Session {
     /// user's permissions at the path the command touches (carried by the login; no query per command).
     fn refusal(&self, command: &Command) -> Option<Reply> {
         let meta = command.meta();
-        let tls = &self.shared.config.tls;
-        if tls.require_tls_for_login && !self.control.is_tls() && !meta.before_tls {
+        // USER decides with the tenant it names (handlers::auth::user), and PASS follows an accepted USER.
+        let user_decides = match command {
+            Command::User(_) => true,
+            Command::Pass(_) => self.pending_user.is_some(),
+            _ => false,
+        };
+        if self.policy().require_tls_for_login && !self.control.is_tls() && !meta.before_tls && !user_decides {
             return Some(match command {
-                Command::User(_) | Command::Pass(_) => {
-                    Reply::new(530, "TLS required: send AUTH TLS before USER and PASS")
-                }
+                Command::Pass(_) => Reply::new(530, "TLS required: send AUTH TLS before USER and PASS"),
                 _ if meta.needs_login => Reply::new(530, "Not logged in; send AUTH TLS, then USER and PASS"),
                 _ => Reply::new(503, "Send AUTH TLS first"),
             });
@@ -313,6 +317,17 @@ impl Session {
             }
         }
         None
+    }
+
+    /// The TLS policy in force: the server's, with the overrides of the tenant once it is known (logged in,
+    /// else chosen by HOST).
+    pub(super) fn policy(&self) -> Policy {
+        let server = Policy::server(&self.shared.config.tls, self.shared.tls.resumption());
+        let tenant = self.login.as_ref().map(|l| &l.principal.tenant).or(self.host_tenant.as_ref());
+        match tenant {
+            Some(tenant) => server.with_tenant(&tenant.tls),
+            None => server,
+        }
     }
 
     /// Writes a reply. A client that stops reading replies gets its connection closed after the stall

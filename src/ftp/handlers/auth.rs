@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::auth::{LoginAttempt, LoginError};
+use crate::directory::{DirectoryError, Tenant, TlsVersion};
 use crate::ftp::command::Prot;
 use crate::ftp::error;
 use crate::ftp::reply::Reply;
@@ -12,12 +13,48 @@ use crate::ftp::session::{Flow, Login, Session};
 use crate::storage::{ErrorKind, StorageKey};
 use crate::vfs::VirtualPath;
 
-pub(super) fn user(s: &mut Session, name: String) -> Reply {
+pub(super) async fn user(s: &mut Session, name: String) -> io::Result<Flow> {
     if s.login.is_some() {
-        return Reply::new(530, "Already logged in; send REIN to change user");
+        s.send(&Reply::new(530, "Already logged in; send REIN to change user")).await?;
+        return Ok(Flow::Continue);
+    }
+    // A refused USER must not leave an earlier accepted one for PASS to complete.
+    s.pending_user = None;
+    // The tenant's TLS policy may refuse (or, in plaintext, allow) this connection: decide before the client
+    // sends its password. Over TLS 1.3 no policy can refuse, so that common case costs no lookup.
+    let negotiated = s.control.tls_version();
+    if negotiated != Some(TlsVersion::Tls13) {
+        let tenant = match named_tenant(s, &name).await {
+            Ok(tenant) => tenant,
+            Err(e) => return unavailable(s, &e).await,
+        };
+        let mut policy = s.policy();
+        if let Some(tenant) = &tenant {
+            policy = policy.with_tenant(&tenant.tls);
+        }
+        if let Some(why) = policy.login_refusal(negotiated) {
+            s.send(&Reply::new(530, why)).await?;
+            return Ok(Flow::Continue);
+        }
     }
     s.pending_user = Some(name);
-    Reply::new(331, "Password required")
+    s.send(&Reply::new(331, "Password required")).await?;
+    Ok(Flow::Continue)
+}
+
+/// The tenant a login names, as PASS will resolve it: HOST, else the TLS SNI name, else `user@tenant`.
+/// `None` when it names none or an unknown one.
+async fn named_tenant(s: &Session, login: &str) -> Result<Option<Tenant>, DirectoryError> {
+    if let Some(tenant) = &s.host_tenant {
+        return Ok(Some(tenant.clone()));
+    }
+    if let Some(sni) = &s.sni {
+        return s.shared.auth.tenant_for_host(sni).await;
+    }
+    match login.rsplit_once('@') {
+        Some((_, name)) => s.shared.auth.directory().tenant_by_name(&name.to_ascii_lowercase()).await,
+        None => Ok(None),
+    }
 }
 
 pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> {
@@ -41,6 +78,20 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
         LoginAttempt { login: &name, host_tenant: host_tenant.as_ref(), password: &password, client: s.peer.ip() };
     match s.shared.auth.login(attempt, &s.shared.config.login_defence).await {
         Ok(principal) => {
+            // The tenant is certain only now (USER checked the one the login named).
+            let policy = s.policy().with_tenant(&principal.tenant.tls);
+            if let Some(why) = policy.login_refusal(s.control.tls_version()) {
+                tracing::info!(
+                    target: "wharf::login",
+                    peer = %s.peer,
+                    tenant = %principal.tenant.name,
+                    user = %principal.user.username,
+                    result = "tls_policy",
+                    "login"
+                );
+                s.send(&Reply::new(530, why)).await?;
+                return Ok(Flow::Continue);
+            }
             let storage = match s.shared.storage.open(&principal.tenant, &principal.user).await {
                 Ok(storage) => storage,
                 Err(e) => {
@@ -88,7 +139,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
     }
 }
 
-async fn unavailable(s: &mut Session, e: &crate::directory::DirectoryError) -> io::Result<Flow> {
+async fn unavailable(s: &mut Session, e: &DirectoryError) -> io::Result<Flow> {
     s.send(&error::directory_reply(e)).await?;
     Ok(Flow::Close)
 }
@@ -154,7 +205,7 @@ pub(super) fn prot(s: &mut Session, level: Prot) -> Reply {
             s.prot_private = true;
             Reply::new(200, "Protection level set to Private")
         }
-        Prot::Clear if s.shared.config.tls.require_prot_p => {
+        Prot::Clear if s.policy().require_prot_p => {
             Reply::new(534, "PROT C refused by policy: data connections must be encrypted")
         }
         Prot::Clear => {

@@ -33,7 +33,7 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
         s.rename_from = None;
     }
     let reply = match command {
-        Command::User(name) => auth::user(s, name),
+        Command::User(name) => return auth::user(s, name).await,
         Command::Pass(password) => return auth::pass(s, password).await,
         Command::Auth(_) => return auth::auth_tls(s).await,
         Command::Pbsz(_) => auth::pbsz(s),
@@ -124,7 +124,7 @@ fn resolve(s: &Session, input: &str) -> Result<(VirtualPath, StorageKey), Reply>
 
 /// Refuses a transfer before any storage work when the data channel cannot be used.
 fn check_data_ready(s: &Session) -> Option<Reply> {
-    if s.shared.config.tls.require_prot_p && !s.prot_private {
+    if s.policy().require_prot_p && !s.prot_private {
         return Some(Reply::new(521, "Data connections must be encrypted: send PBSZ 0 and PROT P first"));
     }
     if s.data.is_none() {
@@ -145,11 +145,12 @@ async fn start_transfer(
     opening: String,
 ) -> io::Result<Flow> {
     let plan = s.data.take().expect("checked by check_data_ready");
+    let policy = s.policy();
     let ftp = &s.shared.config.ftp;
     let connect = transfer::Connect {
         plan,
         peer: s.peer.ip(),
-        same_ip: s.shared.config.tls.require_same_ip_for_passive,
+        same_ip: policy.require_same_ip_for_passive,
         timeout: Duration::from_secs(ftp.data_connect_timeout_secs),
     };
     let stall = Duration::from_secs(ftp.stall_timeout_secs);
@@ -157,10 +158,9 @@ async fn start_transfer(
         Job::Receive { .. } => DataDirection::FromClient,
         Job::Send { .. } | Job::List { .. } => DataDirection::ToClient,
     };
-    let tls = s.prot_private.then(|| DataTls {
-        acceptor: s.shared.tls.data_acceptor(&s.owner, direction),
-        resumption: s.shared.tls.resumption(),
-    });
+    let tls = s
+        .prot_private
+        .then(|| DataTls { acceptor: s.shared.tls.data_acceptor(&s.owner, direction), resumption: policy.resumption });
     let cancel = tokio_util::sync::CancellationToken::new();
     let (connected, opened) = oneshot::channel();
     let handle = tokio::spawn(transfer::run(connect, tls, stall, job, cancel.clone(), connected));

@@ -312,6 +312,7 @@ async fn provider_gives_each_tenant_its_own_folder() {
         created_at: chrono::Utc::now(),
         storage: Default::default(),
         allowed_networks: Default::default(),
+        tls: Default::default(),
     };
     let user = crate::directory::User {
         id: 1,
