@@ -39,7 +39,19 @@ pub struct Wharf {
     pub server_s3: Option<Arc<wharf::storage::s3::S3Provider>>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The database of its own this instance runs on, with `WHARF_TEST_DIRECTORY=postgres`.
+    database: Option<postgres::Database>,
     _dir: tempfile::TempDir,
+}
+
+/// Whether `Wharf::start` runs on a fresh Postgres database instead of the SQLite default:
+/// `WHARF_TEST_DIRECTORY=postgres` (scripts/test.sh runs the S3 pass that way, the production pairing).
+fn on_postgres() -> bool {
+    match std::env::var("WHARF_TEST_DIRECTORY").as_deref() {
+        Err(_) | Ok("sqlite") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("WHARF_TEST_DIRECTORY={other:?}: expected sqlite or postgres"),
+    }
 }
 
 impl Wharf {
@@ -90,6 +102,14 @@ impl Wharf {
             c.park_secs = 0;
         }
         adjust(&mut config);
+        // Tests that choose their database (instances sharing one) keep it.
+        let database = match config.database_url.is_none() && on_postgres() {
+            true => Some(postgres::Database::create().await),
+            false => None,
+        };
+        if let Some(db) = &database {
+            config.database_url = Some(db.url.clone());
+        }
         let server = Server::bind(config.clone()).await.expect("wharf starts");
         let explicit = server.explicit_addr().expect("explicit listener");
         let implicit = server.implicit_addr().expect("implicit listener");
@@ -97,8 +117,18 @@ impl Wharf {
         let server_s3 = server.s3();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
-        let wharf =
-            Wharf { explicit, implicit, config, directory, s3, server_s3, shutdown, task: Some(task), _dir: dir };
+        let wharf = Wharf {
+            explicit,
+            implicit,
+            config,
+            directory,
+            s3,
+            server_s3,
+            shutdown,
+            task: Some(task),
+            database,
+            _dir: dir,
+        };
         // A second instance on a shared database finds alice already there.
         if !wharf.has_user("acme", "alice").await {
             wharf.add_user("acme", "alice", PASSWORD).await;
@@ -264,6 +294,15 @@ impl Wharf {
 impl Drop for Wharf {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // Dropped inside a test's runtime, which cannot be blocked on: the database goes on a thread of its own
+        // (DROP … WITH (FORCE) ends the connections the stopping server still holds).
+        if let Some(db) = self.database.take() {
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(db.drop());
+            });
+            let _ = dropped.join();
+        }
     }
 }
 
