@@ -6,6 +6,7 @@
 //! counters and bans in [`login_failures`].
 
 pub mod admin;
+mod admin_sqlite;
 pub mod login_failures;
 pub mod password;
 pub mod postgres;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::access::{Access, Networks, Permissions};
 use crate::vfs::VirtualPath;
 
+pub use admin::{AdminStore, Page};
 pub use login_failures::{Ban, FailureCount, FailurePolicy};
 pub use quota::{Account, Grant, Quota, ReservationRequest, Usage};
 
