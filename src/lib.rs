@@ -17,6 +17,7 @@ pub mod config;
 pub mod directory;
 pub mod ftp;
 pub mod server;
+pub mod sessions;
 pub mod storage;
 pub mod tls;
 pub mod usage;

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{Session, Shared};
+use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
 use crate::storage::StorageProvider;
@@ -76,7 +77,8 @@ impl Server {
             None => None,
         };
         let passive = PassivePorts::new(config.ftp.passive_ports);
-        let shared = Arc::new(Shared { config, auth, storage, tls, passive });
+        let sessions = LiveSessions::new(directory.clone(), &LiveSessions::default_instance_name());
+        let shared = Arc::new(Shared { config, auth, storage, tls, passive, sessions });
         Ok(Server { shared, directory, s3, explicit, implicit })
     }
 
@@ -92,6 +94,11 @@ impl Server {
         self.directory.clone()
     }
 
+    /// The live sessions of this instance (and, through the directory, of all).
+    pub fn sessions(&self) -> Arc<LiveSessions> {
+        self.shared.sessions.clone()
+    }
+
     /// The S3 backend, when it is the one in use.
     pub fn s3(&self) -> Option<Arc<S3Provider>> {
         self.s3.clone()
@@ -102,6 +109,7 @@ impl Server {
         let limits =
             Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
         let tracker = TaskTracker::new();
+        tokio::spawn(self.shared.sessions.clone().run(shutdown.clone()));
         if let Some(s3) = self.s3.clone() {
             let every = Duration::from_secs(self.shared.config.storage.s3.sweep_interval_secs);
             tokio::spawn(sweep_uploads(s3, every, shutdown.clone()));

@@ -647,3 +647,24 @@ async fn a_tenant_may_relax_prot_p_and_resumption_for_its_sessions_only() {
     assert_eq!(code(&t.reply), 522, "{:?}", t.reply);
     assert_eq!(wharf.files_on_disk("other").await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_tenant_may_accept_passive_connections_from_another_ip() {
+    let wharf = Wharf::start_with(|c| c.ftp.data_connect_timeout_secs = 1).await;
+    with_acme_policy(&wharf, TenantTlsPolicy { require_same_ip_for_passive: Some(false), ..Default::default() }).await;
+    for (user, expected) in [("alice@acme", 150), ("bob@other", 425)] {
+        let mut ftp = Ftp::login(wharf.explicit, user, PASSWORD).await;
+        assert_eq!(ftp.store("STOR", "f.bin", b"payload").await.code, 226);
+        let port = port_of_epsv(&ftp.cmd("EPSV").await);
+        let tcp = connect_from_stranger(port).await;
+        let reply = ftp.cmd("RETR f.bin").await;
+        assert_eq!(reply.code, expected, "{user}: {reply:?}");
+        if expected == 150 {
+            let mut tls = ftp.secure(tcp).await.unwrap();
+            let mut back = Vec::new();
+            tls.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, b"payload");
+            assert_eq!(ftp.reply().await.code, 226);
+        }
+    }
+}

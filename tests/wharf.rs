@@ -11,6 +11,7 @@ mod permissions;
 mod protocol;
 mod quotas;
 mod s3;
+mod sessions;
 mod smoke;
 mod suppaftp;
 mod tls_policy;

@@ -31,6 +31,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::directory::Tenant;
 use crate::ftp::policy::Policy;
+use crate::sessions::{LiveSessions, Registration};
 use crate::storage::{Storage, StorageProvider};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::VirtualPath;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub storage: Arc<dyn StorageProvider>,
     pub tls: Tls,
     pub passive: PassivePorts,
+    /// Every logged-in session is registered here, so the admin API lists and disconnects it.
+    pub sessions: Arc<LiveSessions>,
 }
 
 /// A logged-in user's view: its principal (whose user carries the permissions read at login, checked by
@@ -58,6 +61,8 @@ pub(super) struct Login {
     /// again by an upload when older than [`super::handlers::QUOTA_RECHECK`], so a quota set meanwhile holds
     /// for running sessions too.
     pub limited: (bool, std::time::Instant),
+    /// The session's row among the live sessions; its token fires when an administrator disconnects it.
+    pub live: Registration,
 }
 
 pub(super) struct Running {
@@ -186,8 +191,16 @@ impl Session {
                 }
             }
             let deadline = self.deadline();
+            let disconnected = self.login.as_ref().map(|l| l.live.closed.clone());
             tokio::select! {
                 biased;
+                _ = async { disconnected.as_ref().expect("checked").cancelled().await }, if disconnected.is_some() => {
+                    // Ended at once: a running upload is aborted and leaves nothing behind.
+                    self.cancel_transfer().await?;
+                    tracing::info!(peer = %self.peer, "session disconnected by an administrator");
+                    self.send(&Reply::new(421, "Disconnected by an administrator; closing control connection")).await?;
+                    return Ok(());
+                }
                 _ = shutdown.cancelled() => {
                     // Let a running transfer finish within the grace period; abort it after that.
                     let grace = Duration::from_secs(self.shared.config.ftp.shutdown_grace_secs);
@@ -425,6 +438,9 @@ impl Session {
 
     async fn finish(&mut self) {
         let _ = self.cancel_transfer().await;
+        if let Some(login) = self.login.take() {
+            self.shared.sessions.end(login.live).await;
+        }
         self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
     }

@@ -34,6 +34,8 @@ pub struct Wharf {
     pub implicit: SocketAddr,
     pub config: Config,
     pub directory: Arc<dyn Directory>,
+    /// The instance's live sessions (what the admin API lists and disconnects).
+    pub sessions: Arc<wharf::sessions::LiveSessions>,
     /// The bucket behind wharf on the S3 backend.
     pub s3: Option<s3::Bucket>,
     pub server_s3: Option<Arc<wharf::storage::s3::S3Provider>>,
@@ -114,6 +116,7 @@ impl Wharf {
         let explicit = server.explicit_addr().expect("explicit listener");
         let implicit = server.implicit_addr().expect("implicit listener");
         let directory = server.directory();
+        let sessions = server.sessions();
         let server_s3 = server.s3();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
@@ -122,6 +125,7 @@ impl Wharf {
             implicit,
             config,
             directory,
+            sessions,
             s3,
             server_s3,
             shutdown,

@@ -117,9 +117,14 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 result = "ok",
                 "login"
             );
+            // Every logged-in session is listed, so that it can be disconnected: no row, no session.
+            let live = match s.shared.sessions.register(&principal, s.peer).await {
+                Ok(live) => live,
+                Err(e) => return unavailable(s, &e).await,
+            };
             s.owner.set_user(principal.tenant.id, principal.user.id);
             let limited = (principal.quota_limited, std::time::Instant::now());
-            s.login = Some(Login { principal, storage, home, limited });
+            s.login = Some(Login { principal, storage, home, limited, live });
             s.cwd = VirtualPath::root();
             s.failed_logins = 0;
             s.send(&Reply::new(230, "Login successful")).await?;
