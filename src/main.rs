@@ -146,7 +146,7 @@ enum TenantCommand {
         #[command(flatten)]
         policy: TlsPolicyArgs,
     },
-    /// Stop a tenant's users from logging in (530, as for a wrong password); sessions already open go on.
+    /// Stop a tenant's users from logging in (530, as for a wrong password) and close their open sessions.
     Disable { name: String },
     /// Let a disabled tenant's users log in again.
     Enable { name: String },
@@ -349,7 +349,7 @@ enum UserCommand {
         /// `user@tenant`
         login: String,
     },
-    /// Stop a user from logging in (530, as for a wrong password).
+    /// Stop a user from logging in (530, as for a wrong password) and close its open sessions.
     Disable {
         /// `user@tenant`
         login: String,
@@ -480,7 +480,8 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
         TenantCommand::Disable { name } => {
             let tenant = existing_tenant(dir, &name).await?;
             dir.set_tenant_enabled(tenant.id, false).await?;
-            println!("tenant {name:?} disabled: its users cannot log in");
+            let closing = dir.request_disconnect_all(tenant.id, None, Utc::now()).await?;
+            println!("tenant {name:?} disabled: its users cannot log in; {closing} open sessions closing");
         }
         TenantCommand::Enable { name } => {
             let tenant = existing_tenant(dir, &name).await?;
@@ -586,7 +587,16 @@ async fn set_user_enabled(dir: &dyn Directory, login: &str, enabled: bool) -> an
     let (username, tenant) = split_login(login)?;
     let tenant = existing_tenant(dir, tenant).await?;
     dir.set_user_enabled(tenant.id, username, enabled).await.map_err(|e| explain(e, "user", login))?;
-    println!("user {login:?} {}", if enabled { "enabled" } else { "disabled" });
+    if enabled {
+        println!("user {login:?} enabled");
+    } else {
+        let user = dir
+            .user_by_name(tenant.id, username)
+            .await?
+            .ok_or_else(|| explain(DirectoryError::NotFound, "user", login))?;
+        let closing = dir.request_disconnect_all(tenant.id, Some(user.id), Utc::now()).await?;
+        println!("user {login:?} disabled; {closing} open sessions closing");
+    }
     Ok(())
 }
 

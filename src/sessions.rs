@@ -4,7 +4,8 @@
 //! ```text
 //! login ──register──▶ live_sessions row ◀──list / request_disconnect── admin API (any instance)
 //!   │                        │
-//!   │   every HEARTBEAT: instance_alive, disconnect_requests ──▶ cancel that session's token
+//!   │   every HEARTBEAT: instance_alive, instance_sessions ──▶ cancel the token of each session whose
+//!   │                    disconnect was requested or whose row is gone (its user or tenant was deleted)
 //!   └── close / REIN ──end_session──▶ row removed
 //! ```
 //!
@@ -36,8 +37,15 @@ const FORGET_AFTER: TimeDelta = TimeDelta::minutes(10);
 pub struct LiveSessions {
     directory: Arc<dyn Directory>,
     instance: String,
-    /// The sessions this instance serves, by id, with the token that closes each.
-    local: Mutex<HashMap<String, CancellationToken>>,
+    /// The sessions this instance serves, by id.
+    local: Mutex<HashMap<String, Local>>,
+}
+
+struct Local {
+    /// Fires to close the session.
+    closed: CancellationToken,
+    /// Whether its row was written; until then a missing row means nothing.
+    registered: bool,
 }
 
 /// A registered session; its token fires when an administrator disconnects it. End it with
@@ -82,7 +90,8 @@ impl LiveSessions {
         };
         // Known locally first, so that a disconnect issued right after the row appears is not missed.
         let closed = CancellationToken::new();
-        self.local.lock().expect("not poisoned").insert(id.clone(), closed.clone());
+        let local = Local { closed: closed.clone(), registered: false };
+        self.local.lock().expect("not poisoned").insert(id.clone(), local);
         let mut registered = self.directory.register_session(&row).await;
         if matches!(registered, Err(DirectoryError::NotFound)) {
             // This instance is not (or no longer) known: before its first heartbeat, or after an outage long
@@ -95,6 +104,9 @@ impl LiveSessions {
         if let Err(e) = registered {
             self.local.lock().expect("not poisoned").remove(&id);
             return Err(e);
+        }
+        if let Some(local) = self.local.lock().expect("not poisoned").get_mut(&id) {
+            local.registered = true;
         }
         Ok(Registration { id, closed, owner: Some(self.clone()) })
     }
@@ -117,8 +129,8 @@ impl LiveSessions {
     /// A session of this instance closes at once; one of another instance within [`HEARTBEAT`].
     pub async fn disconnect(&self, id: &str) -> Result<bool, DirectoryError> {
         let found = self.directory.request_disconnect(id, Utc::now()).await?;
-        if let Some(token) = self.local.lock().expect("not poisoned").get(id) {
-            token.cancel();
+        if let Some(local) = self.local.lock().expect("not poisoned").get(id) {
+            local.closed.cancel();
         }
         Ok(found)
     }
@@ -149,12 +161,21 @@ impl LiveSessions {
     async fn beat(&self, beats: u64) -> Result<(), DirectoryError> {
         let now = Utc::now();
         self.directory.instance_alive(&self.instance, now).await?;
-        let requested = self.directory.disconnect_requests(&self.instance).await?;
-        if !requested.is_empty() {
+        // Taken before the query: a session registered meanwhile is not mistaken for one whose row is gone.
+        let registered: Vec<String> = {
             let local = self.local.lock().expect("not poisoned");
-            for id in &requested {
-                if let Some(token) = local.get(id) {
-                    token.cancel();
+            local.iter().filter(|(_, s)| s.registered).map(|(id, _)| id.clone()).collect()
+        };
+        let rows = self.directory.instance_sessions(&self.instance).await?;
+        let rows: HashMap<String, bool> = rows.into_iter().collect();
+        {
+            let local = self.local.lock().expect("not poisoned");
+            for id in registered {
+                // Requested, or the row is gone with its user or tenant: either way the session must end.
+                if rows.get(&id).is_none_or(|requested| *requested) {
+                    if let Some(session) = local.get(&id) {
+                        session.closed.cancel();
+                    }
                 }
             }
         }

@@ -107,3 +107,27 @@ async fn any_instance_lists_and_disconnects_another_instances_sessions() {
     drop((a, b));
     db.drop().await;
 }
+
+#[tokio::test]
+async fn disabling_or_deleting_a_user_closes_its_open_sessions() {
+    let wharf = Wharf::start().await;
+    wharf.add_user("acme", "bob", PASSWORD).await;
+    let mut alice = wharf.login().await;
+    let mut bob = crate::support::raw::Ftp::login(wharf.explicit, "bob@acme", PASSWORD).await;
+    until_listed(&wharf, |s| s.len() == 2).await;
+    let acme = wharf.directory.tenant_by_name("acme").await.unwrap().unwrap();
+    let alice_id = wharf.directory.user_by_name(acme.id, "alice").await.unwrap().unwrap().id;
+
+    // What `wharf user disable` (and the admin API) do.
+    wharf.directory.set_user_enabled(acme.id, "alice", false).await.unwrap();
+    assert_eq!(wharf.directory.request_disconnect_all(acme.id, Some(alice_id), Utc::now()).await.unwrap(), 1);
+    let reply = tokio::time::timeout(wharf::sessions::HEARTBEAT * 5, alice.reply()).await.expect("closed in time");
+    assert_eq!(reply.code, 421, "{reply:?}");
+    assert_eq!(bob.cmd("NOOP").await.code, 200, "bob's session goes on");
+
+    // Deleting bob removes his session's row: his instance notices and closes it.
+    wharf.directory.delete_user(acme.id, "bob").await.unwrap();
+    let reply = tokio::time::timeout(wharf::sessions::HEARTBEAT * 5, bob.reply()).await.expect("closed in time");
+    assert_eq!(reply.code, 421, "{reply:?}");
+    until_listed(&wharf, |s| s.is_empty()).await;
+}

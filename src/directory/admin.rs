@@ -206,8 +206,17 @@ pub trait AdminStore: Send + Sync {
     async fn live_session(&self, id: &str) -> Result<Option<LiveSession>, DirectoryError>;
     /// Asks the session's instance to close it; `false` if there is no such session.
     async fn request_disconnect(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError>;
-    /// The ids of `instance`'s sessions whose disconnect was requested and not yet carried out.
-    async fn disconnect_requests(&self, instance: &str) -> Result<Vec<String>, DirectoryError>;
+    /// Asks for every session of a tenant, or of one of its users, to be closed (the user or tenant was
+    /// disabled); returns how many sessions that is.
+    async fn request_disconnect_all(
+        &self,
+        tenant_id: i64,
+        user_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DirectoryError>;
+    /// Every session `instance` has a row for, in id order, each with whether its disconnect was requested.
+    /// The instance closes those requested and those whose row is gone (the user or tenant was deleted).
+    async fn instance_sessions(&self, instance: &str) -> Result<Vec<(String, bool)>, DirectoryError>;
     /// Forgets sessions and instances not seen alive since `before` (instances that died without cleaning up);
     /// returns how many sessions were forgotten.
     async fn forget_dead_instances(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError>;

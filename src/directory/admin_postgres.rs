@@ -343,15 +343,37 @@ impl AdminStore for PostgresDirectory {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn disconnect_requests(&self, instance: &str) -> Result<Vec<String>, DirectoryError> {
-        sqlx::query_scalar(
-            "SELECT id FROM live_sessions WHERE instance = $1 AND disconnect_requested_at IS NOT NULL \
-             ORDER BY disconnect_requested_at, id",
+    async fn request_disconnect_all(
+        &self,
+        tenant_id: i64,
+        user_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DirectoryError> {
+        let done = sqlx::query(
+            "UPDATE live_sessions SET disconnect_requested_at = COALESCE(disconnect_requested_at, $1) \
+             WHERE tenant_id = $2 AND ($3 IS NULL OR user_id = $3)",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn instance_sessions(&self, instance: &str) -> Result<Vec<(String, bool)>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT id, disconnect_requested_at IS NOT NULL AS requested FROM live_sessions \
+             WHERE instance = $1 ORDER BY id",
         )
         .bind(instance)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id").map_err(db_error)?, row.try_get("requested").map_err(db_error)?)))
+            .collect()
     }
 
     async fn forget_dead_instances(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {

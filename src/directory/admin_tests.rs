@@ -22,6 +22,7 @@ on_every_backend!(
     the_certificates_version_changes_on_every_addition_and_removal,
     live_sessions_are_listed_for_instances_alive_recently,
     disconnects_are_requested_polled_and_carried_out,
+    a_users_or_tenants_sessions_are_disconnected_together,
     dead_instances_are_forgotten_with_their_sessions,
 );
 
@@ -460,20 +461,27 @@ async fn disconnects_are_requested_polled_and_carried_out(dir: &Fresh) {
     for (id, instance) in [("a", "i1"), ("b", "i1"), ("c", "i2")] {
         dir.register_session(&session(id, instance, &alice, t0())).await.unwrap();
     }
-    assert!(dir.disconnect_requests("i1").await.unwrap().is_empty());
+    let requested =
+        |list: Vec<(String, bool)>| list.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect::<Vec<_>>();
+    assert!(requested(dir.instance_sessions("i1").await.unwrap()).is_empty());
 
     assert!(dir.request_disconnect("b", t0()).await.unwrap());
     assert!(dir.request_disconnect("a", t0() + secs(1)).await.unwrap());
     assert!(dir.request_disconnect("b", t0() + secs(2)).await.unwrap(), "asking twice is fine");
     assert!(!dir.request_disconnect("nope", t0()).await.unwrap());
-    // Oldest request first: asking again kept b's first request.
-    assert_eq!(dir.disconnect_requests("i1").await.unwrap(), ["b", "a"]);
-    assert!(dir.disconnect_requests("i2").await.unwrap().is_empty());
-    assert!(dir.disconnect_requests("unknown").await.unwrap().is_empty());
+    let i1 = dir.instance_sessions("i1").await.unwrap();
+    assert_eq!(
+        i1.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"],
+        "every session of i1, in id order"
+    );
+    assert_eq!(requested(i1), ["a", "b"]);
+    assert!(requested(dir.instance_sessions("i2").await.unwrap()).is_empty());
+    assert!(dir.instance_sessions("unknown").await.unwrap().is_empty());
 
     dir.end_session("b").await.unwrap();
     assert_eq!(dir.live_session("b").await.unwrap(), None);
-    assert_eq!(dir.disconnect_requests("i1").await.unwrap(), ["a"]);
+    assert_eq!(requested(dir.instance_sessions("i1").await.unwrap()), ["a"]);
     // Ending a session that is gone already is not an error (it may have gone with its user).
     dir.end_session("b").await.unwrap();
     let left = dir.live_sessions(None, t0()).await.unwrap();
@@ -504,4 +512,28 @@ async fn dead_instances_are_forgotten_with_their_sessions(dir: &Fresh) {
     dir.instance_alive("dead", t0()).await.unwrap();
     dir.register_session(&session("d4", "dead", &alice, t0())).await.unwrap();
     assert_eq!(dir.live_sessions(None, t0()).await.unwrap().len(), 2);
+}
+
+async fn a_users_or_tenants_sessions_are_disconnected_together(dir: &Fresh) {
+    let acme = dir.create_tenant("acme").await.unwrap();
+    let beta = dir.create_tenant("beta").await.unwrap();
+    let alice = dir.create_user(acme.id, new_user("alice", "/")).await.unwrap();
+    let bob = dir.create_user(acme.id, new_user("bob", "/")).await.unwrap();
+    let carol = dir.create_user(beta.id, new_user("carol", "/")).await.unwrap();
+    dir.instance_alive("i1", t0()).await.unwrap();
+    for (id, user) in [("a1", &alice), ("a2", &alice), ("b1", &bob), ("c1", &carol)] {
+        dir.register_session(&session(id, "i1", user, t0())).await.unwrap();
+    }
+    let requested =
+        |list: Vec<(String, bool)>| list.into_iter().filter(|(_, r)| *r).map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(dir.request_disconnect_all(acme.id, Some(alice.id), t0()).await.unwrap(), 2);
+    assert_eq!(requested(dir.instance_sessions("i1").await.unwrap()), ["a1", "a2"]);
+    assert_eq!(dir.request_disconnect_all(acme.id, None, t0()).await.unwrap(), 3);
+    assert_eq!(requested(dir.instance_sessions("i1").await.unwrap()), ["a1", "a2", "b1"]);
+    // Another tenant's user id never matches.
+    assert_eq!(dir.request_disconnect_all(acme.id, Some(carol.id), t0()).await.unwrap(), 0);
+    // Deleting a user removes its rows: its instance closes what has no row any more.
+    dir.delete_user(acme.id, "bob").await.unwrap();
+    let ids: Vec<String> = dir.instance_sessions("i1").await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["a1", "a2", "c1"]);
 }
