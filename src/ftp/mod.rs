@@ -8,6 +8,7 @@ mod handlers;
 mod line;
 pub mod listing;
 pub mod policy;
+pub mod proxy;
 pub mod reply;
 pub mod session;
 mod transfer;
