@@ -204,7 +204,8 @@ impl fmt::Display for Access {
 
 /// An IPv4 or IPv6 address block (`203.0.113.0/24`, `2001:db8::/32`); a bare address is a block of one.
 /// An IPv4-mapped IPv6 block (`::ffff:192.0.2.0/120`) is kept as the IPv4 block it stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Network {
     addr: IpAddr,
     len: u8,
@@ -225,6 +226,20 @@ impl Network {
 /// Whether the first `len` of `width` bits of `a` and `b` agree.
 fn prefix_eq(a: u128, b: u128, width: u8, len: u8) -> bool {
     len == 0 || (a ^ b) >> (width - len) == 0
+}
+
+impl TryFrom<String> for Network {
+    type Error = AccessError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.to_string()
+    }
 }
 
 impl FromStr for Network {

@@ -66,6 +66,39 @@ pub struct FtpConfig {
     pub banner: String,
     /// How long running transfers may finish after a shutdown request.
     pub shutdown_grace_secs: u64,
+    /// Connections relayed by a TCP load balancer that announces the client with the PROXY protocol.
+    pub proxy_protocol: ProxyProtocolConfig,
+}
+
+/// The PROXY protocol (v1 or v2) on wharf's listeners, so that bans, allowed networks, the passive-connection
+/// check and logs see the real client behind a load balancer.
+///
+/// Defaults: no listener expects a header.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyProtocolConfig {
+    /// The listeners whose connections from `trusted` addresses must begin with a header: `explicit`,
+    /// `implicit`, `passive` (passive data connections).
+    pub listeners: Vec<ProxyListener>,
+    /// The balancers' addresses. Connections from anywhere else are served as direct ones (a header they
+    /// send is never believed), so a client cannot claim another address.
+    pub trusted: Vec<crate::access::Network>,
+    /// How long a balancer may take to send the header before the connection is closed.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for ProxyProtocolConfig {
+    fn default() -> Self {
+        ProxyProtocolConfig { listeners: Vec::new(), trusted: Vec::new(), header_timeout_secs: 5 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyListener {
+    Explicit,
+    Implicit,
+    Passive,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -331,6 +364,7 @@ impl Default for FtpConfig {
             max_login_attempts: 5,
             banner: "wharf FTPS ready".to_owned(),
             shutdown_grace_secs: 30,
+            proxy_protocol: ProxyProtocolConfig::default(),
         }
     }
 }
@@ -452,6 +486,16 @@ impl Config {
         }
         if self.ftp.max_login_attempts == 0 {
             return invalid("ftp.max_login_attempts", "must be at least 1");
+        }
+        let proxy = &self.ftp.proxy_protocol;
+        if !proxy.listeners.is_empty() && proxy.trusted.is_empty() {
+            return invalid(
+                "ftp.proxy_protocol.trusted",
+                "name the load balancers' networks the headers may come from",
+            );
+        }
+        if !(1..=60).contains(&proxy.header_timeout_secs) {
+            return invalid("ftp.proxy_protocol.header_timeout_secs", "must be 1 to 60 seconds");
         }
         if self.storage.backend == Backend::S3 {
             self.storage.s3.validate()?;
@@ -709,5 +753,24 @@ mod tests {
 
         std::fs::write(&file, "[tls]\ndata_session_resumption = \"sometimes\"\n").unwrap();
         assert!(Config::load(Some(&file)).is_err());
+    }
+
+    #[test]
+    fn proxy_protocol_needs_trusted_balancers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        let section = "[ftp.proxy_protocol]\nlisteners = [\"explicit\", \"passive\"]\n";
+        std::fs::write(&file, format!("{section}trusted = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n")).unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.ftp.proxy_protocol.listeners, [ProxyListener::Explicit, ProxyListener::Passive]);
+        assert_eq!(c.ftp.proxy_protocol.trusted.len(), 2);
+
+        std::fs::write(&file, section).unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("ftp.proxy_protocol.trusted"), "{err}");
+        std::fs::write(&file, format!("{section}trusted = [\"10.0.0.0/33\"]\n")).unwrap();
+        assert!(Config::load(Some(&file)).is_err(), "a bad network");
+        std::fs::write(&file, "[ftp.proxy_protocol]\nlisteners = [\"admin\"]\ntrusted = [\"10.0.0.1\"]\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err(), "an unknown listener");
     }
 }

@@ -21,7 +21,7 @@ use crate::config::Backend;
 use crate::config::Config;
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
-use crate::ftp::session::{Session, Shared};
+use crate::ftp::session::{ProxyTrust, Session, Shared};
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
@@ -78,7 +78,8 @@ impl Server {
         };
         let passive = PassivePorts::new(config.ftp.passive_ports);
         let sessions = LiveSessions::new(directory.clone(), &LiveSessions::default_instance_name());
-        let shared = Arc::new(Shared { config, auth, storage, tls, passive, sessions });
+        let proxy = ProxyTrust::new(&config.ftp.proxy_protocol);
+        let shared = Arc::new(Shared { config, auth, storage, tls, passive, sessions, proxy });
         Ok(Server { shared, directory, s3, explicit, implicit })
     }
 
@@ -161,13 +162,18 @@ struct Acceptor {
 
 impl Acceptor {
     async fn run(self, listener: TcpListener) {
+        let me = Arc::new(self);
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+        let proxy = match me.implicit {
+            true => me.shared.proxy.implicit.clone(),
+            false => me.shared.proxy.explicit.clone(),
+        };
         loop {
             let accepted = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = me.shutdown.cancelled() => return,
                 accepted = listener.accept() => accepted,
             };
-            let (tcp, peer) = match accepted {
+            let (mut tcp, peer) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -176,21 +182,38 @@ impl Acceptor {
                     continue;
                 }
             };
-            match self.limits.admit(peer.ip()) {
-                Ok(permit) => {
-                    let shared = self.shared.clone();
-                    let shutdown = self.shutdown.clone();
-                    let implicit = self.implicit;
-                    self.tracker.spawn(async move {
-                        let _permit = permit;
-                        Session::run(shared, tcp, peer, implicit, shutdown).await;
+            match &proxy {
+                None => me.admit(tcp, peer, &refusals),
+                Some(trust) => {
+                    // The header comes after the accept: waiting for it must not hold up the next accept.
+                    let (me, trust, refusals) = (me.clone(), trust.clone(), refusals.clone());
+                    me.tracker.clone().spawn(async move {
+                        match trust.client_of(&mut tcp, peer).await {
+                            Ok(client) => me.admit(tcp, client, &refusals),
+                            Err(e) => tracing::warn!(%peer, error = %e, "connection closed: bad PROXY protocol header"),
+                        }
                     });
                 }
-                Err(why) => {
-                    tracing::warn!(%peer, "connection refused: {why}");
-                    if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                        tokio::spawn(refuse(self.shared.clone(), tcp, self.implicit, why, slot));
-                    }
+            }
+        }
+    }
+
+    /// Serves a connection from `peer` (the client, behind a balancer or not) if the limits allow it.
+    fn admit(&self, tcp: TcpStream, peer: SocketAddr, refusals: &Arc<Semaphore>) {
+        match self.limits.admit(peer.ip()) {
+            Ok(permit) => {
+                let shared = self.shared.clone();
+                let shutdown = self.shutdown.clone();
+                let implicit = self.implicit;
+                self.tracker.spawn(async move {
+                    let _permit = permit;
+                    Session::run(shared, tcp, peer, implicit, shutdown).await;
+                });
+            }
+            Err(why) => {
+                tracing::warn!(%peer, "connection refused: {why}");
+                if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(self.shared.clone(), tcp, self.implicit, why, slot));
                 }
             }
         }

@@ -9,6 +9,7 @@ mod interop;
 mod limits;
 mod permissions;
 mod protocol;
+mod proxy;
 mod quotas;
 mod s3;
 mod sessions;

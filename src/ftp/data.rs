@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::{PortRange, Resumption};
+use crate::ftp::proxy::Trust;
 use crate::tls::DataAcceptor;
 
 /// The configured passive port range, shared by all sessions of the instance.
@@ -89,20 +90,37 @@ impl DataPlan {
     /// Makes the TCP connection. A passive connection from another address than `peer_ip` (when
     /// `same_ip`) is closed and logged, and the wait goes on for the real client until `timeout`, so a
     /// stranger can neither take the connection nor make the transfer fail.
-    pub async fn open(self, peer_ip: IpAddr, same_ip: bool, timeout: Duration) -> Result<TcpStream, DataError> {
+    /// `proxy`: how to find the client behind a passive connection relayed by a load balancer.
+    pub async fn open(
+        self,
+        peer_ip: IpAddr,
+        same_ip: bool,
+        timeout: Duration,
+        proxy: Option<&Trust>,
+    ) -> Result<TcpStream, DataError> {
         let stream = match self {
             DataPlan::Passive(listener) => {
                 let deadline = Instant::now() + timeout;
                 let mut refused = false;
                 loop {
                     let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-                    let (stream, from) = match accepted {
+                    let (mut stream, mut from) = match accepted {
                         Ok(result) => result?,
                         Err(_) if refused => {
                             return Err(DataError::Refused("it came from another address than the control connection"))
                         }
                         Err(_) => return Err(DataError::Timeout(timeout)),
                     };
+                    if let Some(trust) = proxy {
+                        from = match trust.client_of(&mut stream, from).await {
+                            Ok(client) => client,
+                            Err(e) => {
+                                tracing::warn!(%from, error = %e, "refused passive data connection: bad PROXY header");
+                                refused = true;
+                                continue;
+                            }
+                        };
+                    }
                     if same_ip && !same_address(from.ip(), peer_ip) {
                         tracing::warn!(%from, expected = %peer_ip, "refused passive data connection from a foreign address");
                         refused = true;
@@ -259,7 +277,7 @@ mod tests {
         stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         let _stranger = stranger.connect(addr).await.unwrap();
         let plan = DataPlan::Passive(listener);
-        let err = plan.open("127.0.0.1".parse().unwrap(), true, Duration::from_millis(300)).await.unwrap_err();
+        let err = plan.open("127.0.0.1".parse().unwrap(), true, Duration::from_millis(300), None).await.unwrap_err();
         assert!(matches!(err, DataError::Refused(_)), "{err:?}");
     }
 }

@@ -15,6 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
+
+use crate::access::Network;
+use crate::config::{ProxyListener, ProxyProtocolConfig};
 
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest version 1 header, CRLF included (the specification's bound).
@@ -42,6 +46,35 @@ pub enum ProxyError {
     TimedOut,
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Which peers of one listener announce their clients with a header.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    balancers: Vec<Network>,
+    timeout: Duration,
+}
+
+impl Trust {
+    /// The trust of `listener`, or `None` when it expects no headers.
+    pub fn for_listener(config: &ProxyProtocolConfig, listener: ProxyListener) -> Option<Trust> {
+        config.listeners.contains(&listener).then(|| Trust {
+            balancers: config.trusted.clone(),
+            timeout: Duration::from_secs(config.header_timeout_secs),
+        })
+    }
+
+    /// The client behind a connection from `peer`: the header's source when `peer` is a trusted balancer
+    /// (which must send one), else `peer` itself.
+    pub async fn client_of(&self, stream: &mut TcpStream, peer: SocketAddr) -> Result<SocketAddr, ProxyError> {
+        if !self.balancers.iter().any(|n| n.contains(peer.ip())) {
+            return Ok(peer);
+        }
+        match read_header(stream, self.timeout).await? {
+            Header::Proxied { source, .. } => Ok(source),
+            Header::Local => Ok(peer),
+        }
+    }
 }
 
 /// Reads one header (version 1 or 2) from the start of `stream`, within `timeout`.

@@ -31,6 +31,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::directory::Tenant;
 use crate::ftp::policy::Policy;
+use crate::ftp::proxy::Trust;
 use crate::sessions::{LiveSessions, Registration};
 use crate::storage::{Storage, StorageProvider};
 use crate::tls::{SessionOwner, Tls};
@@ -48,6 +49,28 @@ pub struct Shared {
     pub passive: PassivePorts,
     /// Every logged-in session is registered here, so the admin API lists and disconnects it.
     pub sessions: Arc<LiveSessions>,
+    /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.
+    pub proxy: ProxyTrust,
+}
+
+/// [`Trust`] per listener; `None` where no header is expected.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyTrust {
+    pub explicit: Option<Arc<Trust>>,
+    pub implicit: Option<Arc<Trust>>,
+    pub passive: Option<Arc<Trust>>,
+}
+
+impl ProxyTrust {
+    pub fn new(config: &crate::config::ProxyProtocolConfig) -> ProxyTrust {
+        use crate::config::ProxyListener;
+        let trust = |listener| Trust::for_listener(config, listener).map(Arc::new);
+        ProxyTrust {
+            explicit: trust(ProxyListener::Explicit),
+            implicit: trust(ProxyListener::Implicit),
+            passive: trust(ProxyListener::Passive),
+        }
+    }
 }
 
 /// A logged-in user's view: its principal (whose user carries the permissions read at login, checked by

@@ -54,6 +54,8 @@ pub struct Connect {
     pub same_ip: bool,
     /// For the TCP connection and for the TLS handshake each.
     pub timeout: Duration,
+    /// Passive connections relayed by a load balancer (PROXY protocol).
+    pub proxy: Option<std::sync::Arc<crate::ftp::proxy::Trust>>,
 }
 
 /// Makes the data connection, reports it through `connected` (the session answers 150), secures it and
@@ -71,7 +73,7 @@ pub async fn run(
     let opened = tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(None),
-        tcp = connect.plan.open(connect.peer, connect.same_ip, timeout) => tcp.map_err(Some),
+        tcp = connect.plan.open(connect.peer, connect.same_ip, timeout, connect.proxy.as_deref()) => tcp.map_err(Some),
     };
     let secured = match opened {
         Ok(tcp) => {

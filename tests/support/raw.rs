@@ -55,6 +55,16 @@ impl Ftp {
         (ftp, greeting)
     }
 
+    /// Connects like a load balancer would: `header` (a PROXY protocol header) first, then plaintext FTP.
+    pub async fn connect_proxied(server: SocketAddr, header: &[u8]) -> (Ftp, Reply) {
+        let mut tcp = TcpStream::connect(server).await.expect("connect");
+        tcp.set_nodelay(true).unwrap();
+        tcp.write_all(header).await.unwrap();
+        let mut ftp = Ftp { control: Some(BufReader::new(Box::new(tcp))), tls: client_config(), server };
+        let greeting = ftp.reply().await;
+        (ftp, greeting)
+    }
+
     /// Connects to the implicit FTPS port: TLS first, then the greeting.
     pub async fn connect_implicit(server: SocketAddr) -> (Ftp, Reply) {
         let tls = client_config();

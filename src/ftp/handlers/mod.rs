@@ -151,6 +151,7 @@ async fn start_transfer(
         plan,
         peer: s.peer.ip(),
         same_ip: policy.require_same_ip_for_passive,
+        proxy: s.shared.proxy.passive.clone(),
         timeout: Duration::from_secs(ftp.data_connect_timeout_secs),
     };
     let stall = Duration::from_secs(ftp.stall_timeout_secs);
