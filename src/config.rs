@@ -41,6 +41,10 @@ pub struct FtpConfig {
     pub implicit_listen: Option<SocketAddr>,
     /// Passive data ports, inclusive. `0-0` lets the OS pick any free port.
     pub passive_ports: PortRange,
+    /// `dedicated`: each EPSV/PASV binds a port of `passive_ports` of its own. `shared`: every port of
+    /// `passive_ports` listens all the time and serves all sessions, each connection matched to its session
+    /// by the client's address, so a handful of published ports serve thousands of sessions.
+    pub passive_mode: PassiveMode,
     /// The address announced in PASV replies (for NAT). Default: the address the client connected to.
     pub passive_address: Option<IpAddr>,
     /// Longest control line accepted, in bytes, CR LF included.
@@ -68,6 +72,13 @@ pub struct FtpConfig {
     pub shutdown_grace_secs: u64,
     /// Connections relayed by a TCP load balancer that announces the client with the PROXY protocol.
     pub proxy_protocol: ProxyProtocolConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PassiveMode {
+    Dedicated,
+    Shared,
 }
 
 /// The PROXY protocol (v1 or v2) on wharf's listeners, so that bans, allowed networks, the passive-connection
@@ -352,6 +363,7 @@ impl Default for FtpConfig {
             explicit_listen: Some(SocketAddr::from(([127, 0, 0, 1], 2121))),
             implicit_listen: Some(SocketAddr::from(([127, 0, 0, 1], 2990))),
             passive_ports: PortRange { start: 50000, end: 50999 },
+            passive_mode: PassiveMode::Dedicated,
             passive_address: None,
             max_line_bytes: 8192,
             idle_timeout_secs: 600,
@@ -450,6 +462,9 @@ impl Config {
         let p = self.ftp.passive_ports;
         if p.start > p.end || (p.start == 0) != (p.end == 0) {
             return invalid("ftp.passive_ports", "must be START-END with 1 <= START <= END, or 0-0 for any port");
+        }
+        if self.ftp.passive_mode == PassiveMode::Shared && (p.is_any() || p.end - p.start >= 1024) {
+            return invalid("ftp.passive_ports", "a shared pool needs a fixed range of at most 1024 ports");
         }
         if self.ftp.max_line_bytes < 512 {
             return invalid("ftp.max_line_bytes", "must be at least 512 (RFC 959 lines plus a long path)");

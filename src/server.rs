@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
-use crate::config::Backend;
 use crate::config::Config;
+use crate::config::{Backend, PassiveMode};
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{ProxyTrust, Session, Shared};
+use crate::ftp::shared_passive::SharedPassive;
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
@@ -38,6 +39,8 @@ pub struct Server {
     s3: Option<Arc<S3Provider>>,
     explicit: Option<TcpListener>,
     implicit: Option<TcpListener>,
+    /// The shared passive ports' listeners, served once `run` starts.
+    pool_listeners: Vec<TcpListener>,
 }
 
 impl Server {
@@ -79,8 +82,18 @@ impl Server {
         let passive = PassivePorts::new(config.ftp.passive_ports);
         let sessions = LiveSessions::new(directory.clone(), &LiveSessions::default_instance_name());
         let proxy = ProxyTrust::new(&config.ftp.proxy_protocol);
-        let shared = Arc::new(Shared { config, auth, storage, tls, passive, sessions, proxy });
-        Ok(Server { shared, directory, s3, explicit, implicit })
+        let (passive_pool, pool_listeners) = match config.ftp.passive_mode {
+            PassiveMode::Dedicated => (None, Vec::new()),
+            PassiveMode::Shared => {
+                // On the address clients reach the control listeners at.
+                let ip = config.ftp.explicit_listen.or(config.ftp.implicit_listen).map(|a| a.ip()).expect("validated");
+                let (pool, listeners) =
+                    SharedPassive::bind(ip, config.ftp.passive_ports).context("binding the shared passive ports")?;
+                (Some(pool), listeners)
+            }
+        };
+        let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy });
+        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -111,6 +124,11 @@ impl Server {
             Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
         let tracker = TaskTracker::new();
         tokio::spawn(self.shared.sessions.clone().run(shutdown.clone()));
+        if let Some(pool) = &self.shared.passive_pool {
+            for listener in self.pool_listeners {
+                tokio::spawn(pool.clone().serve(listener, self.shared.proxy.passive.clone(), shutdown.clone()));
+            }
+        }
         if let Some(s3) = self.s3.clone() {
             let every = Duration::from_secs(self.shared.config.storage.s3.sweep_interval_secs);
             tokio::spawn(sweep_uploads(s3, every, shutdown.clone()));

@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod interop;
 mod limits;
+mod passive_pool;
 mod permissions;
 mod protocol;
 mod proxy;

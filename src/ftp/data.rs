@@ -19,6 +19,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::config::{PortRange, Resumption};
 use crate::ftp::proxy::Trust;
+use crate::ftp::shared_passive::Ticket;
 use crate::tls::DataAcceptor;
 
 /// The configured passive port range, shared by all sessions of the instance.
@@ -52,17 +53,23 @@ impl PassivePorts {
 }
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    listen_on(addr, 8)
+}
+
+pub(super) fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // Ports of recently finished transfers sit in TIME_WAIT; they are safe to reuse for a new listener.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(8)
+    socket.listen(backlog)
 }
 
 /// How the next data connection will be made.
 #[derive(Debug)]
 pub enum DataPlan {
     Passive(TcpListener),
+    /// A claim on a port of the shared pool (`ftp.passive_mode = "shared"`).
+    Shared(Ticket),
     Active(SocketAddr),
 }
 
@@ -129,6 +136,12 @@ impl DataPlan {
                     break stream;
                 }
             }
+            // Matched by the client's address already: a stranger's connection never reaches the ticket.
+            DataPlan::Shared(ticket) => match tokio::time::timeout(timeout, ticket.arrival()).await {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return Err(DataError::Refused("the shared passive port closed")),
+                Err(_) => return Err(DataError::Timeout(timeout)),
+            },
             DataPlan::Active(addr) => match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(result) => result?,
                 Err(_) => return Err(DataError::Timeout(timeout)),

@@ -11,4 +11,5 @@ pub mod policy;
 pub mod proxy;
 pub mod reply;
 pub mod session;
+pub mod shared_passive;
 mod transfer;

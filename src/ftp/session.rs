@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::directory::Tenant;
 use crate::ftp::policy::Policy;
 use crate::ftp::proxy::Trust;
+use crate::ftp::shared_passive::SharedPassive;
 use crate::sessions::{LiveSessions, Registration};
 use crate::storage::{Storage, StorageProvider};
 use crate::tls::{SessionOwner, Tls};
@@ -47,6 +48,8 @@ pub struct Shared {
     pub storage: Arc<dyn StorageProvider>,
     pub tls: Tls,
     pub passive: PassivePorts,
+    /// The shared passive ports, when `ftp.passive_mode` is `shared`.
+    pub passive_pool: Option<Arc<SharedPassive>>,
     /// Every logged-in session is registered here, so the admin API lists and disconnects it.
     pub sessions: Arc<LiveSessions>,
     /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.

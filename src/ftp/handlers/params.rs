@@ -2,6 +2,7 @@
 //! RFC 2428 (EPRT, EPSV, EPSV ALL).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use crate::ftp::command::{EpsvArg, FileStructure, TransferMode, TransferType};
 use crate::ftp::data::{pasv_address, same_address, DataPlan};
@@ -31,7 +32,7 @@ pub(super) fn structure(structure: FileStructure) -> Reply {
 }
 
 /// PASV: an IPv4 passive listener; the announced address is configurable for NAT.
-pub(super) fn pasv(s: &mut Session) -> Reply {
+pub(super) async fn pasv(s: &mut Session) -> Reply {
     if s.epsv_all {
         return Reply::new(503, "EPSV ALL is in effect; use EPSV");
     }
@@ -40,14 +41,14 @@ pub(super) fn pasv(s: &mut Session) -> Reply {
         (Some(IpAddr::V4(ip)), _) | (None, IpAddr::V4(ip)) => ip,
         _ => return Reply::new(425, "PASV needs IPv4; use EPSV"),
     };
-    match listen(s) {
+    match listen(s).await {
         Ok(port) => Reply::new(227, format!("Entering Passive Mode ({})", pasv_address(announced, port))),
         Err(reply) => reply,
     }
 }
 
 /// EPSV (RFC 2428 §3): the port only; the client reuses the control connection's address.
-pub(super) fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
+pub(super) async fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
     let family = if s.local.ip().to_canonical().is_ipv4() { 1 } else { 2 };
     match arg {
         EpsvArg::All => {
@@ -59,14 +60,29 @@ pub(super) fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
         }
         _ => {}
     }
-    match listen(s) {
+    match listen(s).await {
         Ok(port) => Reply::new(229, format!("Entering Extended Passive Mode (|||{port}|)")),
         Err(reply) => reply,
     }
 }
 
-/// Binds a passive listener on the address the client connected to; it becomes the next data plan.
-fn listen(s: &mut Session) -> Result<u16, Reply> {
+/// How long EPSV or PASV waits for a port of the shared pool when all are claimed by this client.
+const SHARED_PORT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Binds a passive listener on the address the client connected to, or claims a port of the shared pool;
+/// it becomes the next data plan.
+async fn listen(s: &mut Session) -> Result<u16, Reply> {
+    // The old plan's claim goes first: it may hold the very pair this one needs.
+    s.data = None;
+    if let Some(pool) = &s.shared.passive_pool {
+        let Some(ticket) = pool.reserve(s.peer.ip(), SHARED_PORT_PATIENCE).await else {
+            tracing::warn!(peer = %s.peer, "every shared passive port is awaiting a connection from this client");
+            return Err(Reply::new(425, "Too many data connections pending from your address; try again"));
+        };
+        let port = ticket.port();
+        s.data = Some(DataPlan::Shared(ticket));
+        return Ok(port);
+    }
     let listener = s.shared.passive.bind(s.local.ip()).map_err(|e| {
         tracing::warn!(error = %e, "no passive port available");
         Reply::new(425, "No passive port available; try again")
