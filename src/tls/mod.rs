@@ -31,9 +31,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Resumption;
 
+pub mod certstore;
 mod identity;
+pub mod sealer;
+#[cfg(test)]
+mod testcerts;
 
+pub use certstore::{prepare, CertificateRejection, PreparedCertificate, RejectedField};
 pub use identity::load_identity;
+pub use sealer::{SealError, Sealer};
 
 /// Sessions older than this cannot be resumed.
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
