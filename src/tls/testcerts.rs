@@ -29,6 +29,10 @@ impl TestCa {
         TestCa { cert: params.self_signed(&key).unwrap(), key }
     }
 
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
     /// A leaf valid from 2020 to 2100 with a new P-256 key.
     pub fn issue(&self, names: &[&str]) -> Issued {
         self.issue_with(names, &KeyPair::generate().unwrap(), 2020, 2100)

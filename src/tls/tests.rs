@@ -1,4 +1,7 @@
-//! Tests of the session store: binding to users, provisional resumption, confirmation, bounds.
+//! Tests of the session store (binding to users, provisional resumption, confirmation, bounds) and of
+//! real handshakes getting the certificate for their SNI name.
+
+use rustls_pki_types::pem::PemObject as _;
 
 use super::*;
 
@@ -129,4 +132,66 @@ fn store_is_bounded() {
         store.insert(i.to_le_bytes().to_vec(), vec![0], owner.clone());
     }
     assert!(store.len() <= MAX_SESSIONS);
+}
+
+/// Handshakes over loopback as a client that trusts only `roots` and asks for `sni`; the leaf it was served.
+async fn served_leaf(acceptor: TlsAcceptor, sni: &str, roots: &[CertificateDer<'static>]) -> CertificateDer<'static> {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = acceptor.accept(tcp).await.unwrap();
+        let _ = stream.read(&mut [0u8; 1]).await;
+    });
+    let mut trusted = rustls::RootCertStore::empty();
+    for root in roots {
+        trusted.add(root.clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(trusted)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap_or_else(|e| panic!("handshake for {sni}: {e}"));
+    let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    drop(stream);
+    server.await.unwrap();
+    leaf
+}
+
+#[tokio::test]
+async fn control_and_data_handshakes_get_the_tenant_certificate_for_their_sni_name() {
+    use crate::tls::testcerts::{material, TestCa};
+    let server_ca = TestCa::new("wharf self-signed");
+    let tenant_ca = TestCa::new("Acme CA");
+    let default = server_ca.issue(&["localhost"]);
+    let key = PrivateKeyDer::from_pem_slice(default.key_pem.as_bytes()).unwrap();
+    let tls = Tls::new(vec![default.leaf.clone()], key, Resumption::Enforced).unwrap();
+    let sealer = Sealer::new(&[5; 32]);
+    let acme = tenant_ca.issue(&["ftp.acme.test"]);
+    let hosts = ["ftp.acme.test".to_owned()];
+    let prepared = prepare(&hosts, &acme.chain_pem, &acme.key_pem, &sealer, chrono::Utc::now()).unwrap();
+    let materials = [material(prepared.into_new_certificate(1))];
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &sealer, chrono::Utc::now()));
+
+    let roots = [server_ca.der(), tenant_ca.der()];
+    let owner = SessionOwner::new();
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, acme.leaf);
+    let data = tls.data_acceptor(&owner, DataDirection::ToClient).acceptor;
+    assert_eq!(served_leaf(data, "ftp.acme.test", &roots).await, acme.leaf);
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "localhost", &roots).await, default.leaf);
+
+    // Live: a renewal swapped in is what the next handshake gets, with no new acceptor config.
+    let renewal = tenant_ca.issue(&["ftp.acme.test"]);
+    let prepared = prepare(&hosts, &renewal.chain_pem, &renewal.key_pem, &sealer, chrono::Utc::now()).unwrap();
+    let mut newer = material(prepared.into_new_certificate(1));
+    newer.info.id = 2;
+    let materials = [materials[0].clone(), newer];
+    let acceptor = tls.control_acceptor(&owner);
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &sealer, chrono::Utc::now()));
+    assert_eq!(served_leaf(acceptor, "ftp.acme.test", &roots).await, renewal.leaf);
 }
