@@ -1,5 +1,12 @@
-//! TLS for control and data connections: the certificate, the rustls configs and the session store that
+//! TLS for control and data connections: the certificates, the rustls configs and the session store that
 //! binds data-channel resumption to a logged-in user.
+//!
+//! ```text
+//! admin upload ──certstore::prepare──▶ directory (chain, key sealed by Sealer)
+//!                                          │ certificates_version() polled by CertificateWatcher
+//!                                          ▼
+//! every handshake ──SNI──▶ CertResolver { tenants' certificates by name, else the server's own }
+//! ```
 //!
 //! ```text
 //! control handshake ──put(id)──▶ SessionStore { id → (session, owner of that control connection) }

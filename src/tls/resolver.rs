@@ -1,5 +1,5 @@
-//! Which certificate a handshake gets: the tenant certificate whose names match the client's SNI name
-//! (exact first, then a wildcard one label up), else the server's own. Both can be replaced while
+//! Which certificate a handshake gets: for a tenant's hostname, the tenant certificate that names it (exact
+//! first, then a wildcard one label up); for anything else the server's own. Both can be replaced while
 //! connections are being accepted; a handshake uses whatever was in place when its ClientHello arrived.
 
 use std::collections::HashMap;
@@ -13,38 +13,51 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::certstore::{normalise_name, open_material};
+use super::certstore::{name_covers, normalise_name, open_material};
 use super::sealer::Sealer;
 use crate::directory::admin::CertificateMaterial;
 
-/// Tenants' certificates by the names they cover, ready to serve.
+/// Which hostnames each tenant owns (the directory's `hostnames`): a tenant's certificate is served for
+/// those of its names only, so a certificate that also names another tenant's host never reaches that
+/// tenant's clients.
+pub type TenantHostnames = HashMap<i64, Vec<String>>;
+
+/// Tenants' certificates by hostname, ready to serve.
 #[derive(Default)]
 pub struct TenantCertificates {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// `*.example.com` is kept under `example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    by_hostname: HashMap<String, Chosen>,
     loaded: usize,
     next_change: Option<DateTime<Utc>>,
+}
+
+struct Chosen {
+    key: Arc<CertifiedKey>,
+    /// Exact names beat wildcards; then the later upload (higher id) wins.
+    rank: (bool, i64),
 }
 
 impl fmt::Debug for TenantCertificates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenantCertificates")
             .field("certificates", &self.loaded)
-            .field("names", &(self.exact.len() + self.wildcard.len()))
+            .field("hostnames", &self.by_hostname.len())
             .finish()
     }
 }
 
 impl TenantCertificates {
-    /// Opens what the directory stores. A certificate that cannot be opened (sealed under another key,
-    /// damaged), has expired or is not valid yet is skipped and logged. When two certificates name the same
-    /// host, the later one (the higher id) wins, so uploading a renewal takes over at once.
-    pub fn build(materials: &[CertificateMaterial], sealer: &Sealer, now: DateTime<Utc>) -> TenantCertificates {
+    /// Opens what the directory stores and assigns each of a tenant's hostnames the certificate that covers
+    /// it: one naming it exactly before a wildcard, the later upload (higher id) before an earlier one, so a
+    /// renewal takes over at once. A certificate that cannot be opened (sealed under another key, damaged),
+    /// has expired, is not valid yet or covers none of its tenant's hostnames is skipped and logged.
+    pub fn build(
+        materials: &[CertificateMaterial],
+        hostnames: &TenantHostnames,
+        sealer: &Sealer,
+        now: DateTime<Utc>,
+    ) -> TenantCertificates {
         let mut table = TenantCertificates::default();
-        let mut ordered: Vec<&CertificateMaterial> = materials.iter().collect();
-        ordered.sort_by_key(|m| m.info.id);
-        for material in ordered {
+        for material in materials {
             let info = &material.info;
             if info.not_after < now {
                 tracing::warn!(certificate = info.id, tenant = info.tenant_id, not_after = %info.not_after, "tenant certificate skipped: it has expired");
@@ -55,6 +68,26 @@ impl TenantCertificates {
                 table.note_change(info.not_before);
                 continue;
             }
+            let names: Vec<String> = info.names.iter().map(|n| normalise_name(n)).collect();
+            let covered: Vec<(String, bool)> = hostnames
+                .get(&info.tenant_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|h| normalise_name(h))
+                .filter_map(|h| {
+                    let exact = names.contains(&h);
+                    (exact || names.iter().any(|n| name_covers(n, &h))).then_some((h, exact))
+                })
+                .collect();
+            if covered.is_empty() {
+                tracing::info!(
+                    certificate = info.id,
+                    tenant = info.tenant_id,
+                    "tenant certificate not served: it covers none of the tenant's hostnames"
+                );
+                continue;
+            }
             let key = match open_material(material, sealer) {
                 Ok(key) => key,
                 Err(e) => {
@@ -62,12 +95,14 @@ impl TenantCertificates {
                     continue;
                 }
             };
-            for name in &info.names {
-                let name = normalise_name(name);
-                match name.strip_prefix("*.") {
-                    Some(parent) => table.wildcard.insert(parent.to_owned(), key.clone()),
-                    None => table.exact.insert(name, key.clone()),
-                };
+            for (hostname, exact) in covered {
+                let rank = (exact, info.id);
+                match table.by_hostname.get(&hostname) {
+                    Some(chosen) if chosen.rank > rank => {}
+                    _ => {
+                        table.by_hostname.insert(hostname, Chosen { key: key.clone(), rank });
+                    }
+                }
             }
             table.loaded += 1;
             table.note_change(info.not_after);
@@ -81,18 +116,10 @@ impl TenantCertificates {
 
     /// The certificate for an SNI name.
     pub fn lookup(&self, server_name: &str) -> Option<&Arc<CertifiedKey>> {
-        let name = normalise_name(server_name);
-        if let Some(key) = self.exact.get(&name) {
-            return Some(key);
-        }
-        let (label, parent) = name.split_once('.')?;
-        if label.is_empty() {
-            return None;
-        }
-        self.wildcard.get(parent)
+        self.by_hostname.get(&normalise_name(server_name)).map(|chosen| &chosen.key)
     }
 
-    /// How many certificates are served.
+    /// How many certificates are served (for at least one hostname).
     pub fn len(&self) -> usize {
         self.loaded
     }
@@ -175,17 +202,22 @@ fn default_key(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>)
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
+    use rustls_pki_types::pem::PemObject as _;
 
     use super::*;
     use crate::tls::certstore::prepare;
     use crate::tls::testcerts::{material, Issued, TestCa};
 
-    fn stored(id: i64, hostnames: &[&str], issued: &Issued, sealer: &Sealer) -> CertificateMaterial {
-        let hostnames: Vec<String> = hostnames.iter().map(|h| h.to_string()).collect();
-        let prepared = prepare(&hostnames, &issued.chain_pem, &issued.key_pem, sealer, Utc::now()).unwrap();
-        let mut material = material(prepared.into_new_certificate(1));
+    /// A stored certificate of `tenant` with id `id`, uploaded for `hostname`.
+    fn stored(tenant: i64, id: i64, hostname: &str, issued: &Issued, sealer: &Sealer) -> CertificateMaterial {
+        let prepared = prepare(&[hostname.to_owned()], &issued.chain_pem, &issued.key_pem, sealer, Utc::now()).unwrap();
+        let mut material = material(prepared.into_new_certificate(tenant));
         material.info.id = id;
         material
+    }
+
+    fn owners(list: &[(i64, &[&str])]) -> TenantHostnames {
+        list.iter().map(|(tenant, names)| (*tenant, names.iter().map(|n| n.to_string()).collect())).collect()
     }
 
     fn resolver(ca: &TestCa) -> (CertResolver, CertificateDer<'static>) {
@@ -198,18 +230,18 @@ mod tests {
         resolver.certificate_for(name).cert[0].clone()
     }
 
-    use rustls_pki_types::pem::PemObject as _;
-
     #[test]
     fn exact_names_win_over_wildcards_and_anything_else_gets_the_default() {
         let ca = TestCa::new("CA");
         let sealer = Sealer::new(&[1; 32]);
         let (resolver, default) = resolver(&ca);
-        let wildcard = ca.issue(&["*.acme.test"]);
         let exact = ca.issue(&["ftp.acme.test"]);
+        let wildcard = ca.issue(&["*.acme.test"]);
+        // The wildcard is the later upload, yet the certificate naming the host exactly wins.
         let materials =
-            [stored(1, &["x.acme.test"], &wildcard, &sealer), stored(2, &["ftp.acme.test"], &exact, &sealer)];
-        resolver.set_tenants(TenantCertificates::build(&materials, &sealer, Utc::now()));
+            [stored(1, 1, "ftp.acme.test", &exact, &sealer), stored(1, 2, "x.acme.test", &wildcard, &sealer)];
+        let hostnames = owners(&[(1, &["ftp.acme.test", "other.acme.test", "acme.test", "a.b.acme.test"])]);
+        resolver.set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, Utc::now()));
         assert_eq!(resolver.tenant_certificates(), 2);
 
         assert_eq!(served(&resolver, Some("ftp.acme.test")), exact.leaf);
@@ -217,8 +249,26 @@ mod tests {
         assert_eq!(served(&resolver, Some("other.acme.test")), wildcard.leaf);
         assert_eq!(served(&resolver, Some("acme.test")), default);
         assert_eq!(served(&resolver, Some("a.b.acme.test")), default);
+        assert_eq!(served(&resolver, Some("unlisted.acme.test")), default, "not a hostname of the tenant");
         assert_eq!(served(&resolver, Some("elsewhere.test")), default);
         assert_eq!(served(&resolver, None), default);
+    }
+
+    #[test]
+    fn a_certificate_is_served_only_for_its_own_tenants_hostnames() {
+        let ca = TestCa::new("CA");
+        let sealer = Sealer::new(&[1; 32]);
+        let (resolver, default) = resolver(&ca);
+        let victim = ca.issue(&["ftp.victim.test"]);
+        // Tenant 2 uploads, later, a certificate that also names tenant 1's host.
+        let grabby = ca.issue(&["ftp.grabby.test", "ftp.victim.test", "files.victim.test"]);
+        let materials =
+            [stored(1, 1, "ftp.victim.test", &victim, &sealer), stored(2, 2, "ftp.grabby.test", &grabby, &sealer)];
+        let hostnames = owners(&[(1, &["ftp.victim.test", "files.victim.test"]), (2, &["ftp.grabby.test"])]);
+        resolver.set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, Utc::now()));
+        assert_eq!(served(&resolver, Some("ftp.victim.test")), victim.leaf);
+        assert_eq!(served(&resolver, Some("files.victim.test")), default);
+        assert_eq!(served(&resolver, Some("ftp.grabby.test")), grabby.leaf);
     }
 
     #[test]
@@ -228,16 +278,14 @@ mod tests {
         let (resolver, default) = resolver(&ca);
         let first = ca.issue(&["ftp.acme.test"]);
         let renewal = ca.issue(&["ftp.acme.test"]);
-        resolver.set_tenants(TenantCertificates::build(
-            &[stored(1, &["ftp.acme.test"], &first, &sealer)],
-            &sealer,
-            Utc::now(),
-        ));
+        let hostnames = owners(&[(1, &["ftp.acme.test"])]);
+        let one = [stored(1, 1, "ftp.acme.test", &first, &sealer)];
+        resolver.set_tenants(TenantCertificates::build(&one, &hostnames, &sealer, Utc::now()));
         assert_eq!(served(&resolver, Some("ftp.acme.test")), first.leaf);
 
         // Both stored: the later upload wins, whatever order the directory returns them in.
-        let both = [stored(2, &["ftp.acme.test"], &renewal, &sealer), stored(1, &["ftp.acme.test"], &first, &sealer)];
-        resolver.set_tenants(TenantCertificates::build(&both, &sealer, Utc::now()));
+        let both = [stored(1, 2, "ftp.acme.test", &renewal, &sealer), stored(1, 1, "ftp.acme.test", &first, &sealer)];
+        resolver.set_tenants(TenantCertificates::build(&both, &hostnames, &sealer, Utc::now()));
         assert_eq!(served(&resolver, Some("ftp.acme.test")), renewal.leaf);
 
         resolver.set_tenants(TenantCertificates::default());
@@ -256,24 +304,25 @@ mod tests {
     fn certificates_that_cannot_be_served_are_skipped() {
         let ca = TestCa::new("CA");
         let sealer = Sealer::new(&[1; 32]);
-        let good = stored(1, &["good.acme.test"], &ca.issue(&["good.acme.test"]), &sealer);
-        let other_key = stored(2, &["sealed.acme.test"], &ca.issue(&["sealed.acme.test"]), &Sealer::new(&[2; 32]));
-        let mut expired = stored(3, &["old.acme.test"], &ca.issue(&["old.acme.test"]), &sealer);
+        let good = stored(1, 1, "good.acme.test", &ca.issue(&["good.acme.test"]), &sealer);
+        let other_key = stored(1, 2, "sealed.acme.test", &ca.issue(&["sealed.acme.test"]), &Sealer::new(&[2; 32]));
+        let mut expired = stored(1, 3, "old.acme.test", &ca.issue(&["old.acme.test"]), &sealer);
         expired.info.not_after = Utc::now() - Duration::days(1);
-        let mut early = stored(4, &["new.acme.test"], &ca.issue(&["new.acme.test"]), &sealer);
+        let mut early = stored(1, 4, "new.acme.test", &ca.issue(&["new.acme.test"]), &sealer);
         let starts = Utc::now() + Duration::days(1);
         early.info.not_before = starts;
+        let unowned = stored(1, 5, "gone.acme.test", &ca.issue(&["gone.acme.test"]), &sealer);
+        let hostnames = owners(&[(1, &["good.acme.test", "sealed.acme.test", "old.acme.test", "new.acme.test"])]);
 
-        let table = TenantCertificates::build(&[good.clone(), other_key, expired, early], &sealer, Utc::now());
+        let all = [good.clone(), other_key, expired, early, unowned];
+        let table = TenantCertificates::build(&all, &hostnames, &sealer, Utc::now());
         assert_eq!(table.len(), 1);
         assert!(table.lookup("good.acme.test").is_some());
-        for name in ["sealed.acme.test", "old.acme.test", "new.acme.test"] {
+        for name in ["sealed.acme.test", "old.acme.test", "new.acme.test", "gone.acme.test"] {
             assert!(table.lookup(name).is_none(), "{name}");
         }
         assert_eq!(table.next_change(), Some(starts), "reload when the early one becomes valid");
-        assert_eq!(
-            TenantCertificates::build(std::slice::from_ref(&good), &sealer, Utc::now()).next_change(),
-            Some(good.info.not_after)
-        );
+        let only_good = TenantCertificates::build(std::slice::from_ref(&good), &hostnames, &sealer, Utc::now());
+        assert_eq!(only_good.next_change(), Some(good.info.not_after));
     }
 }

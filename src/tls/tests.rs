@@ -176,7 +176,8 @@ async fn control_and_data_handshakes_get_the_tenant_certificate_for_their_sni_na
     let hosts = ["ftp.acme.test".to_owned()];
     let prepared = prepare(&hosts, &acme.chain_pem, &acme.key_pem, &sealer, chrono::Utc::now()).unwrap();
     let materials = [material(prepared.into_new_certificate(1))];
-    tls.resolver().set_tenants(TenantCertificates::build(&materials, &sealer, chrono::Utc::now()));
+    let hostnames = resolver::TenantHostnames::from([(1, hosts.to_vec())]);
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, chrono::Utc::now()));
 
     let roots = [server_ca.der(), tenant_ca.der()];
     let owner = SessionOwner::new();
@@ -192,6 +193,70 @@ async fn control_and_data_handshakes_get_the_tenant_certificate_for_their_sni_na
     newer.info.id = 2;
     let materials = [materials[0].clone(), newer];
     let acceptor = tls.control_acceptor(&owner);
-    tls.resolver().set_tenants(TenantCertificates::build(&materials, &sealer, chrono::Utc::now()));
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, chrono::Utc::now()));
     assert_eq!(served_leaf(acceptor, "ftp.acme.test", &roots).await, renewal.leaf);
+}
+
+/// Two instances on one SQLite directory: what the admin side saves, the other instance's watcher loads
+/// and its handshakes serve, renewals and deletions included.
+#[tokio::test]
+async fn a_certificate_saved_through_the_directory_is_served_by_every_instance_after_its_next_poll() {
+    use crate::tls::testcerts::TestCa;
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
+    let admin = crate::directory::open(&url).await.unwrap();
+    let instance = crate::directory::open(&url).await.unwrap();
+    let tenant = admin.create_tenant("acme").await.unwrap();
+    admin.add_hostname(tenant.id, "ftp.acme.test").await.unwrap();
+
+    let server_ca = TestCa::new("wharf self-signed");
+    let tenant_ca = TestCa::new("Acme CA");
+    let default = server_ca.issue(&["localhost"]);
+    let key = PrivateKeyDer::from_pem_slice(default.key_pem.as_bytes()).unwrap();
+    let tls = Tls::new(vec![default.leaf.clone()], key, Resumption::Enforced).unwrap();
+    let sealer = Arc::new(Sealer::new(&[5; 32]));
+    let every = Duration::from_millis(20);
+    let mut watcher = CertificateWatcher::new(instance.clone(), tls.resolver().clone(), sealer.clone(), every);
+    assert!(watcher.refresh(chrono::Utc::now()).await.unwrap());
+    assert_eq!(tls.resolver().certificate_for(Some("ftp.acme.test")).cert[0], default.leaf);
+
+    let save = |issued: &crate::tls::testcerts::Issued| {
+        let hosts = ["ftp.acme.test".to_owned()];
+        let prepared = prepare(&hosts, &issued.chain_pem, &issued.key_pem, &sealer, chrono::Utc::now()).unwrap();
+        let new = prepared.into_new_certificate(tenant.id);
+        let admin = admin.clone();
+        async move { admin.save_certificate(&new, chrono::Utc::now()).await.unwrap() }
+    };
+    let first = tenant_ca.issue(&["ftp.acme.test"]);
+    let first_info = save(&first).await;
+    assert!(watcher.refresh(chrono::Utc::now()).await.unwrap());
+    let roots = [server_ca.der(), tenant_ca.der()];
+    let owner = SessionOwner::new();
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, first.leaf);
+
+    // From here the watcher runs on its own, as in the server.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(watcher.run(shutdown.clone()));
+    let served_soon = |leaf: CertificateDer<'static>| {
+        let resolver = tls.resolver().clone();
+        async move {
+            let picked_up = async {
+                while resolver.certificate_for(Some("ftp.acme.test")).cert[0] != leaf {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), picked_up).await.expect("the watcher did not reload");
+        }
+    };
+    let renewal = tenant_ca.issue(&["ftp.acme.test"]);
+    let renewal_info = save(&renewal).await;
+    served_soon(renewal.leaf.clone()).await;
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, renewal.leaf);
+
+    admin.delete_certificate(renewal_info.id).await.unwrap();
+    served_soon(first.leaf.clone()).await;
+    admin.delete_certificate(first_info.id).await.unwrap();
+    served_soon(default.leaf.clone()).await;
+    shutdown.cancel();
+    running.await.unwrap();
 }

@@ -1,11 +1,14 @@
 //! Keeps the SNI resolver in step with the directory, on every instance: poll a cheap version number,
-//! reload the certificates only when it moved (or when a served certificate expires).
+//! reload the certificates only when it moved, when a served certificate expires, or at least every
+//! [`RELOAD_AT_LEAST_EVERY`] (tenants' hostnames can change without the certificates changing).
 //!
 //! ```text
-//! every N s: certificates_version() ──changed?──▶ certificate_materials() ──▶ TenantCertificates ──▶ resolver
+//! every N s: certificates_version() ──changed?──▶ certificate_materials() + each tenant's hostnames
+//!                       │                                 ──▶ TenantCertificates ──▶ resolver
 //!                       error: log, keep serving what was loaded, try again next tick
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,29 +16,37 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::resolver::{CertResolver, TenantCertificates};
+use super::resolver::{CertResolver, TenantCertificates, TenantHostnames};
 use super::sealer::Sealer;
 use crate::directory::admin::{AdminStore, CertificateMaterial};
-use crate::directory::DirectoryError;
+use crate::directory::{Directory, DirectoryError};
 
 /// How often instances look for certificate changes unless told otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// A full reload happens at least this often, so that a hostname added to or removed from a tenant gets or
+/// loses its certificate on every instance even though no certificate changed.
+pub const RELOAD_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
 
-/// Where certificates come from: the directory ([`AdminStore`]) in production.
+/// Where certificates come from: the [`Directory`] in production.
 #[async_trait]
 pub trait CertificateSource: Send + Sync {
     async fn certificates_version(&self) -> Result<(i64, i64), DirectoryError>;
     async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError>;
+    async fn tenant_hostnames(&self, tenant_id: i64) -> Result<Vec<String>, DirectoryError>;
 }
 
 #[async_trait]
-impl<T: AdminStore + ?Sized> CertificateSource for T {
+impl<T: Directory + ?Sized> CertificateSource for T {
     async fn certificates_version(&self) -> Result<(i64, i64), DirectoryError> {
         AdminStore::certificates_version(self).await
     }
 
     async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError> {
         AdminStore::certificate_materials(self).await
+    }
+
+    async fn tenant_hostnames(&self, tenant_id: i64) -> Result<Vec<String>, DirectoryError> {
+        Directory::hostnames(self, tenant_id).await
     }
 }
 
@@ -46,29 +57,40 @@ pub struct CertificateWatcher<S: CertificateSource + ?Sized> {
     sealer: Arc<Sealer>,
     every: Duration,
     loaded: Option<(i64, i64)>,
+    loaded_at: Option<DateTime<Utc>>,
     next_change: Option<DateTime<Utc>>,
 }
 
 impl<S: CertificateSource + ?Sized> CertificateWatcher<S> {
     pub fn new(source: Arc<S>, resolver: Arc<CertResolver>, sealer: Arc<Sealer>, every: Duration) -> Self {
-        CertificateWatcher { source, resolver, sealer, every, loaded: None, next_change: None }
+        CertificateWatcher { source, resolver, sealer, every, loaded: None, loaded_at: None, next_change: None }
     }
 
-    /// Reloads if the directory's certificates changed since the last load, or if a served certificate
-    /// expired (or a stored one became valid) since. True when it reloaded. On error nothing changes.
+    /// Reloads if the directory's certificates changed since the last load, if a served certificate
+    /// expired (or a stored one became valid) since, or if the last load is [`RELOAD_AT_LEAST_EVERY`] old.
+    /// True when it reloaded. On error nothing changes.
     pub async fn refresh(&mut self, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
         let version = self.source.certificates_version().await?;
-        let due = self.next_change.is_some_and(|at| now >= at);
+        let due = self.next_change.is_some_and(|at| now >= at)
+            || self.loaded_at.is_none_or(|at| (now - at).to_std().unwrap_or_default() >= RELOAD_AT_LEAST_EVERY);
         if self.loaded == Some(version) && !due {
             return Ok(false);
         }
         // Read after the version: a change in between is loaded now and loaded again next tick.
         let materials = self.source.certificate_materials().await?;
-        let table = TenantCertificates::build(&materials, &self.sealer, now);
+        let mut hostnames = TenantHostnames::new();
+        for material in &materials {
+            let tenant = material.info.tenant_id;
+            if let Entry::Vacant(slot) = hostnames.entry(tenant) {
+                slot.insert(self.source.tenant_hostnames(tenant).await?);
+            }
+        }
+        let table = TenantCertificates::build(&materials, &hostnames, &self.sealer, now);
         tracing::info!(served = table.len(), skipped = materials.len() - table.len(), "tenant certificates loaded");
         self.next_change = table.next_change();
         self.resolver.set_tenants(table);
         self.loaded = Some(version);
+        self.loaded_at = Some(now);
         Ok(true)
     }
 
@@ -104,6 +126,7 @@ mod tests {
     #[derive(Default)]
     struct Table {
         rows: Mutex<Vec<CertificateMaterial>>,
+        hostnames: Mutex<Vec<String>>,
         fail: std::sync::atomic::AtomicBool,
     }
 
@@ -119,6 +142,10 @@ mod tests {
 
         async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError> {
             Ok(self.rows.lock().unwrap().clone())
+        }
+
+        async fn tenant_hostnames(&self, _tenant_id: i64) -> Result<Vec<String>, DirectoryError> {
+            Ok(self.hostnames.lock().unwrap().clone())
         }
     }
 
@@ -138,10 +165,21 @@ mod tests {
 
         let issued = ca.issue(&["ftp.acme.test"]);
         let hosts = vec!["ftp.acme.test".to_owned()];
+        *table.hostnames.lock().unwrap() = hosts.clone();
         let prepared = prepare(&hosts, &issued.chain_pem, &issued.key_pem, &sealer, Utc::now()).unwrap();
         table.rows.lock().unwrap().push(material(prepared.into_new_certificate(1)));
         assert_eq!(resolver.certificate_for(Some("ftp.acme.test")).cert[0], default.leaf, "not before a refresh");
         assert!(watcher.refresh(Utc::now()).await.unwrap());
+        assert_eq!(resolver.certificate_for(Some("ftp.acme.test")).cert[0], issued.leaf);
+
+        // The hostname leaves the tenant: no certificate changed, so it takes until the periodic reload.
+        table.hostnames.lock().unwrap().clear();
+        assert!(!watcher.refresh(Utc::now()).await.unwrap());
+        let later = Utc::now() + RELOAD_AT_LEAST_EVERY;
+        assert!(watcher.refresh(later).await.unwrap());
+        assert_eq!(resolver.certificate_for(Some("ftp.acme.test")).cert[0], default.leaf);
+        *table.hostnames.lock().unwrap() = hosts.clone();
+        assert!(watcher.refresh(later + RELOAD_AT_LEAST_EVERY).await.unwrap());
         assert_eq!(resolver.certificate_for(Some("ftp.acme.test")).cert[0], issued.leaf);
 
         table.fail.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -158,7 +196,8 @@ mod tests {
         table.rows.lock().unwrap().push(material(
             prepare(&hosts, &issued.chain_pem, &issued.key_pem, &sealer, Utc::now()).unwrap().into_new_certificate(1),
         ));
-        assert!(!watcher.refresh(Utc::now()).await.unwrap(), "same version as before the outage");
+        let soon = later + RELOAD_AT_LEAST_EVERY + chrono::Duration::seconds(1);
+        assert!(!watcher.refresh(soon).await.unwrap(), "same version as before the outage");
         assert!(watcher.refresh(chrono::DateTime::<Utc>::MAX_UTC).await.unwrap());
         assert_eq!(resolver.tenant_certificates(), 0);
     }
