@@ -365,6 +365,13 @@ impl Tls {
         &self.resolver
     }
 
+    /// Reads the server's own certificate again (the configured files, or the generated one) and serves it
+    /// from the next handshake on; on error the one in use stays. Meant for SIGHUP.
+    pub fn reload_identity(&self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let (certs, key) = load_identity(config)?;
+        self.resolver.set_default(certs, key)
+    }
+
     pub fn resumption(&self) -> Resumption {
         self.resumption
     }

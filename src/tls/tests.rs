@@ -260,3 +260,31 @@ async fn a_certificate_saved_through_the_directory_is_served_by_every_instance_a
     shutdown.cancel();
     running.await.unwrap();
 }
+
+#[test]
+fn the_servers_own_certificate_is_reloaded_from_its_files_and_a_bad_one_is_refused() {
+    use crate::tls::testcerts::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("CA");
+    let first = ca.issue(&["ftp.example.test"]);
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &first.chain_pem).unwrap();
+    std::fs::write(&key_file, &first.key_pem).unwrap();
+    let mut config = crate::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    config.tls.cert_file = Some(cert_file.clone());
+    config.tls.key_file = Some(key_file.clone());
+    let (certs, key) = load_identity(&config).unwrap();
+    let tls = Tls::new(certs, key, Resumption::Enforced).unwrap();
+    assert_eq!(tls.resolver().certificate_for(None).cert[0], first.leaf);
+
+    let second = ca.issue(&["ftp.example.test"]);
+    std::fs::write(&cert_file, &second.chain_pem).unwrap();
+    std::fs::write(&key_file, &second.key_pem).unwrap();
+    tls.reload_identity(&config).unwrap();
+    assert_eq!(tls.resolver().certificate_for(Some("ftp.example.test")).cert[0], second.leaf);
+
+    // Half-replaced files (new certificate, old key) are refused and the working pair stays.
+    std::fs::write(&cert_file, &ca.issue(&["ftp.example.test"]).chain_pem).unwrap();
+    assert!(tls.reload_identity(&config).is_err());
+    assert_eq!(tls.resolver().certificate_for(None).cert[0], second.leaf);
+}

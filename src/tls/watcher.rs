@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::resolver::{CertResolver, TenantCertificates, TenantHostnames};
@@ -59,11 +60,21 @@ pub struct CertificateWatcher<S: CertificateSource + ?Sized> {
     loaded: Option<(i64, i64)>,
     loaded_at: Option<DateTime<Utc>>,
     next_change: Option<DateTime<Utc>>,
+    nudge: Arc<Notify>,
 }
 
 impl<S: CertificateSource + ?Sized> CertificateWatcher<S> {
     pub fn new(source: Arc<S>, resolver: Arc<CertResolver>, sealer: Arc<Sealer>, every: Duration) -> Self {
-        CertificateWatcher { source, resolver, sealer, every, loaded: None, loaded_at: None, next_change: None }
+        CertificateWatcher {
+            source,
+            resolver,
+            sealer,
+            every,
+            loaded: None,
+            loaded_at: None,
+            next_change: None,
+            nudge: Arc::default(),
+        }
     }
 
     /// Reloads if the directory's certificates changed since the last load, if a served certificate
@@ -94,19 +105,35 @@ impl<S: CertificateSource + ?Sized> CertificateWatcher<S> {
         Ok(true)
     }
 
-    /// Refreshes every interval until `shutdown`. Run [`CertificateWatcher::refresh`] once before
-    /// accepting connections so that the first clients already get their tenant's certificate.
+    /// A handle that makes the running watcher refresh now instead of at its next tick: the admin API
+    /// nudges it after saving or deleting a certificate, so this instance serves the change at once (the
+    /// others within their poll interval).
+    pub fn nudger(&self) -> Arc<Notify> {
+        self.nudge.clone()
+    }
+
+    /// Refreshes at once unless already loaded, then every interval and whenever nudged, until `shutdown`.
+    /// Call [`CertificateWatcher::refresh`] once before accepting connections so that the first clients
+    /// already get their tenant's certificate.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.every);
+        if self.loaded.is_none() {
+            self.refresh_or_log().await;
+        }
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + self.every, self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
+                _ = self.nudge.notified() => {}
             }
-            if let Err(e) = self.refresh(Utc::now()).await {
-                tracing::warn!(error = %e, "reloading tenant certificates failed; still serving the ones loaded before");
-            }
+            self.refresh_or_log().await;
+        }
+    }
+
+    async fn refresh_or_log(&mut self) {
+        if let Err(e) = self.refresh(Utc::now()).await {
+            tracing::warn!(error = %e, "reloading tenant certificates failed; still serving the ones loaded before");
         }
     }
 }
@@ -200,5 +227,36 @@ mod tests {
         assert!(!watcher.refresh(soon).await.unwrap(), "same version as before the outage");
         assert!(watcher.refresh(chrono::DateTime::<Utc>::MAX_UTC).await.unwrap());
         assert_eq!(resolver.tenant_certificates(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_nudge_reloads_at_once_without_waiting_for_the_next_tick() {
+        let ca = TestCa::new("CA");
+        let sealer = Arc::new(Sealer::new(&[1; 32]));
+        let default = ca.issue(&["localhost"]);
+        let key = PrivateKeyDer::from_pem_slice(default.key_pem.as_bytes()).unwrap();
+        let resolver = Arc::new(CertResolver::new(vec![default.leaf.clone()], key).unwrap());
+        let table = Arc::new(Table::default());
+        let hosts = vec!["ftp.acme.test".to_owned()];
+        *table.hostnames.lock().unwrap() = hosts.clone();
+        let hour = Duration::from_secs(3600);
+        let mut watcher = CertificateWatcher::new(table.clone(), resolver.clone(), sealer.clone(), hour);
+        assert!(watcher.refresh(Utc::now()).await.unwrap());
+        let nudge = watcher.nudger();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(watcher.run(shutdown.clone()));
+
+        let issued = ca.issue(&["ftp.acme.test"]);
+        let prepared = prepare(&hosts, &issued.chain_pem, &issued.key_pem, &sealer, Utc::now()).unwrap();
+        table.rows.lock().unwrap().push(material(prepared.into_new_certificate(1)));
+        nudge.notify_one();
+        let picked_up = async {
+            while resolver.certificate_for(Some("ftp.acme.test")).cert[0] != issued.leaf {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), picked_up).await.expect("the nudge did not reload");
+        shutdown.cancel();
+        running.await.unwrap();
     }
 }
