@@ -8,6 +8,11 @@
 //! every handshake ──SNI──▶ CertResolver { tenants' certificates by name, else the server's own }
 //! ```
 //!
+//! Start-up: open the [`Sealer`] ([`Sealer::from_env_or_file`]), build [`Tls`], make a
+//! [`CertificateWatcher`] over the directory and `tls.resolver()`, call its `refresh` once before
+//! accepting, then spawn its `run` with the shutdown token. A tenant's certificate is served for that
+//! tenant's own hostnames only.
+//!
 //! ```text
 //! control handshake ──put(id)──▶ SessionStore { id → (session, owner of that control connection) }
 //!                                        │  owner becomes (tenant, user) at login
