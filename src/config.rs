@@ -30,6 +30,11 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
     pub login_defence: LoginDefenceConfig,
+    /// The key (base64 of 32 bytes) that seals tenants' certificate keys at rest; every instance sharing a
+    /// database needs the same one. Prefer `WHARF_SECRET_KEY` or `secret_key_file`. Default: a key made on
+    /// first use in `<data_dir>/secret.key` (one instance only).
+    pub secret_key: Option<Secret>,
+    pub secret_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -126,6 +131,8 @@ pub struct TlsConfig {
     pub data_session_resumption: Resumption,
     /// Refuse a passive data connection from another IP than the control connection's.
     pub require_same_ip_for_passive: bool,
+    /// How often each instance looks for tenant certificates added or removed through another instance.
+    pub certificate_poll_secs: u64,
 }
 
 /// How data connections must relate to the control connection's TLS session.
@@ -333,6 +340,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             log: LogConfig::default(),
             login_defence: LoginDefenceConfig::default(),
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }
@@ -390,6 +399,7 @@ impl Default for TlsConfig {
             require_prot_p: true,
             data_session_resumption: Resumption::Enforced,
             require_same_ip_for_passive: true,
+            certificate_poll_secs: 5,
         }
     }
 }
@@ -501,6 +511,9 @@ impl Config {
         }
         if self.ftp.max_login_attempts == 0 {
             return invalid("ftp.max_login_attempts", "must be at least 1");
+        }
+        if !(1..=3600).contains(&self.tls.certificate_poll_secs) {
+            return invalid("tls.certificate_poll_secs", "must be 1 to 3600 seconds");
         }
         let proxy = &self.ftp.proxy_protocol;
         if !proxy.listeners.is_empty() && proxy.trusted.is_empty() {

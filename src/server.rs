@@ -41,6 +41,10 @@ pub struct Server {
     implicit: Option<TcpListener>,
     /// The shared passive ports' listeners, served once `run` starts.
     pool_listeners: Vec<TcpListener>,
+    /// Keeps the tenants' certificates served by the TLS listeners in step with the directory.
+    certificates: tls::CertificateWatcher<dyn Directory>,
+    /// Seals and opens tenants' certificate keys.
+    sealer: Arc<tls::Sealer>,
 }
 
 impl Server {
@@ -52,8 +56,24 @@ impl Server {
         let directory = directory::open_with(&config.database_url(), &config.pool_options())
             .await
             .context("opening the directory")?;
+        let sealer = tls::Sealer::from_sources(
+            config.secret_key.as_ref().map(|s| s.expose()),
+            config.secret_key_file.as_deref(),
+            &config.data_dir,
+        )
+        .context("loading the secret key that seals certificate keys")?;
+        let sealer = Arc::new(sealer);
         let (certs, key) = tls::load_identity(&config)?;
         let tls = Tls::new(certs, key, config.tls.data_session_resumption)?;
+        let mut certificates = tls::CertificateWatcher::new(
+            directory.clone(),
+            tls.resolver().clone(),
+            sealer.clone(),
+            Duration::from_secs(config.tls.certificate_poll_secs),
+        );
+        if let Err(e) = certificates.refresh(chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "loading tenant certificates failed; serving the server's own until the next poll");
+        }
         let (storage, s3): (Arc<dyn StorageProvider>, _) = match config.storage.backend {
             Backend::Fs => {
                 let fs = FsProvider::new(config.fs_root(), config.storage.fsync)
@@ -93,7 +113,7 @@ impl Server {
             }
         };
         let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy });
-        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners })
+        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -106,6 +126,16 @@ impl Server {
 
     pub fn directory(&self) -> Arc<dyn Directory> {
         self.directory.clone()
+    }
+
+    /// Seals and opens tenants' certificate keys (the admin API's uploads).
+    pub fn sealer(&self) -> Arc<tls::Sealer> {
+        self.sealer.clone()
+    }
+
+    /// Wakes this instance's certificate watcher, so that a change made here is served at once.
+    pub fn certificate_nudge(&self) -> Arc<tokio::sync::Notify> {
+        self.certificates.nudger()
     }
 
     /// The live sessions of this instance (and, through the directory, of all).
@@ -124,6 +154,7 @@ impl Server {
             Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
         let tracker = TaskTracker::new();
         tokio::spawn(self.shared.sessions.clone().run(shutdown.clone()));
+        tokio::spawn(self.certificates.run(shutdown.clone()));
         if let Some(pool) = &self.shared.passive_pool {
             for listener in self.pool_listeners {
                 tokio::spawn(pool.clone().serve(listener, self.shared.proxy.passive.clone(), shutdown.clone()));
