@@ -128,6 +128,11 @@ impl Server {
         self.directory.clone()
     }
 
+    /// What SIGHUP does; taken before [`Server::run`] consumes the server.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { shared: self.shared.clone(), certificates: self.certificates.nudger() }
+    }
+
     /// Seals and opens tenants' certificate keys (the admin API's uploads).
     pub fn sealer(&self) -> Arc<tls::Sealer> {
         self.sealer.clone()
@@ -332,7 +337,7 @@ impl Drop for Admission {
     }
 }
 
-/// Runs wharf until SIGINT/SIGTERM: prints where it listens and how to create a tenant and a user.
+/// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads certificates): prints where it listens and how to create a tenant and a user.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config.clone()).await?;
     let explicit = server.explicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
@@ -369,6 +374,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             println!("  curl --ssl-reqd -k -u alice@acme ftp://{addr}/");
         }
     }
+    tokio::spawn(reload_on_hangup(server.reloader()));
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -377,6 +383,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         signal.cancel();
     });
     server.run(shutdown).await
+}
+
+/// Reloads what can change without a restart: the server's own certificate and key files (a renewed
+/// certificate) and, at once rather than at the next poll, the tenants' certificates.
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+    certificates: Arc<tokio::sync::Notify>,
+}
+
+impl Reloader {
+    /// On error the certificate in use stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        self.certificates.notify_one();
+        self.shared.tls.reload_identity(&self.shared.config).context("reloading the server's certificate")
+    }
+}
+
+/// Reloads on every SIGHUP until the process ends.
+async fn reload_on_hangup(reloader: Reloader) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hangups.recv().await.is_some() {
+        match reloader.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the certificates"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: reload failed; the old certificate stays"),
+        }
+    }
 }
 
 async fn wait_for_signal() {

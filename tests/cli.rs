@@ -262,3 +262,49 @@ async fn tenants_and_users_are_disabled_enabled_and_deleted_from_the_cli() {
     let (ok, _, err) = run(dir.path(), &["tenant", "delete", "acme"], None).await;
     assert!(!ok && err.contains("acme"), "deleting it twice is an error naming it: {err}");
 }
+
+/// The leaf certificate (DER) the server presents on its implicit FTPS port.
+async fn served_certificate(implicit: std::net::SocketAddr) -> Vec<u8> {
+    let tcp = tokio::net::TcpStream::connect(implicit).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(crate::support::raw::client_config());
+    let name = crate::support::raw::server_name();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_renewed_certificate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = wharf(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let printed = printed_until(&mut stdout, |line| line.contains("curl --ssl-reqd")).await;
+    let line = printed.iter().find(|l| l.contains("implicit FTPS")).unwrap();
+    let implicit: std::net::SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let tls = dir.path().join("wharf-data/tls");
+    let first = served_certificate(implicit).await;
+
+    // The operator drops renewed files in place and sends SIGHUP.
+    let renewed = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(tls.join("cert.pem"), renewed.cert.pem()).unwrap();
+    std::fs::write(tls.join("key.pem"), renewed.key_pair.serialize_pem()).unwrap();
+    assert_eq!(served_certificate(implicit).await, first, "nothing changes before the signal");
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let mut served = first.clone();
+    for _ in 0..100 {
+        served = served_certificate(implicit).await;
+        if served != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, renewed.cert.der().to_vec(), "the renewed certificate is served");
+
+    // A broken file on the next SIGHUP keeps the working certificate.
+    std::fs::write(tls.join("cert.pem"), "not a certificate").unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(served_certificate(implicit).await, renewed.cert.der().to_vec());
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().await.unwrap();
+}
