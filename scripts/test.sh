@@ -37,4 +37,5 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --lib --bins --tests
 # The protocol, client, permission and quota suites once more, on the production pairing: S3 storage and a
 # Postgres directory (a fresh database per test).
-WHARF_TEST_BACKEND=s3 WHARF_TEST_DIRECTORY=postgres cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions:: quotas::
+WHARF_TEST_BACKEND=s3 WHARF_TEST_DIRECTORY=postgres cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions:: quotas:: \
+  sessions:: shutdown:: passive_pool:: proxy::

@@ -14,6 +14,7 @@ mod proxy;
 mod quotas;
 mod s3;
 mod sessions;
+mod shutdown;
 mod smoke;
 mod suppaftp;
 mod tls_policy;

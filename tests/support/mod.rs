@@ -286,6 +286,18 @@ impl Wharf {
         dirs.into_iter().filter(|d| !d.is_empty()).collect()
     }
 
+    /// What SIGTERM does: stop accepting, let transfers finish within the grace period.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the server to have stopped after [`Wharf::begin_shutdown`].
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
     /// Stops the server and waits for it, as a clean shutdown would.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
