@@ -257,6 +257,16 @@ pub struct BanRule {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info,wharf=debug`. `RUST_LOG` wins when set.
     pub filter: String,
+    /// `text` for people, `json` for log pipelines: one JSON object per line, so that the record of each
+    /// login (`wharf::login`) and each transfer (`wharf::transfer`, the modern xferlog) is machine-readable.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// An inclusive port range written `start-end`.
@@ -436,7 +446,7 @@ impl Default for S3Config {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { filter: "info".to_owned() }
+        LogConfig { filter: "info".to_owned(), format: LogFormat::Text }
     }
 }
 

@@ -453,7 +453,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
             format!("configuration field `log.filter`: {:?} is not a valid filter", config.log.filter)
         })?
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        wharf::config::LogFormat::Text => log.init(),
+        wharf::config::LogFormat::Json => log.json().flatten_event(true).with_current_span(false).init(),
+    }
     Ok(())
 }
 

@@ -308,3 +308,51 @@ async fn sighup_reloads_a_renewed_certificate_without_a_restart() {
     assert!(child.try_wait().unwrap().is_none(), "still running");
     child.kill().await.unwrap();
 }
+
+/// `log.format = "json"`: one JSON object per line; each login and each transfer is a record of its own
+/// with the facts a log pipeline needs.
+#[tokio::test]
+async fn json_logs_carry_one_record_per_login_and_per_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = run(dir.path(), &["tenant", "add", "acme"], None).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) =
+        run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
+    assert!(ok, "{out}{err}");
+    let mut child = wharf(dir.path())
+        .arg("serve")
+        .env("WHARF_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
+    let mut ftp = Ftp::login(explicit, "alice@acme", "first password").await;
+    assert_eq!(ftp.store("STOR", "report.csv", b"a,b\n1,2\n").await.code, 226);
+
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !records.iter().any(|r| r["target"] == "wharf::transfer") {
+            let line = stderr.next_line().await.unwrap().expect("wharf is still running");
+            let record = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            records.push(record);
+        }
+    })
+    .await
+    .expect("a transfer record");
+    let login = records.iter().find(|r| r["target"] == "wharf::login").expect("a login record");
+    assert_eq!(
+        (login["tenant"].as_str(), login["user"].as_str(), login["result"].as_str()),
+        (Some("acme"), Some("alice"), Some("ok"))
+    );
+    let transfer = records.iter().find(|r| r["target"] == "wharf::transfer").unwrap();
+    assert_eq!(transfer["command"], "STOR");
+    assert_eq!(transfer["path"], "/report.csv");
+    assert_eq!(transfer["bytes"], 8);
+    assert_eq!(transfer["code"], 226);
+    assert_eq!(transfer["session"], login["session"], "both records name the same session");
+    assert!(transfer["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    child.kill().await.unwrap();
+}

@@ -416,12 +416,13 @@ impl Session {
     }
 
     fn log_transfer(&self, running: &Running, outcome: &Outcome) {
-        let (tenant, user) = match &self.login {
-            Some(l) => (l.principal.tenant.name.as_str(), l.principal.user.username.as_str()),
-            None => ("", ""),
+        let (tenant, user, session) = match &self.login {
+            Some(l) => (l.principal.tenant.name.as_str(), l.principal.user.username.as_str(), l.live.id.as_str()),
+            None => ("", "", ""),
         };
         tracing::info!(
             target: "wharf::transfer",
+            session,
             peer = %self.peer,
             tenant,
             user,

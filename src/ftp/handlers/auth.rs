@@ -109,19 +109,20 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 s.send(&reply).await?;
                 return Ok(Flow::Continue);
             }
+            // Every logged-in session is listed, so that it can be disconnected: no row, no session.
+            let live = match s.shared.sessions.register(&principal, s.peer).await {
+                Ok(live) => live,
+                Err(e) => return unavailable(s, &e).await,
+            };
             tracing::info!(
                 target: "wharf::login",
+                session = %live.id,
                 peer = %s.peer,
                 tenant = %principal.tenant.name,
                 user = %principal.user.username,
                 result = "ok",
                 "login"
             );
-            // Every logged-in session is listed, so that it can be disconnected: no row, no session.
-            let live = match s.shared.sessions.register(&principal, s.peer).await {
-                Ok(live) => live,
-                Err(e) => return unavailable(s, &e).await,
-            };
             s.owner.set_user(principal.tenant.id, principal.user.id);
             let limited = (principal.quota_limited, std::time::Instant::now());
             s.login = Some(Login { principal, storage, home, limited, live });
