@@ -162,6 +162,8 @@ pub trait AdminStore: Send + Sync {
     async fn token_by_id(&self, id: i64) -> Result<Option<ApiToken>, DirectoryError>;
     async fn delete_token(&self, id: i64) -> Result<(), DirectoryError>;
 
+    /// Appends an event. An event about a tenant that no longer exists is kept with `tenant_id` `None`, as
+    /// the tenant's earlier events are when it is deleted: they stay, for operators only.
     async fn record_audit(&self, event: &NewAuditEvent, now: DateTime<Utc>) -> Result<AuditEvent, DirectoryError>;
     /// Events in id order; `tenant_id` `Some` lists that tenant's events only.
     async fn audit_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<AuditEvent>, DirectoryError>;
@@ -182,12 +184,17 @@ pub trait AdminStore: Send + Sync {
     /// Every certificate with its chain and sealed key, for the TLS listeners.
     async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError>;
     /// A value that changes whenever a certificate is added or removed (ids are never reused), so that
-    /// instances poll it cheaply and reload only on change.
+    /// instances poll it cheaply and reload only on change: `(count, highest id)`. Equal values mean the
+    /// same set of certificates (one added and removed again between two polls leaves it as it was).
     async fn certificates_version(&self) -> Result<(i64, i64), DirectoryError>;
 
-    /// Marks `instance` alive at `now`; instances call it every few seconds.
+    /// Marks `instance` alive at `now` (never earlier than it was marked already); instances call it every
+    /// few seconds, and once before registering sessions.
     async fn instance_alive(&self, instance: &str, now: DateTime<Utc>) -> Result<(), DirectoryError>;
+    /// Records a session of an instance that reported alive; [`DirectoryError::NotFound`] when the instance
+    /// (or the tenant or user) is not known, [`DirectoryError::Conflict`] when the id is taken.
     async fn register_session(&self, session: &LiveSession) -> Result<(), DirectoryError>;
+    /// Forgets a session; one that is gone already (with its user, tenant or instance) is no error.
     async fn end_session(&self, id: &str) -> Result<(), DirectoryError>;
     /// Sessions of instances seen alive since `alive_since`, oldest first; `tenant_id` `Some` limits them to
     /// one tenant.
@@ -201,6 +208,89 @@ pub trait AdminStore: Send + Sync {
     async fn request_disconnect(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError>;
     /// The ids of `instance`'s sessions whose disconnect was requested and not yet carried out.
     async fn disconnect_requests(&self, instance: &str) -> Result<Vec<String>, DirectoryError>;
-    /// Forgets sessions and instances not seen alive since `before` (instances that died without cleaning up).
+    /// Forgets sessions and instances not seen alive since `before` (instances that died without cleaning up);
+    /// returns how many sessions were forgotten.
     async fn forget_dead_instances(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError>;
+}
+
+// What both backends share: checks of the input and the stored forms of values. Private to `directory`.
+
+/// The most rows one page may hold; a larger `limit` is cut to it, a smaller than 1 raised to 1.
+pub const MAX_PAGE: i64 = 1000;
+
+/// How often at most [`AdminStore::use_token`] writes a token's `last_used_at`.
+pub(super) const TOKEN_USE_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+impl Page {
+    /// The first page of `limit` rows.
+    pub fn first(limit: i64) -> Page {
+        Page { after: None, limit }
+    }
+
+    /// `limit` within `1..=`[`MAX_PAGE`].
+    pub fn clamped_limit(self) -> i64 {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+
+    /// The id rows must be above: `after`, or below every id.
+    pub(super) fn after_id(self) -> i64 {
+        self.after.unwrap_or(i64::MIN)
+    }
+}
+
+/// Checks a new token and returns the stored form of its scope: `(scope, tenant_id)`.
+pub(super) fn check_new_token(token: &NewToken) -> Result<(&'static str, Option<i64>), DirectoryError> {
+    let name_ok = (1..=64).contains(&token.name.chars().count()) && !token.name.chars().any(char::is_control);
+    if !name_ok {
+        return Err(DirectoryError::Invalid("token name must be 1-64 characters without control characters".into()));
+    }
+    if !is_sha256_hex(&token.secret_sha256) {
+        return Err(DirectoryError::Invalid("token secret hash must be 64 lower-case hex digits".into()));
+    }
+    Ok(scope_text(token.scope))
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn scope_text(scope: TokenScope) -> (&'static str, Option<i64>) {
+    match scope {
+        TokenScope::Operator => ("operator", None),
+        TokenScope::TenantAdmin(id) => ("tenant_admin", Some(id)),
+    }
+}
+
+/// Reads a stored scope back (the schema's CHECK keeps the two columns consistent).
+pub(super) fn scope_from(scope: &str, tenant_id: Option<i64>) -> Result<TokenScope, DirectoryError> {
+    match (scope, tenant_id) {
+        ("operator", None) => Ok(TokenScope::Operator),
+        ("tenant_admin", Some(id)) => Ok(TokenScope::TenantAdmin(id)),
+        _ => Err(DirectoryError::Internal(format!("stored token scope {scope:?} cannot be read").into())),
+    }
+}
+
+/// The stored form of an event's detail: a JSON object (`null` stands for an empty one).
+pub(super) fn detail_text(detail: &serde_json::Value) -> Result<String, DirectoryError> {
+    match detail {
+        serde_json::Value::Null => Ok("{}".to_owned()),
+        serde_json::Value::Object(_) => Ok(detail.to_string()),
+        _ => Err(DirectoryError::Invalid("audit detail must be a JSON object".into())),
+    }
+}
+
+pub(super) fn detail_from_text(text: &str) -> Result<serde_json::Value, DirectoryError> {
+    serde_json::from_str(text)
+        .map_err(|e| DirectoryError::Internal(format!("stored audit detail cannot be read: {e}").into()))
+}
+
+/// Checks a new certificate and returns its names as stored: lower case, without a trailing root dot.
+pub(super) fn certificate_names(certificate: &NewCertificate) -> Result<Vec<String>, DirectoryError> {
+    if certificate.names.is_empty() {
+        return Err(DirectoryError::Invalid("a certificate must cover at least one DNS name".into()));
+    }
+    if !is_sha256_hex(&certificate.fingerprint) {
+        return Err(DirectoryError::Invalid("certificate fingerprint must be 64 lower-case hex digits".into()));
+    }
+    Ok(certificate.names.iter().map(|name| super::hostname_key(name)).collect())
 }

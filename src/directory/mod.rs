@@ -6,6 +6,8 @@
 //! counters and bans in [`login_failures`].
 
 pub mod admin;
+mod admin_postgres;
+mod admin_sqlite;
 pub mod login_failures;
 pub mod password;
 pub mod postgres;
@@ -22,6 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::access::{Access, Networks, Permissions};
 use crate::vfs::VirtualPath;
 
+pub use admin::{AdminStore, Page};
 pub use login_failures::{Ban, FailureCount, FailurePolicy};
 pub use quota::{Account, Grant, Quota, ReservationRequest, Usage};
 
@@ -178,7 +181,7 @@ pub enum DirectoryError {
 }
 
 #[async_trait]
-pub trait Directory: Send + Sync {
+pub trait Directory: admin::AdminStore + Send + Sync {
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError>;
     /// The tenant a TLS SNI name or `HOST` argument belongs to (case-insensitive).

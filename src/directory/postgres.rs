@@ -17,7 +17,8 @@ const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefi
                               s3_path_style, s3_access_key_id, s3_secret_ref, allowed_networks";
 const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
-const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
+pub(super) const USER_COLUMNS: &str =
+    "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
                             path_permissions, allowed_networks";
 
 /// One failed login, as one atomic statement. Parameters: $1 scope, $2 now, $3 the start of the oldest
@@ -776,7 +777,7 @@ fn parked_from_row(row: &PgRow) -> Result<ParkedUpload, DirectoryError> {
 }
 
 /// Reads a tenant from columns named `{prefix}id`, `{prefix}name`, … (a prefix keeps joins unambiguous).
-fn tenant_from_row(row: &PgRow, prefix: &str) -> Result<Tenant, DirectoryError> {
+pub(super) fn tenant_from_row(row: &PgRow, prefix: &str) -> Result<Tenant, DirectoryError> {
     let col = |name: &str| format!("{prefix}{name}");
     Ok(Tenant {
         id: row.try_get(col("id").as_str()).map_err(db_error)?,
@@ -796,7 +797,7 @@ fn tenant_from_row(row: &PgRow, prefix: &str) -> Result<Tenant, DirectoryError> 
     })
 }
 
-fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, DirectoryError> {
+pub(super) fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, DirectoryError> {
     let col = |name: &str| format!("{prefix}{name}");
     Ok(User {
         id: row.try_get(col("id").as_str()).map_err(db_error)?,

@@ -20,7 +20,8 @@ const TENANT_COLUMNS: &str = "id, name, enabled, created_at, s3_bucket, s3_prefi
                               s3_path_style, s3_access_key_id, s3_secret_ref, allowed_networks";
 const PARKED_COLUMNS: &str =
     "location, object_key, upload_id, tenant_id, user_id, resumable, state, parked_at, expires_at";
-const USER_COLUMNS: &str = "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
+pub(super) const USER_COLUMNS: &str =
+    "id, tenant_id, username, home, enabled, created_at, last_login_at, permissions, \
                             path_permissions, allowed_networks";
 
 /// One failed login, as one atomic statement (the Postgres twin explains it). Parameters: ?1 scope, ?2 now,
@@ -815,7 +816,7 @@ fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")
 }
 
-fn time_text(time: DateTime<Utc>) -> String {
+pub(super) fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -823,14 +824,14 @@ fn now_text() -> String {
     time_text(Utc::now())
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, DirectoryError> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, DirectoryError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| DirectoryError::Internal(format!("stored timestamp {text:?}: {e}").into()))
 }
 
 /// Reads a tenant from columns named `{prefix}id`, `{prefix}name`, … (a prefix keeps joins unambiguous).
-fn tenant_from_row(row: &SqliteRow, prefix: &str) -> Result<Tenant, DirectoryError> {
+pub(super) fn tenant_from_row(row: &SqliteRow, prefix: &str) -> Result<Tenant, DirectoryError> {
     let col = |name: &str| format!("{prefix}{name}");
     let created_at: String = row.try_get(col("created_at").as_str()).map_err(db_error)?;
     Ok(Tenant {
@@ -851,7 +852,7 @@ fn tenant_from_row(row: &SqliteRow, prefix: &str) -> Result<Tenant, DirectoryErr
     })
 }
 
-fn user_from_row(row: &SqliteRow, prefix: &str) -> Result<User, DirectoryError> {
+pub(super) fn user_from_row(row: &SqliteRow, prefix: &str) -> Result<User, DirectoryError> {
     let col = |name: &str| format!("{prefix}{name}");
     let created_at: String = row.try_get(col("created_at").as_str()).map_err(db_error)?;
     let last_login_at: Option<String> = row.try_get(col("last_login_at").as_str()).map_err(db_error)?;

@@ -68,6 +68,10 @@ mod login_failures;
 #[path = "quota_tests.rs"]
 mod quota;
 
+/// What the admin API keeps (tokens, audit log, certificates, live sessions), on every backend too.
+#[path = "admin_tests.rs"]
+mod admin;
+
 /// A directory opened through [`open`] on a database of its own; derefs to the directory.
 struct Fresh {
     dir: Arc<dyn Directory>,

@@ -1,0 +1,443 @@
+//! [`AdminStore`] on SQLite: tokens, the audit log, certificates and live sessions (migration 0007).
+//!
+//! Times are RFC 3339 text of one fixed width (see `sqlite.rs`), so comparing them as text in SQL compares
+//! the times.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::admin::*;
+use super::sqlite::{parse_time, tenant_from_row, time_text, user_from_row, SqliteDirectory, USER_COLUMNS};
+use super::{conflict_as, db_error, found_if, hostname_key, normalize_home, DirectoryError, Tenant, User};
+
+const TOKEN_COLUMNS: &str = "id, name, scope, tenant_id, created_at, expires_at, last_used_at";
+const AUDIT_COLUMNS: &str = "id, at, actor, tenant_id, action, target, client, detail";
+const CERTIFICATE_COLUMNS: &str =
+    "id, tenant_id, names, subject, issuer, not_before, not_after, fingerprint, created_at";
+const SESSION_COLUMNS: &str = "id, instance, tenant_id, user_id, username, client, started_at";
+
+#[async_trait]
+impl AdminStore for SqliteDirectory {
+    async fn tenants_page(&self, page: Page) -> Result<Vec<Tenant>, DirectoryError> {
+        // `*`: `tenant_from_row` reads the columns it needs by name, whatever columns tenants gain later.
+        let rows = sqlx::query("SELECT * FROM tenants WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(|row| tenant_from_row(row, "")).collect()
+    }
+
+    async fn users_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<User>, DirectoryError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(|row| user_from_row(row, "")).collect()
+    }
+
+    async fn user_by_name(&self, tenant_id: i64, username: &str) -> Result<Option<User>, DirectoryError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = ? AND username = ?");
+        let row =
+            sqlx::query(&sql).bind(tenant_id).bind(username).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.map(|row| user_from_row(&row, "")).transpose()
+    }
+
+    async fn set_user_home(&self, tenant_id: i64, username: &str, home: &str) -> Result<(), DirectoryError> {
+        let home = normalize_home(home)?;
+        let done = sqlx::query("UPDATE users SET home = ? WHERE tenant_id = ? AND username = ?")
+            .bind(home)
+            .bind(tenant_id)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn remove_hostname(&self, tenant_id: i64, hostname: &str) -> Result<(), DirectoryError> {
+        let done = sqlx::query("DELETE FROM tenant_hostnames WHERE hostname = ? AND tenant_id = ?")
+            .bind(hostname_key(hostname))
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken, DirectoryError> {
+        let (scope, tenant_id) = check_new_token(token)?;
+        let sql = format!(
+            "INSERT INTO api_tokens (name, scope, tenant_id, secret_sha256, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {TOKEN_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&token.name)
+            .bind(scope)
+            .bind(tenant_id)
+            .bind(&token.secret_sha256)
+            .bind(time_text(Utc::now()))
+            .bind(token.expires_at.map(time_text))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| conflict_as(e, "token"))?;
+        token_from_row(&row)
+    }
+
+    async fn use_token(&self, secret_sha256: &str, now: DateTime<Utc>) -> Result<Option<ApiToken>, DirectoryError> {
+        // A read first: a token used again within the interval costs no write (nor SQLite's write lock).
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens \
+             WHERE secret_sha256 = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
+        );
+        let row = sqlx::query(&sql)
+            .bind(secret_sha256)
+            .bind(time_text(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut token = token_from_row(&row)?;
+        let due = now - TOKEN_USE_INTERVAL;
+        if token.last_used_at.is_none_or(|last| last <= due) {
+            // Guarded again in SQL, so that concurrent calls write once.
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = ?1 \
+                 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            )
+            .bind(time_text(now))
+            .bind(token.id)
+            .bind(time_text(due))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            token.last_used_at = Some(now);
+        }
+        Ok(Some(token))
+    }
+
+    async fn tokens_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<ApiToken>, DirectoryError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
+             ORDER BY id LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn token_by_id(&self, id: i64) -> Result<Option<ApiToken>, DirectoryError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn delete_token(&self, id: i64) -> Result<(), DirectoryError> {
+        let done =
+            sqlx::query("DELETE FROM api_tokens WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn record_audit(&self, event: &NewAuditEvent, now: DateTime<Utc>) -> Result<AuditEvent, DirectoryError> {
+        // The tenant only if it still exists: an event about a deleted tenant is kept for operators, as the
+        // events recorded before its deletion are (ON DELETE SET NULL).
+        let sql = format!(
+            "INSERT INTO audit_events (at, actor, tenant_id, action, target, client, detail) \
+             VALUES (?, ?, (SELECT id FROM tenants WHERE id = ?), ?, ?, ?, ?) RETURNING {AUDIT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(time_text(now))
+            .bind(&event.actor)
+            .bind(event.tenant_id)
+            .bind(&event.action)
+            .bind(&event.target)
+            .bind(&event.client)
+            .bind(detail_text(&event.detail)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        audit_from_row(&row)
+    }
+
+    async fn audit_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<AuditEvent>, DirectoryError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
+             ORDER BY id LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn save_certificate(
+        &self,
+        certificate: &NewCertificate,
+        now: DateTime<Utc>,
+    ) -> Result<CertificateInfo, DirectoryError> {
+        let names = certificate_names(certificate)?;
+        let names = serde_json::to_string(&names).map_err(|e| DirectoryError::Internal(Box::new(e)))?;
+        let sql = format!(
+            "INSERT INTO certificates (tenant_id, names, subject, issuer, not_before, not_after, fingerprint, \
+                                       chain_pem, sealed_key, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {CERTIFICATE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(certificate.tenant_id)
+            .bind(names)
+            .bind(&certificate.subject)
+            .bind(&certificate.issuer)
+            .bind(time_text(certificate.not_before))
+            .bind(time_text(certificate.not_after))
+            .bind(&certificate.fingerprint)
+            .bind(&certificate.chain_pem)
+            .bind(&certificate.sealed_key)
+            .bind(time_text(now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| conflict_as(e, "certificate"))?;
+        certificate_from_row(&row)
+    }
+
+    async fn certificates_page(
+        &self,
+        tenant_id: Option<i64>,
+        page: Page,
+    ) -> Result<Vec<CertificateInfo>, DirectoryError> {
+        let sql = format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
+             ORDER BY id LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    async fn certificate(&self, id: i64) -> Result<Option<CertificateInfo>, DirectoryError> {
+        let sql = format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    async fn delete_certificate(&self, id: i64) -> Result<(), DirectoryError> {
+        let done = sqlx::query("DELETE FROM certificates WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        found_if(done.rows_affected() > 0)
+    }
+
+    async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError> {
+        let sql = format!("SELECT {CERTIFICATE_COLUMNS}, chain_pem, sealed_key FROM certificates ORDER BY id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CertificateMaterial {
+                    info: certificate_from_row(row)?,
+                    chain_pem: row.try_get("chain_pem").map_err(db_error)?,
+                    sealed_key: row.try_get("sealed_key").map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn certificates_version(&self) -> Result<(i64, i64), DirectoryError> {
+        // (count, highest id): an addition raises the highest id (AUTOINCREMENT never reuses one), a removal
+        // without an addition lowers the count.
+        let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS top FROM certificates")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok((row.try_get("n").map_err(db_error)?, row.try_get("top").map_err(db_error)?))
+    }
+
+    async fn instance_alive(&self, instance: &str, now: DateTime<Utc>) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO instances (id, alive_at) VALUES (?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET alive_at = MAX(alive_at, excluded.alive_at)",
+        )
+        .bind(instance)
+        .bind(time_text(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn register_session(&self, session: &LiveSession) -> Result<(), DirectoryError> {
+        sqlx::query(
+            "INSERT INTO live_sessions (id, instance, tenant_id, user_id, username, client, started_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.id)
+        .bind(&session.instance)
+        .bind(session.tenant_id)
+        .bind(session.user_id)
+        .bind(&session.username)
+        .bind(&session.client)
+        .bind(time_text(session.started_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_as(e, "session"))?;
+        Ok(())
+    }
+
+    async fn end_session(&self, id: &str) -> Result<(), DirectoryError> {
+        // No NotFound: the session may be gone already (its tenant or user deleted, or its instance
+        // forgotten while out of reach), and ending it twice is still ending it.
+        sqlx::query("DELETE FROM live_sessions WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn live_sessions(
+        &self,
+        tenant_id: Option<i64>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<LiveSession>, DirectoryError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.instance, s.tenant_id, s.user_id, s.username, s.client, s.started_at \
+             FROM live_sessions s JOIN instances i ON i.id = s.instance \
+             WHERE i.alive_at >= ?1 AND (?2 IS NULL OR s.tenant_id = ?2) \
+             ORDER BY s.started_at, s.id",
+        )
+        .bind(time_text(alive_since))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn live_session(&self, id: &str) -> Result<Option<LiveSession>, DirectoryError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM live_sessions WHERE id = ?");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn request_disconnect(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+        // The first request's time stays: asking again does not make the request newer.
+        let done = sqlx::query(
+            "UPDATE live_sessions SET disconnect_requested_at = COALESCE(disconnect_requested_at, ?) WHERE id = ?",
+        )
+        .bind(time_text(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn disconnect_requests(&self, instance: &str) -> Result<Vec<String>, DirectoryError> {
+        sqlx::query_scalar(
+            "SELECT id FROM live_sessions WHERE instance = ? AND disconnect_requested_at IS NOT NULL \
+             ORDER BY disconnect_requested_at, id",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn forget_dead_instances(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let sessions =
+            sqlx::query("DELETE FROM live_sessions WHERE instance IN (SELECT id FROM instances WHERE alive_at < ?)")
+                .bind(time_text(before))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        sqlx::query("DELETE FROM instances WHERE alive_at < ?")
+            .bind(time_text(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sessions.rows_affected())
+    }
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<ApiToken, DirectoryError> {
+    let scope: String = row.try_get("scope").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    let expires_at: Option<String> = row.try_get("expires_at").map_err(db_error)?;
+    let last_used_at: Option<String> = row.try_get("last_used_at").map_err(db_error)?;
+    Ok(ApiToken {
+        id: row.try_get("id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        scope: scope_from(&scope, row.try_get("tenant_id").map_err(db_error)?)?,
+        created_at: parse_time(&created_at)?,
+        expires_at: expires_at.as_deref().map(parse_time).transpose()?,
+        last_used_at: last_used_at.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, DirectoryError> {
+    let at: String = row.try_get("at").map_err(db_error)?;
+    let detail: String = row.try_get("detail").map_err(db_error)?;
+    Ok(AuditEvent {
+        id: row.try_get("id").map_err(db_error)?,
+        at: parse_time(&at)?,
+        actor: row.try_get("actor").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        action: row.try_get("action").map_err(db_error)?,
+        target: row.try_get("target").map_err(db_error)?,
+        client: row.try_get("client").map_err(db_error)?,
+        detail: detail_from_text(&detail)?,
+    })
+}
+
+fn certificate_from_row(row: &SqliteRow) -> Result<CertificateInfo, DirectoryError> {
+    let names: String = row.try_get("names").map_err(db_error)?;
+    let not_before: String = row.try_get("not_before").map_err(db_error)?;
+    let not_after: String = row.try_get("not_after").map_err(db_error)?;
+    let created_at: String = row.try_get("created_at").map_err(db_error)?;
+    Ok(CertificateInfo {
+        id: row.try_get("id").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        names: serde_json::from_str(&names)
+            .map_err(|e| DirectoryError::Internal(format!("stored certificate names cannot be read: {e}").into()))?,
+        subject: row.try_get("subject").map_err(db_error)?,
+        issuer: row.try_get("issuer").map_err(db_error)?,
+        not_before: parse_time(&not_before)?,
+        not_after: parse_time(&not_after)?,
+        fingerprint: row.try_get("fingerprint").map_err(db_error)?,
+        created_at: parse_time(&created_at)?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<LiveSession, DirectoryError> {
+    let started_at: String = row.try_get("started_at").map_err(db_error)?;
+    Ok(LiveSession {
+        id: row.try_get("id").map_err(db_error)?,
+        instance: row.try_get("instance").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        user_id: row.try_get("user_id").map_err(db_error)?,
+        username: row.try_get("username").map_err(db_error)?,
+        client: row.try_get("client").map_err(db_error)?,
+        started_at: parse_time(&started_at)?,
+    })
+}
