@@ -18,6 +18,10 @@ use crate::directory::DirectoryError;
 #[serde(deny_unknown_fields)]
 pub struct HostnameView {
     /// A DNS name; stored lower case, without a trailing dot.
+    #[schema(
+        pattern = "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.?$",
+        example = "ftp.acme.example"
+    )]
     pub hostname: String,
 }
 
@@ -60,7 +64,7 @@ pub async fn add(
 }
 
 #[utoipa::path(delete, operation_id = "hostnames_remove", path = "/tenants/{tenant}/hostnames/{hostname}", tag = "hostnames",
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("hostname" = String, Path)),
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("hostname" = String, Path, example = "ftp.acme.example")),
     responses((status = 204, description = "Removed"), Problems))]
 pub async fn remove(
     State(state): State<AdminState>,

@@ -51,6 +51,7 @@ pub fn location(name: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// 1-63 lower-case letters, digits or '-'; it appears in `user@tenant` logins.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", example = "globex")]
     pub name: String,
     #[serde(default)]
     pub enabled: Option<bool>,

@@ -75,6 +75,7 @@ pub struct TokenView {
 #[serde(deny_unknown_fields)]
 pub struct NewTokenBody {
     /// 1-64 characters; unique within the scope.
+    #[schema(min_length = 1, max_length = 64, example = "deploy")]
     pub name: String,
     pub scope: ScopeName,
     /// Required with `tenant_admin`, refused with `operator`.

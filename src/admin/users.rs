@@ -48,8 +48,10 @@ pub struct UserView {
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
     /// 1-64 characters without '@', spaces or control characters.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "bob")]
     pub username: String,
     /// At least 8 characters, one line. Stored as an argon2id hash; never shown.
+    #[schema(min_length = 8, max_length = 1024, pattern = "^[^\\r\\n]*$")]
     pub password: String,
     /// Default `/`.
     #[serde(default)]
@@ -88,6 +90,7 @@ pub struct UserPatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
+    #[schema(min_length = 8, max_length = 1024, pattern = "^[^\\r\\n]*$")]
     pub password: String,
 }
 
