@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::audit;
 use super::auth::{tenant_named, Operator};
 use super::error::{ApiError, Problems};
-use super::extract::{paged_by_key, List, PageQuery, Path, Query};
+use super::extract::{could_name, paged_by_key, List, PageQuery, Path, Query};
 use super::AdminState;
 use crate::directory::login_failures::{ip_scope, parse_user_scope, user_scope};
 use crate::directory::Ban;
@@ -74,6 +74,9 @@ pub async fn lift(
     Operator(caller): Operator,
     Path(given): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if !could_name(&given) {
+        return Err(ApiError::NotFound);
+    }
     let scope = if given.starts_with("ip:") || given.starts_with("user:") {
         given.clone()
     } else if let Ok(ip) = given.parse::<IpAddr>() {

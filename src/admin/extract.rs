@@ -220,6 +220,12 @@ pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> R
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Whether a path parameter could name anything (an id, a ban scope): short, no control characters. Anything
+/// else is 404 without asking the directory (Postgres refuses NUL in text outright).
+pub fn could_name(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 512 && !value.chars().any(char::is_control)
+}
+
 /// Text an operator typed: no control characters, at most `max` characters.
 pub fn plain_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {

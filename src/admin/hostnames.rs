@@ -71,6 +71,9 @@ pub async fn remove(
     InTenant { caller, tenant }: InTenant,
     Path((_, hostname)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    if !super::extract::could_name(&hostname) {
+        return Err(ApiError::NotFound);
+    }
     match state.directory.remove_hostname(tenant.id, &hostname).await {
         // A name that is not a hostname is not one of the tenant's either.
         Err(DirectoryError::Invalid(_)) => return Err(ApiError::NotFound),

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::audit;
 use super::auth::Caller;
 use super::error::{ApiError, Problems};
-use super::extract::{paged_by_key, List, PageQuery, Path, Query};
+use super::extract::{could_name, paged_by_key, List, PageQuery, Path, Query};
 use super::AdminState;
 use crate::directory::admin::LiveSession;
 
@@ -50,6 +50,9 @@ async fn tenant_name(state: &AdminState, id: i64) -> Result<Option<String>, ApiE
 
 /// The session with `id`, if the caller may see it.
 async fn visible(state: &AdminState, caller: &Caller, id: &str) -> Result<LiveSession, ApiError> {
+    if !could_name(id) {
+        return Err(ApiError::NotFound);
+    }
     let session = state.directory.live_session(id).await?.ok_or(ApiError::NotFound)?;
     caller.check_sees(session.tenant_id)?;
     Ok(session)

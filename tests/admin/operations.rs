@@ -178,6 +178,15 @@ async fn the_api_works_the_same_on_postgres() {
     let actions: Vec<_> = api.all(&admin, "/api/v1/audit", 2).await.iter().map(|e| e["action"].clone()).collect();
     assert_eq!(actions, [json!("tenant.create"), json!("user.create"), json!("user.update"), json!("user.password")]);
     api.call(None, Method::GET, "/readyz", None).await.expect(200);
+    // Postgres refuses NUL in text: such input is a client error, never a 500.
+    api.op_get("/api/v1/sessions/a%00b").await.expect(404);
+    api.delete(&op, "/api/v1/bans/ip:1%00").await.expect(404);
+    api.delete(&op, "/api/v1/tenants/pg/hostnames/a%00b").await.expect(404);
+    api.op_get("/api/v1/tenants/pg/users/a%00b").await.expect(404);
+    api.op_post("/api/v1/tenants/pg/hostnames", json!({"hostname": "a\0b"})).await.expect(422);
+    api.op_post("/api/v1/tokens", json!({"name": "a\0b", "scope": "operator"})).await.expect(422);
+    let storage = json!({"storage": {"bucket": "b\0", "region": "r\0"}});
+    api.patch(&op, "/api/v1/tenants/pg", storage).await.expect(422);
     api.wharf.stop().await;
     db.drop().await;
 }
