@@ -1,5 +1,17 @@
-//! TLS for control and data connections: the certificate, the rustls configs and the session store that
+//! TLS for control and data connections: the certificates, the rustls configs and the session store that
 //! binds data-channel resumption to a logged-in user.
+//!
+//! ```text
+//! admin upload ──certstore::prepare──▶ directory (chain, key sealed by Sealer)
+//!                                          │ certificates_version() polled by CertificateWatcher
+//!                                          ▼
+//! every handshake ──SNI──▶ CertResolver { tenants' certificates by name, else the server's own }
+//! ```
+//!
+//! Start-up: open the [`Sealer`] ([`Sealer::from_env_or_file`]), build [`Tls`], make a
+//! [`CertificateWatcher`] over the directory and `tls.resolver()`, call its `refresh` once before
+//! accepting, then spawn its `run` with the shutdown token. A tenant's certificate is served for that
+//! tenant's own hostnames only.
 //!
 //! ```text
 //! control handshake ──put(id)──▶ SessionStore { id → (session, owner of that control connection) }
@@ -31,9 +43,19 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Resumption;
 
+pub mod certstore;
 mod identity;
+pub mod resolver;
+pub mod sealer;
+#[cfg(test)]
+mod testcerts;
+pub mod watcher;
 
+pub use certstore::{prepare, CertificateRejection, PreparedCertificate, RejectedField};
 pub use identity::load_identity;
+pub use resolver::{CertResolver, TenantCertificates};
+pub use sealer::{SealError, Sealer};
+pub use watcher::{CertificateSource, CertificateWatcher, DEFAULT_POLL_INTERVAL};
 
 /// Sessions older than this cannot be resumed.
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
@@ -314,26 +336,45 @@ pub struct Tls {
     base: Arc<ServerConfig>,
     store: Arc<SessionStore>,
     resumption: Resumption,
+    resolver: Arc<CertResolver>,
 }
 
 impl Tls {
+    /// TLS serving `certs` and `key` to every client, until tenants' certificates are given to
+    /// [`Tls::resolver`].
     pub fn new(
         certs: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         resumption: Resumption,
     ) -> anyhow::Result<Tls> {
+        Tls::with_resolver(Arc::new(CertResolver::new(certs, key)?), resumption)
+    }
+
+    /// TLS whose control and data acceptors all take their certificate from `resolver`.
+    pub fn with_resolver(resolver: Arc<CertResolver>, resumption: Resumption) -> anyhow::Result<Tls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
             .context("TLS protocol versions")?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .context("the TLS certificate and key do not match or are not supported")?;
+            .with_cert_resolver(resolver.clone());
         if resumption == Resumption::Disabled {
             config.session_storage = Arc::new(NoServerSessionStorage {});
             config.send_tls13_tickets = 0;
         }
-        Ok(Tls { base: Arc::new(config), store: Arc::new(SessionStore::default()), resumption })
+        Ok(Tls { base: Arc::new(config), store: Arc::new(SessionStore::default()), resumption, resolver })
+    }
+
+    /// The certificates served: the server's own and tenants' by SNI name, both replaceable live.
+    pub fn resolver(&self) -> &Arc<CertResolver> {
+        &self.resolver
+    }
+
+    /// Reads the server's own certificate again (the configured files, or the generated one) and serves it
+    /// from the next handshake on; on error the one in use stays. Meant for SIGHUP.
+    pub fn reload_identity(&self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let (certs, key) = load_identity(config)?;
+        self.resolver.set_default(certs, key)
     }
 
     pub fn resumption(&self) -> Resumption {

@@ -1,4 +1,7 @@
-//! Tests of the session store: binding to users, provisional resumption, confirmation, bounds.
+//! Tests of the session store (binding to users, provisional resumption, confirmation, bounds) and of
+//! real handshakes getting the certificate for their SNI name.
+
+use rustls_pki_types::pem::PemObject as _;
 
 use super::*;
 
@@ -129,4 +132,159 @@ fn store_is_bounded() {
         store.insert(i.to_le_bytes().to_vec(), vec![0], owner.clone());
     }
     assert!(store.len() <= MAX_SESSIONS);
+}
+
+/// Handshakes over loopback as a client that trusts only `roots` and asks for `sni`; the leaf it was served.
+async fn served_leaf(acceptor: TlsAcceptor, sni: &str, roots: &[CertificateDer<'static>]) -> CertificateDer<'static> {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = acceptor.accept(tcp).await.unwrap();
+        let _ = stream.read(&mut [0u8; 1]).await;
+    });
+    let mut trusted = rustls::RootCertStore::empty();
+    for root in roots {
+        trusted.add(root.clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(trusted)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap_or_else(|e| panic!("handshake for {sni}: {e}"));
+    let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
+    drop(stream);
+    server.await.unwrap();
+    leaf
+}
+
+#[tokio::test]
+async fn control_and_data_handshakes_get_the_tenant_certificate_for_their_sni_name() {
+    use crate::tls::testcerts::{material, TestCa};
+    let server_ca = TestCa::new("wharf self-signed");
+    let tenant_ca = TestCa::new("Acme CA");
+    let default = server_ca.issue(&["localhost"]);
+    let key = PrivateKeyDer::from_pem_slice(default.key_pem.as_bytes()).unwrap();
+    let tls = Tls::new(vec![default.leaf.clone()], key, Resumption::Enforced).unwrap();
+    let sealer = Sealer::new(&[5; 32]);
+    let acme = tenant_ca.issue(&["ftp.acme.test"]);
+    let hosts = ["ftp.acme.test".to_owned()];
+    let prepared = prepare(&hosts, &acme.chain_pem, &acme.key_pem, &sealer, chrono::Utc::now()).unwrap();
+    let materials = [material(prepared.into_new_certificate(1))];
+    let hostnames = resolver::TenantHostnames::from([(1, hosts.to_vec())]);
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, chrono::Utc::now()));
+
+    let roots = [server_ca.der(), tenant_ca.der()];
+    let owner = SessionOwner::new();
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, acme.leaf);
+    let data = tls.data_acceptor(&owner, DataDirection::ToClient).acceptor;
+    assert_eq!(served_leaf(data, "ftp.acme.test", &roots).await, acme.leaf);
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "localhost", &roots).await, default.leaf);
+
+    // Live: a renewal swapped in is what the next handshake gets, with no new acceptor config.
+    let renewal = tenant_ca.issue(&["ftp.acme.test"]);
+    let prepared = prepare(&hosts, &renewal.chain_pem, &renewal.key_pem, &sealer, chrono::Utc::now()).unwrap();
+    let mut newer = material(prepared.into_new_certificate(1));
+    newer.info.id = 2;
+    let materials = [materials[0].clone(), newer];
+    let acceptor = tls.control_acceptor(&owner);
+    tls.resolver().set_tenants(TenantCertificates::build(&materials, &hostnames, &sealer, chrono::Utc::now()));
+    assert_eq!(served_leaf(acceptor, "ftp.acme.test", &roots).await, renewal.leaf);
+}
+
+/// Two instances on one SQLite directory: what the admin side saves, the other instance's watcher loads
+/// and its handshakes serve, renewals and deletions included.
+#[tokio::test]
+async fn a_certificate_saved_through_the_directory_is_served_by_every_instance_after_its_next_poll() {
+    use crate::tls::testcerts::TestCa;
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
+    let admin = crate::directory::open(&url).await.unwrap();
+    let instance = crate::directory::open(&url).await.unwrap();
+    let tenant = admin.create_tenant("acme").await.unwrap();
+    admin.add_hostname(tenant.id, "ftp.acme.test").await.unwrap();
+
+    let server_ca = TestCa::new("wharf self-signed");
+    let tenant_ca = TestCa::new("Acme CA");
+    let default = server_ca.issue(&["localhost"]);
+    let key = PrivateKeyDer::from_pem_slice(default.key_pem.as_bytes()).unwrap();
+    let tls = Tls::new(vec![default.leaf.clone()], key, Resumption::Enforced).unwrap();
+    let sealer = Arc::new(Sealer::new(&[5; 32]));
+    let every = Duration::from_millis(20);
+    let mut watcher = CertificateWatcher::new(instance.clone(), tls.resolver().clone(), sealer.clone(), every);
+    assert!(watcher.refresh(chrono::Utc::now()).await.unwrap());
+    assert_eq!(tls.resolver().certificate_for(Some("ftp.acme.test")).cert[0], default.leaf);
+
+    let save = |issued: &crate::tls::testcerts::Issued| {
+        let hosts = ["ftp.acme.test".to_owned()];
+        let prepared = prepare(&hosts, &issued.chain_pem, &issued.key_pem, &sealer, chrono::Utc::now()).unwrap();
+        let new = prepared.into_new_certificate(tenant.id);
+        let admin = admin.clone();
+        async move { admin.save_certificate(&new, chrono::Utc::now()).await.unwrap() }
+    };
+    let first = tenant_ca.issue(&["ftp.acme.test"]);
+    let first_info = save(&first).await;
+    assert!(watcher.refresh(chrono::Utc::now()).await.unwrap());
+    let roots = [server_ca.der(), tenant_ca.der()];
+    let owner = SessionOwner::new();
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, first.leaf);
+
+    // From here the watcher runs on its own, as in the server.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(watcher.run(shutdown.clone()));
+    let served_soon = |leaf: CertificateDer<'static>| {
+        let resolver = tls.resolver().clone();
+        async move {
+            let picked_up = async {
+                while resolver.certificate_for(Some("ftp.acme.test")).cert[0] != leaf {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), picked_up).await.expect("the watcher did not reload");
+        }
+    };
+    let renewal = tenant_ca.issue(&["ftp.acme.test"]);
+    let renewal_info = save(&renewal).await;
+    served_soon(renewal.leaf.clone()).await;
+    assert_eq!(served_leaf(tls.control_acceptor(&owner), "ftp.acme.test", &roots).await, renewal.leaf);
+
+    admin.delete_certificate(renewal_info.id).await.unwrap();
+    served_soon(first.leaf.clone()).await;
+    admin.delete_certificate(first_info.id).await.unwrap();
+    served_soon(default.leaf.clone()).await;
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[test]
+fn the_servers_own_certificate_is_reloaded_from_its_files_and_a_bad_one_is_refused() {
+    use crate::tls::testcerts::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("CA");
+    let first = ca.issue(&["ftp.example.test"]);
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &first.chain_pem).unwrap();
+    std::fs::write(&key_file, &first.key_pem).unwrap();
+    let mut config = crate::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    config.tls.cert_file = Some(cert_file.clone());
+    config.tls.key_file = Some(key_file.clone());
+    let (certs, key) = load_identity(&config).unwrap();
+    let tls = Tls::new(certs, key, Resumption::Enforced).unwrap();
+    assert_eq!(tls.resolver().certificate_for(None).cert[0], first.leaf);
+
+    let second = ca.issue(&["ftp.example.test"]);
+    std::fs::write(&cert_file, &second.chain_pem).unwrap();
+    std::fs::write(&key_file, &second.key_pem).unwrap();
+    tls.reload_identity(&config).unwrap();
+    assert_eq!(tls.resolver().certificate_for(Some("ftp.example.test")).cert[0], second.leaf);
+
+    // Half-replaced files (new certificate, old key) are refused and the working pair stays.
+    std::fs::write(&cert_file, &ca.issue(&["ftp.example.test"]).chain_pem).unwrap();
+    assert!(tls.reload_identity(&config).is_err());
+    assert_eq!(tls.resolver().certificate_for(None).cert[0], second.leaf);
 }
