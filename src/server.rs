@@ -83,7 +83,8 @@ impl Server {
                 Some(s3) => StorageCheck::Provider(s3.clone()),
                 None => StorageCheck::Folder(config.fs_root()),
             };
-            let state = AdminState::new(directory.clone(), check, &config);
+            let sealer = tls::Sealer::from_env_or_file(&config.data_dir).context("the server's secret key")?;
+            let state = AdminState::new(directory.clone(), check, Arc::new(sealer), None, &config);
             Some((admin::Listener::bind(&config).await?, state))
         } else {
             None

@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 use super::audit;
 use super::auth::InTenant;
 use super::error::{ApiError, Problems};
-use super::extract::{paged, Body, Created, List, PageQuery, Path, Query};
+use super::extract::{paged, segment, Body, Created, List, PageQuery, Path, Query};
 use super::AdminState;
 use crate::directory::admin::CertificateInfo;
+use crate::tls;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateView {
@@ -50,8 +51,11 @@ fn view(tenant: &str, c: CertificateInfo) -> CertificateView {
 pub struct NewCertificateBody {
     /// The leaf certificate first, then its intermediates (PEM).
     pub chain_pem: String,
-    /// The private key (PEM); sealed before it is stored, never returned.
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1); sealed before it is stored, never returned.
     pub key_pem: String,
+    /// The tenant's hostnames the certificate must cover; default: all of them.
+    #[serde(default)]
+    pub hostnames: Option<Vec<String>>,
 }
 
 /// The certificate with `id` of the scope's tenant (another tenant's is 404).
@@ -74,18 +78,43 @@ pub async fn list(
     Ok(Json(paged(rows, &query, |c| c.id, |c| view(&scope.tenant.name, c))?))
 }
 
-/// Uploads a certificate for some of the tenant's hostnames.
+/// Uploads a certificate for the tenant's hostnames: checked (it must parse, match its key, cover the
+/// hostnames and be valid now), its key sealed, then served for those hostnames.
 #[utoipa::path(post, operation_id = "certificates_upload", path = "/tenants/{tenant}/certificates", tag = "certificates",
     request_body = NewCertificateBody,
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme")),
     responses((status = 201, body = CertificateView, headers(("Location" = String))),
-        (status = 501, description = "Certificate upload is not available in this build"), Problems))]
+        Problems))]
 pub async fn upload(
-    State(_state): State<AdminState>,
-    _scope: InTenant,
-    Body(_body): Body<NewCertificateBody>,
+    State(state): State<AdminState>,
+    InTenant { caller, tenant }: InTenant,
+    Body(body): Body<NewCertificateBody>,
 ) -> Result<Created<CertificateView>, ApiError> {
-    Err(ApiError::NotImplemented("certificate upload is not available in this build yet"))
+    let own = state.directory.hostnames(tenant.id).await?;
+    let hostnames = match body.hostnames {
+        None => own,
+        Some(given) => {
+            for (i, name) in given.iter().enumerate() {
+                let key = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+                if !own.contains(&key) {
+                    return Err(ApiError::invalid(format!("hostnames[{i}]"), "is not one of the tenant's hostnames"));
+                }
+            }
+            given
+        }
+    };
+    let prepared = tls::prepare(&hostnames, &body.chain_pem, &body.key_pem, &state.sealer, Utc::now())
+        .map_err(|rejection| ApiError::invalid(rejection.field.as_str(), rejection.reason))?;
+    let new = prepared.into_new_certificate(tenant.id);
+    let saved = state.directory.save_certificate(&new, Utc::now()).await?;
+    if let Some(changed) = &state.certificates_changed {
+        changed.notify_one();
+    }
+    let target = format!("tenant/{}/certificate/{}", tenant.name, saved.id);
+    let detail = json!({ "fingerprint": saved.fingerprint, "names": saved.names, "not_after": saved.not_after });
+    audit::record(&state, &caller, Some(tenant.id), "certificate.upload", target, detail).await?;
+    let location = format!("/api/v1/tenants/{}/certificates/{}", segment(&tenant.name), saved.id);
+    Ok(Created { location, body: view(&tenant.name, saved) })
 }
 
 #[utoipa::path(get, operation_id = "certificates_get", path = "/tenants/{tenant}/certificates/{id}", tag = "certificates",
@@ -111,6 +140,9 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let certificate = of_tenant(&state, &scope, id).await?;
     state.directory.delete_certificate(certificate.id).await?;
+    if let Some(changed) = &state.certificates_changed {
+        changed.notify_one();
+    }
     let target = format!("tenant/{}/certificate/{id}", scope.tenant.name);
     let detail = json!({ "fingerprint": certificate.fingerprint, "names": certificate.names });
     audit::record(&state, &scope.caller, Some(scope.tenant.id), "certificate.delete", target, detail).await?;

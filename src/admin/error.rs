@@ -32,8 +32,6 @@ pub enum ApiError {
     /// 422: the input breaks a rule; `field` names the input at fault (a JSON path such as `quota.max_bytes`
     /// or a query parameter).
     Invalid { field: Option<String>, detail: String },
-    /// 501: the feature is not available in this build.
-    NotImplemented(&'static str),
     /// 503: the directory cannot be reached; try again.
     Unavailable,
     /// 503 from `/readyz`: which part is down.
@@ -65,7 +63,6 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable | ApiError::Unready(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,7 +79,6 @@ impl ApiError {
             ApiError::Conflict(what) => Some(format!("{what} already exists")),
             ApiError::TooLarge => None,
             ApiError::Invalid { detail, .. } => Some(detail.clone()),
-            ApiError::NotImplemented(why) => Some((*why).to_owned()),
             ApiError::Unavailable => Some("the directory cannot be reached; try again later".to_owned()),
             ApiError::Unready(why) => Some((*why).to_owned()),
             ApiError::Internal => None,

@@ -35,6 +35,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
@@ -43,6 +44,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::directory::{password, Directory};
+use crate::tls::Sealer;
 use error::ApiError;
 pub use health::StorageCheck;
 
@@ -60,15 +62,28 @@ pub struct Shared {
     pub passwords: password::Params,
     /// How ban scopes of IPv6 clients are written (see `login_defence.ipv6_prefix_len`).
     pub ipv6_prefix_len: u8,
+    /// Seals uploaded certificates' keys before they are stored.
+    pub sealer: Arc<Sealer>,
+    /// Wakes this instance's certificate watcher after an upload or delete, when one runs (others notice
+    /// within their poll interval).
+    pub certificates_changed: Option<Arc<Notify>>,
 }
 
 impl AdminState {
-    pub fn new(directory: Arc<dyn Directory>, storage: StorageCheck, config: &Config) -> AdminState {
+    pub fn new(
+        directory: Arc<dyn Directory>,
+        storage: StorageCheck,
+        sealer: Arc<Sealer>,
+        certificates_changed: Option<Arc<Notify>>,
+        config: &Config,
+    ) -> AdminState {
         AdminState(Arc::new(Shared {
             directory,
             storage,
             passwords: config.password_params(),
             ipv6_prefix_len: config.login_defence.ipv6_prefix_len,
+            sealer,
+            certificates_changed,
         }))
     }
 }
@@ -179,7 +194,9 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("wharf.db").display());
         let directory = crate::directory::open(&url).await.unwrap();
         let (_, secret) = tokens::create_token(&*directory, "ops", TokenScope::Operator).await.unwrap();
-        let state = AdminState::new(directory, StorageCheck::Folder(dir.path().to_owned()), &Config::default());
+        let sealer = Arc::new(Sealer::new(&[7; 32]));
+        let storage = StorageCheck::Folder(dir.path().to_owned());
+        let state = AdminState::new(directory, storage, sealer, None, &Config::default());
         (router(state), secret, dir)
     }
 

@@ -132,10 +132,52 @@ async fn hostnames_and_certificates_are_managed_per_tenant() {
     api.delete(&op, "/api/v1/tenants/acme/hostnames/ftp.acme.example").await.expect(204);
     assert_eq!(api.last_audit().await["action"], "hostname.remove");
     api.delete(&op, "/api/v1/tenants/acme/hostnames/ftp.acme.example").await.expect(404);
+}
 
-    assert!(api.all(&op, "/api/v1/tenants/acme/certificates", 5).await.is_empty());
-    api.op_get("/api/v1/tenants/acme/certificates/1").await.expect(404);
-    api.delete(&op, "/api/v1/tenants/acme/certificates/1").await.expect(404);
+#[tokio::test]
+async fn certificates_are_checked_sealed_listed_and_deleted() {
+    let api = Api::start().await;
+    let op = api.operator.clone();
+    let upload = |chain: &str, key: &str| json!({"chain_pem": chain, "key_pem": key});
+    let certified = rcgen::generate_simple_self_signed(vec!["ftp.acme.example".to_owned()]).unwrap();
+    let (chain, key) = (certified.cert.pem(), certified.key_pair.serialize_pem());
+    let path = "/api/v1/tenants/acme/certificates";
+
+    let none = api.op_post(path, upload(&chain, &key)).await.expect(422);
+    assert_eq!(none.field(), "hostnames", "acme has no hostname yet");
+    api.op_post("/api/v1/tenants/acme/hostnames", json!({"hostname": "ftp.acme.example"})).await.expect(201);
+
+    let created = api.op_post(path, upload(&chain, &key)).await.expect(201);
+    let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(created.location, Some(format!("{path}/{id}")));
+    assert_eq!(created.body["names"], json!(["ftp.acme.example"]));
+    assert_eq!(created.body["fingerprint"].as_str().unwrap().len(), 64);
+    assert!(!created.body.to_string().contains("PRIVATE KEY"));
+    let event = api.last_audit().await;
+    assert_eq!(event["action"], "certificate.upload");
+    assert!(!event.to_string().contains("PRIVATE KEY"));
+    let stored = api.wharf.directory.certificate_materials().await.unwrap();
+    let key_der = certified.key_pair.serialize_der();
+    assert!(!stored[0].sealed_key.windows(key_der.len()).any(|w| w == key_der), "the key is sealed at rest");
+
+    api.op_post(path, upload(&chain, &key)).await.expect(409);
+    let other = rcgen::generate_simple_self_signed(vec!["ftp.acme.example".to_owned()]).unwrap();
+    let wrong_key = api.op_post(path, upload(&chain, &other.key_pair.serialize_pem())).await.expect(422);
+    assert_eq!(wrong_key.field(), "key_pem");
+    let elsewhere = rcgen::generate_simple_self_signed(vec!["ftp.globex.example".to_owned()]).unwrap();
+    let uncovered = upload(&elsewhere.cert.pem(), &elsewhere.key_pair.serialize_pem());
+    assert_eq!(api.op_post(path, uncovered).await.expect(422).field(), "chain_pem");
+    assert_eq!(api.op_post(path, upload("not a certificate", &key)).await.expect(422).field(), "chain_pem");
+    let foreign = json!({"chain_pem": chain, "key_pem": key, "hostnames": ["ftp.globex.example"]});
+    assert_eq!(api.op_post(path, foreign).await.expect(422).field(), "hostnames[0]");
+
+    let listed = api.all(&op, path, 5).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(api.op_get(&format!("{path}/{id}")).await.expect(200).body, created.body);
+    api.delete(&op, &format!("{path}/{id}")).await.expect(204);
+    assert_eq!(api.last_audit().await["action"], "certificate.delete");
+    api.op_get(&format!("{path}/{id}")).await.expect(404);
+    api.delete(&op, &format!("{path}/{id}")).await.expect(404);
 }
 
 #[tokio::test]

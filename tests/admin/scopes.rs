@@ -25,6 +25,16 @@ fn certificate(tenant_id: i64, name: &str) -> NewCertificate {
     }
 }
 
+/// A valid upload for `hostname` (a fresh self-signed certificate).
+fn upload(hostname: &str) -> Value {
+    let certified = rcgen::generate_simple_self_signed(vec![hostname.to_owned()]).unwrap();
+    json!({
+        "chain_pem": certified.cert.pem(),
+        "key_pem": certified.key_pair.serialize_pem(),
+        "hostnames": [hostname],
+    })
+}
+
 struct Tenant {
     name: &'static str,
     user: &'static str,
@@ -91,6 +101,7 @@ fn routes(t: &Tenant, other_certificate: i64) -> Vec<(Method, String, Option<Val
             Some(json!({"name": format!("x-{n}"), "scope": "tenant_admin", "tenant": n})),
             false,
         ),
+        (Method::POST, format!("{base}/certificates"), Some(upload(t.hostname)), false),
         // Another tenant's certificate under one's own tenant is not found either.
         (Method::GET, format!("{base}/certificates/{other_certificate}"), None, false),
         // Destructive ones last, so the reads above find their resources.
