@@ -58,7 +58,8 @@ done
 # An operator token: `wharf token create` when the CLI has it, else straight into the SQLite directory.
 secret=""
 if "$wharf" token create --help >/dev/null 2>&1; then
-  secret=$(cd "$work" && "$wharf" token create fuzz --operator 2>/dev/null | grep -o 'wharf_[A-Za-z0-9_-]*' | head -1 || true)
+  secret=$(cd "$work" && "$wharf" token create fuzz --operator 2>/dev/null \
+    | grep -o 'wharf_[A-Za-z0-9_-]*' | head -1 || true)
 fi
 if [ -z "$secret" ]; then
   secret=$(python3 - "$WHARF_DATA_DIR/wharf.db" <<'EOF'
@@ -66,7 +67,8 @@ import base64, datetime, hashlib, os, sqlite3, sys
 secret = "wharf_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 db = sqlite3.connect(sys.argv[1], timeout=10)
-db.execute("INSERT INTO api_tokens (name, scope, tenant_id, secret_sha256, created_at) VALUES (?, 'operator', NULL, ?, ?)",
+db.execute("INSERT INTO api_tokens (name, scope, tenant_id, secret_sha256, created_at)"
+           " VALUES (?, 'operator', NULL, ?, ?)",
            ("fuzz", hashlib.sha256(secret.encode()).hexdigest(), now))
 db.commit()
 print(secret)
@@ -78,10 +80,11 @@ auth="Authorization: Bearer $secret"
 # The path examples of the document (tenant acme, user alice) exist, so requests reach past the lookups.
 api() { # method path [json]
   python3 - "$@" <<'EOF'
-import json, sys, urllib.request
+import os, sys, urllib.error, urllib.request
 method, url = sys.argv[1], sys.argv[2]
 data = sys.argv[3].encode() if len(sys.argv) > 3 else None
-req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": "Bearer " + __import__("os").environ["SECRET"], "Content-Type": "application/json"})
+headers = {"Authorization": "Bearer " + os.environ["SECRET"], "Content-Type": "application/json"}
+req = urllib.request.Request(url, data=data, method=method, headers=headers)
 try:
     print(urllib.request.urlopen(req).status)
 except urllib.error.HTTPError as e:

@@ -67,7 +67,8 @@ async fn view(state: &AdminState, ban: Ban) -> Result<BanView, ApiError> {
 
 /// Lifts a running ban and forgets the failures behind it. `scope` is a scope as listed, a client
 /// address, or `user@tenant`; 404 when nothing under it is banned.
-#[utoipa::path(delete, operation_id = "bans_lift", path = "/bans/{scope}", tag = "bans", params(("scope" = String, Path)),
+#[utoipa::path(delete, operation_id = "bans_lift",
+    path = "/bans/{scope}", tag = "bans", params(("scope" = String, Path)),
     responses((status = 204, description = "Lifted"), Problems))]
 pub async fn lift(
     State(state): State<AdminState>,

@@ -80,7 +80,8 @@ pub async fn list(
 
 /// Uploads a certificate for the tenant's hostnames: checked (it must parse, match its key, cover the
 /// hostnames and be valid now), its key sealed, then served for those hostnames.
-#[utoipa::path(post, operation_id = "certificates_upload", path = "/tenants/{tenant}/certificates", tag = "certificates",
+#[utoipa::path(post, operation_id = "certificates_upload",
+    path = "/tenants/{tenant}/certificates", tag = "certificates",
     request_body = NewCertificateBody,
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme")),
     responses((status = 201, body = CertificateView, headers(("Location" = String))),
@@ -117,7 +118,8 @@ pub async fn upload(
     Ok(Created { location, body: view(&tenant.name, saved) })
 }
 
-#[utoipa::path(get, operation_id = "certificates_get", path = "/tenants/{tenant}/certificates/{id}", tag = "certificates",
+#[utoipa::path(get, operation_id = "certificates_get",
+    path = "/tenants/{tenant}/certificates/{id}", tag = "certificates",
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("id" = i64, Path)),
     responses((status = 200, body = CertificateView), Problems))]
 pub async fn get(
@@ -130,7 +132,8 @@ pub async fn get(
 }
 
 /// Deletes a certificate; TLS clients get another one of the tenant's (or the server's) from then on.
-#[utoipa::path(delete, operation_id = "certificates_delete", path = "/tenants/{tenant}/certificates/{id}", tag = "certificates",
+#[utoipa::path(delete, operation_id = "certificates_delete",
+    path = "/tenants/{tenant}/certificates/{id}", tag = "certificates",
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("id" = i64, Path)),
     responses((status = 204, description = "Deleted"), Problems))]
 pub async fn delete(

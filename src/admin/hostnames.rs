@@ -43,7 +43,8 @@ pub async fn list(
 }
 
 /// Maps a hostname to the tenant; 409 when it already selects a tenant.
-#[utoipa::path(post, operation_id = "hostnames_add", path = "/tenants/{tenant}/hostnames", tag = "hostnames", request_body = HostnameView,
+#[utoipa::path(post, operation_id = "hostnames_add",
+    path = "/tenants/{tenant}/hostnames", tag = "hostnames", request_body = HostnameView,
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme")),
     responses((status = 201, body = HostnameView, headers(("Location" = String))), Problems))]
 pub async fn add(
@@ -63,8 +64,10 @@ pub async fn add(
     Ok(Created { location, body: HostnameView { hostname } })
 }
 
-#[utoipa::path(delete, operation_id = "hostnames_remove", path = "/tenants/{tenant}/hostnames/{hostname}", tag = "hostnames",
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("hostname" = String, Path, example = "ftp.acme.example")),
+#[utoipa::path(delete, operation_id = "hostnames_remove",
+    path = "/tenants/{tenant}/hostnames/{hostname}", tag = "hostnames",
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("hostname" = String, Path, example = "ftp.acme.example")),
     responses((status = 204, description = "Removed"), Problems))]
 pub async fn remove(
     State(state): State<AdminState>,

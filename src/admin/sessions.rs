@@ -84,7 +84,8 @@ pub async fn list(
     Ok(Json(List { items, next_cursor: page.next_cursor }))
 }
 
-#[utoipa::path(get, operation_id = "sessions_get", path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "sessions_get",
+    path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
     responses((status = 200, body = SessionView), Problems))]
 pub async fn get(
     State(state): State<AdminState>,
@@ -97,7 +98,8 @@ pub async fn get(
 }
 
 /// Asks the session's instance to close it; 202, since the instance does so within seconds.
-#[utoipa::path(delete, operation_id = "sessions_disconnect", path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+#[utoipa::path(delete, operation_id = "sessions_disconnect",
+    path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
     responses((status = 202, description = "The disconnect was requested"), Problems))]
 pub async fn disconnect(
     State(state): State<AdminState>,

@@ -153,7 +153,8 @@ pub async fn get(State(state): State<AdminState>, scope: InTenant) -> Result<Jso
 }
 
 /// Changes a tenant (operators only); fields left out stay.
-#[utoipa::path(patch, operation_id = "tenants_update", path = "/tenants/{tenant}", tag = "tenants", request_body = TenantPatch,
+#[utoipa::path(patch, operation_id = "tenants_update",
+    path = "/tenants/{tenant}", tag = "tenants", request_body = TenantPatch,
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme")),
     responses((status = 200, body = TenantView), Problems))]
 pub async fn update(

@@ -202,7 +202,8 @@ pub async fn get(
 }
 
 /// Revokes a token at once.
-#[utoipa::path(delete, operation_id = "tokens_delete", path = "/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
+#[utoipa::path(delete, operation_id = "tokens_delete",
+    path = "/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
     responses((status = 204, description = "Revoked"), Problems))]
 pub async fn delete(
     State(state): State<AdminState>,

@@ -49,7 +49,8 @@ pub async fn tenant(State(state): State<AdminState>, scope: InTenant) -> Result<
 }
 
 #[utoipa::path(get, operation_id = "usage_user", path = "/tenants/{tenant}/users/{username}/usage", tag = "usage",
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("username" = String, Path, example = "alice")),
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("username" = String, Path, example = "alice")),
     responses((status = 200, body = UsageView), Problems))]
 pub async fn user(
     State(state): State<AdminState>,

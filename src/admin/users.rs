@@ -184,7 +184,8 @@ pub async fn list(
     Ok(Json(List { items, next_cursor: list.next_cursor }))
 }
 
-#[utoipa::path(post, operation_id = "users_create", path = "/tenants/{tenant}/users", tag = "users", request_body = NewUserBody,
+#[utoipa::path(post, operation_id = "users_create",
+    path = "/tenants/{tenant}/users", tag = "users", request_body = NewUserBody,
     params(("tenant" = String, Path, description = "The tenant's name", example = "acme")),
     responses((status = 201, body = UserView, headers(("Location" = String))), Problems))]
 pub async fn create(
@@ -236,7 +237,8 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "users_get", path = "/tenants/{tenant}/users/{username}", tag = "users",
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("username" = String, Path, example = "alice")),
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("username" = String, Path, example = "alice")),
     responses((status = 200, body = UserView), Problems))]
 pub async fn get(
     State(state): State<AdminState>,
@@ -247,8 +249,10 @@ pub async fn get(
     Ok(Json(view(&state, &scope.tenant, user).await?))
 }
 
-#[utoipa::path(patch, operation_id = "users_update", path = "/tenants/{tenant}/users/{username}", tag = "users", request_body = UserPatch,
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("username" = String, Path, example = "alice")),
+#[utoipa::path(patch, operation_id = "users_update",
+    path = "/tenants/{tenant}/users/{username}", tag = "users", request_body = UserPatch,
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("username" = String, Path, example = "alice")),
     responses((status = 200, body = UserView), Problems))]
 pub async fn update(
     State(state): State<AdminState>,
@@ -299,7 +303,8 @@ pub async fn update(
 
 /// Deletes a user and what is kept about it; its files stay in storage.
 #[utoipa::path(delete, operation_id = "users_delete", path = "/tenants/{tenant}/users/{username}", tag = "users",
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("username" = String, Path, example = "alice")),
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("username" = String, Path, example = "alice")),
     responses((status = 204, description = "Deleted"), Problems))]
 pub async fn delete(
     State(state): State<AdminState>,
@@ -313,9 +318,11 @@ pub async fn delete(
 }
 
 /// Sets a user's password; the next login needs the new one.
-#[utoipa::path(put, operation_id = "users_set_password", path = "/tenants/{tenant}/users/{username}/password", tag = "users",
+#[utoipa::path(put, operation_id = "users_set_password",
+    path = "/tenants/{tenant}/users/{username}/password", tag = "users",
     request_body = PasswordBody,
-    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"), ("username" = String, Path, example = "alice")),
+    params(("tenant" = String, Path, description = "The tenant's name", example = "acme"),
+        ("username" = String, Path, example = "alice")),
     responses((status = 204, description = "Changed"), Problems))]
 pub async fn set_password(
     State(state): State<AdminState>,

@@ -210,17 +210,15 @@ mod tests {
         let patch: QuotaPatch = serde_json::from_str(r#"{"max_files": 7}"#).unwrap();
         assert_eq!(patch.apply(current, "quota").unwrap(), Quota { max_bytes: Some(10), max_files: Some(7) });
         let patch: QuotaPatch = serde_json::from_str(r#"{"max_bytes": -1}"#).unwrap();
-        assert!(
-            matches!(patch.apply(current, "quota"), Err(ApiError::Invalid { field: Some(f), .. }) if f == "quota.max_bytes")
-        );
+        assert!(matches!(patch.apply(current, "quota"), Err(ApiError::Invalid { field: Some(f), .. })
+                if f == "quota.max_bytes"));
     }
 
     #[test]
     fn networks_and_rules_name_the_bad_entry() {
         let list = vec!["203.0.113.0/24".to_owned(), "nonsense".to_owned()];
-        assert!(
-            matches!(networks("allowed_networks", &list), Err(ApiError::Invalid { field: Some(f), .. }) if f == "allowed_networks[1]")
-        );
+        assert!(matches!(networks("allowed_networks", &list), Err(ApiError::Invalid { field: Some(f), .. })
+                if f == "allowed_networks[1]"));
         assert_eq!(network_texts(&networks("n", &list[..1]).unwrap()), vec!["203.0.113.0/24"]);
         let rules = vec![
             PathRule { path: "/in".into(), permissions: vec![PermissionName::List] },
