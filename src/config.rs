@@ -35,6 +35,35 @@ pub struct Config {
     /// first use in `<data_dir>/secret.key` (one instance only).
     pub secret_key: Option<Secret>,
     pub secret_key_file: Option<PathBuf>,
+    pub admin: AdminConfig,
+}
+
+/// The admin REST API (`/api/v1`, with `/healthz` and `/readyz`) on a listener of its own.
+///
+/// # Defaults
+/// Off: a bare `wharf serve` opens no HTTP port that nobody asked for (and without an API token there is
+/// nothing to do on it). With `enabled = true` it listens on 127.0.0.1:8080 in plain HTTP; give `cert_file`
+/// and `key_file` (PEM) to serve HTTPS, which any address beyond loopback should use since bearer tokens
+/// travel in every request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// PEM certificate chain for HTTPS; with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cert_file: None,
+            key_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -352,6 +381,7 @@ impl Default for Config {
             login_defence: LoginDefenceConfig::default(),
             secret_key: None,
             secret_key_file: None,
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -504,6 +534,16 @@ impl Config {
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return invalid("tls.cert_file", "cert_file and key_file must be given together");
+        }
+        if self.admin.cert_file.is_some() != self.admin.key_file.is_some() {
+            return invalid("admin.cert_file", "cert_file and key_file must be given together");
+        }
+        let admin = Some(self.admin.listen);
+        if self.admin.enabled
+            && self.admin.listen.port() != 0
+            && (self.ftp.explicit_listen == admin || self.ftp.implicit_listen == admin)
+        {
+            return invalid("admin.listen", "must differ from the FTP listeners");
         }
         if self.database.max_connections == 0 || self.database.acquire_timeout_secs == 0 {
             return invalid("database.max_connections", "the pool needs at least one connection and a timeout of 1 s");
@@ -773,6 +813,33 @@ mod tests {
         assert!(c.tls.require_tls_for_login && c.tls.require_prot_p && c.tls.require_same_ip_for_passive);
         assert_eq!(c.tls.data_session_resumption, Resumption::Enforced);
         assert_eq!(c.ftp.max_line_bytes, 8192);
+    }
+
+    #[test]
+    fn the_admin_api_is_off_by_default_and_its_settings_are_checked() {
+        let field = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        let c = Config::default();
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let mut c = Config::default();
+        c.admin.cert_file = Some("cert.pem".into());
+        assert_eq!(field(&c), "admin.cert_file", "a certificate without its key");
+        let mut c = Config::default();
+        c.admin.enabled = true;
+        c.admin.listen = c.ftp.explicit_listen.unwrap();
+        assert_eq!(field(&c), "admin.listen");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        std::fs::write(&file, "[admin]\nenabled = true\nlisten = \"127.0.0.1:9443\"\n").unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert!(c.admin.enabled);
+        assert_eq!(c.admin.listen.port(), 9443);
+        std::fs::write(&file, "[admin]\nlisten = \"not an address\"\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err());
     }
 
     #[test]

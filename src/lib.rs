@@ -12,6 +12,7 @@
 //! [`server::Server`] wires the pieces from a [`config::Config`]; tests start one on port 0.
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod directory;

@@ -2,7 +2,8 @@
 //!
 //! [`Server::bind`] takes the config and binds its listeners (port 0 works, so tests get ephemeral ports);
 //! [`Server::run`] accepts until its cancellation token fires, then lets sessions finish their transfers up
-//! to the configured grace period.
+//! to the configured grace period. The admin API, when enabled, runs beside the FTPS listeners on the same
+//! directory and storage and stops with the same token.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminState, StorageCheck};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::config::{Backend, PassiveMode};
@@ -45,6 +47,7 @@ pub struct Server {
     certificates: tls::CertificateWatcher<dyn Directory>,
     /// Seals and opens tenants' certificate keys.
     sealer: Arc<tls::Sealer>,
+    admin: Option<(admin::Listener, AdminState)>,
 }
 
 impl Server {
@@ -112,8 +115,25 @@ impl Server {
                 (Some(pool), listeners)
             }
         };
+        let admin = if config.admin.enabled {
+            let check = match &s3 {
+                Some(s3) => StorageCheck::Provider(s3.clone()),
+                None => StorageCheck::Folder(config.fs_root()),
+            };
+            let state = AdminState::new(
+                directory.clone(),
+                check,
+                sealer.clone(),
+                Some(certificates.nudger()),
+                sessions.clone(),
+                &config,
+            );
+            Some((admin::Listener::bind(&config).await?, state))
+        } else {
+            None
+        };
         let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy });
-        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer })
+        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer, admin })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -122,6 +142,11 @@ impl Server {
 
     pub fn implicit_addr(&self) -> Option<SocketAddr> {
         self.implicit.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the admin API listens, when it is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(listener, _)| listener.local_addr())
     }
 
     pub fn directory(&self) -> Arc<dyn Directory> {
@@ -180,6 +205,14 @@ impl Server {
                 };
                 tracker.spawn(acceptor.run(listener));
             }
+        }
+        if let Some((listener, state)) = self.admin {
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                if let Err(e) = admin::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "the admin API stopped");
+                }
+            });
         }
         shutdown.cancelled().await;
         tracker.close();
@@ -346,6 +379,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("wharf {} is running", env!("CARGO_PKG_VERSION"));
     println!("  explicit FTPS (AUTH TLS): {explicit}");
     println!("  implicit FTPS:            {implicit}");
+    if let Some(addr) = server.admin_addr() {
+        let scheme = if config.admin.cert_file.is_some() { "https" } else { "http" };
+        println!("  admin API:                {scheme}://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+    }
     println!("  data folder:              {}", config.data_dir.display());
     println!("  directory:                {}", crate::config::redact_url(&config.database_url()));
     match config.storage.backend {

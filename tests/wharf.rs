@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin;
 mod bans;
 mod cli;
 mod database;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod clients;
 pub mod postgres;
 pub mod raw;
@@ -32,6 +33,8 @@ pub fn backend() -> Backend {
 pub struct Wharf {
     pub explicit: SocketAddr,
     pub implicit: SocketAddr,
+    /// The admin API, when the test enabled it (`config.admin.enabled`).
+    pub admin: Option<SocketAddr>,
     pub config: Config,
     pub directory: Arc<dyn Directory>,
     /// The instance's live sessions (what the admin API lists and disconnects).
@@ -86,6 +89,7 @@ impl Wharf {
         config.ftp.login_failure_delay_ms = 100;
         config.ftp.data_connect_timeout_secs = 5;
         config.ftp.shutdown_grace_secs = 2;
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
         let s3 = match backend {
             Backend::S3 => Some(s3::Bucket::create().await),
             Backend::Fs => None,
@@ -115,6 +119,7 @@ impl Wharf {
         let server = Server::bind(config.clone()).await.expect("wharf starts");
         let explicit = server.explicit_addr().expect("explicit listener");
         let implicit = server.implicit_addr().expect("implicit listener");
+        let admin = server.admin_addr();
         let directory = server.directory();
         let sessions = server.sessions();
         let server_s3 = server.s3();
@@ -123,6 +128,7 @@ impl Wharf {
         let wharf = Wharf {
             explicit,
             implicit,
+            admin,
             config,
             directory,
             sessions,

@@ -1,0 +1,9 @@
+//! The admin REST API against a running wharf over real HTTP: every route's success and error cases, the
+//! scope matrix (a tenant admin never reaches another tenant), the audit trail, and a password set through
+//! the API used by a real FTPS login.
+
+mod operations;
+mod scopes;
+mod tenants;
+mod tokens;
+mod users;
