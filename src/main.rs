@@ -54,6 +54,9 @@ enum Command {
     /// Show or recompute what tenants and users store (see `tenant quota` and `user quota`).
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Manage the admin API's bearer tokens (`wharf token create ops --operator` makes the first one).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print the version.
     Version,
 }
@@ -400,6 +403,32 @@ fn path_rule(text: &str) -> Result<(String, Permissions), String> {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print its secret, this once: only its hash is stored.
+    Create {
+        /// A name to tell tokens apart (unique per scope).
+        name: String,
+        #[command(flatten)]
+        scope: TokenScopeArgs,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by its id (as `token list` shows it).
+    Revoke { id: i64 },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TokenScopeArgs {
+    /// Everything, every tenant.
+    #[arg(long)]
+    operator: bool,
+    /// One tenant's users, hostnames, certificates, sessions, usage and audit events.
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+}
+
+#[derive(Subcommand)]
 enum BanCommand {
     /// List the bans running now.
     List,
@@ -475,6 +504,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Ban(command) => ban_command(command, &*open_directory(&config).await?, &config).await,
         Command::Usage(command) => usage_command(command, open_directory(&config).await?, &config).await,
+        Command::Token(command) => token_command(command, &*open_directory(&config).await?).await,
         Command::Version => unreachable!("handled before the configuration is loaded"),
     }
 }
@@ -696,6 +726,69 @@ async fn user_command(command: UserCommand, dir: &dyn Directory, params: passwor
         }
         UserCommand::Disable { login } => set_user_enabled(dir, &login, false).await?,
         UserCommand::Enable { login } => set_user_enabled(dir, &login, true).await?,
+    }
+    Ok(())
+}
+
+async fn token_command(command: TokenCommand, dir: &dyn Directory) -> anyhow::Result<()> {
+    use wharf::directory::admin::{NewAuditEvent, Page, TokenScope};
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let (scope, tenant_name) = match scope.tenant {
+                Some(tenant) => (TokenScope::TenantAdmin(existing_tenant(dir, &tenant).await?.id), Some(tenant)),
+                None => (TokenScope::Operator, None),
+            };
+            let (token, secret) =
+                wharf::admin::tokens::create_token(dir, &name, scope).await.map_err(|e| explain(e, "token", &name))?;
+            let event = NewAuditEvent {
+                actor: "cli".to_owned(),
+                tenant_id: scope.tenant(),
+                action: "token.create".to_owned(),
+                target: format!("token/{}", token.id),
+                client: None,
+                detail: serde_json::json!({ "name": name, "tenant": tenant_name }),
+            };
+            dir.record_audit(&event, Utc::now()).await?;
+            let what = tenant_name.map_or("operator".to_owned(), |t| format!("tenant admin of {t:?}"));
+            println!("token {} ({name:?}, {what}); its secret, shown this once:", token.id);
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            let mut rows = Vec::new();
+            let mut after = None;
+            loop {
+                let page = dir.tokens_page(None, Page { after, limit: 500 }).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for t in page {
+                    let scope = match t.scope {
+                        TokenScope::Operator => "operator".to_owned(),
+                        TokenScope::TenantAdmin(id) => match dir.tenant_by_id(id).await? {
+                            Some(tenant) => format!("tenant {}", tenant.name),
+                            None => format!("tenant #{id}"),
+                        },
+                    };
+                    let used = t.last_used_at.map_or("never".to_owned(), timestamp);
+                    let expires = t.expires_at.map_or("never".to_owned(), timestamp);
+                    rows.push(vec![t.id.to_string(), t.name, scope, timestamp(t.created_at), used, expires]);
+                }
+            }
+            print_table(&["ID", "NAME", "SCOPE", "CREATED", "LAST USED", "EXPIRES"], &rows);
+        }
+        TokenCommand::Revoke { id } => {
+            let token = dir.token_by_id(id).await?.ok_or_else(|| anyhow::anyhow!("no token with id {id}"))?;
+            dir.delete_token(id).await?;
+            let event = NewAuditEvent {
+                actor: "cli".to_owned(),
+                tenant_id: token.scope.tenant(),
+                action: "token.delete".to_owned(),
+                target: format!("token/{id}"),
+                client: None,
+                detail: serde_json::json!({ "name": token.name }),
+            };
+            dir.record_audit(&event, Utc::now()).await?;
+            println!("token {id} ({:?}) revoked", token.name);
+        }
     }
     Ok(())
 }

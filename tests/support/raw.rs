@@ -101,6 +101,11 @@ impl Ftp {
         self.control = Some(BufReader::new(Box::new(stream)));
     }
 
+    /// The control connection itself, for a test that runs its own TLS handshake on it after AUTH TLS.
+    pub fn into_plain(mut self) -> Box<dyn Io> {
+        self.control.take().unwrap().into_inner()
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         let control = self.control.as_mut().unwrap().get_mut();
         control.write_all(bytes).await.unwrap();
