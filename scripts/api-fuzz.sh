@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v schemathesis >/dev/null 2>&1 || { echo "error: pip install schemathesis" >&2; exit 1; }
+# Through the interpreter, so that a pip install without a refreshed PATH (pyenv shims) is found too.
+python3 -c 'import schemathesis.cli' 2>/dev/null || { echo "error: python3 -m pip install schemathesis" >&2; exit 1; }
+schemathesis() { python3 -c 'from schemathesis.cli import schemathesis; schemathesis(prog_name="schemathesis")' "$@"; }
 cargo build --locked --quiet --bin wharf
 wharf=$(realpath "${CARGO_TARGET_DIR:-target}/debug/wharf")
 

@@ -19,6 +19,11 @@ if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
   exit 1
 fi
 
+if ! python3 -c 'import schemathesis.cli' >/dev/null 2>&1; then
+  echo "error: the admin API fuzz run needs schemathesis: python3 -m pip install 'schemathesis==4.32.5'" >&2
+  exit 1
+fi
+
 # The directory tests run on SQLite and on Postgres; each Postgres test creates its own database on the
 # server named by DATABASE_URL (default: the local one, trust authentication).
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -38,4 +43,6 @@ cargo test --locked --lib --bins --tests
 # The protocol, client, permission and quota suites once more, on the production pairing: S3 storage and a
 # Postgres directory (a fresh database per test).
 WHARF_TEST_BACKEND=s3 WHARF_TEST_DIRECTORY=postgres cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions:: quotas:: \
-  sessions:: shutdown:: passive_pool:: proxy::
+  sessions:: shutdown:: passive_pool:: proxy:: admin::
+# The admin API fuzzed with schemathesis against its own OpenAPI document: no request may get a 5xx.
+./scripts/api-fuzz.sh
