@@ -18,7 +18,7 @@
 set -Eeuo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SESSIONS="${SESSIONS:-500 1000 2000}"
+SESSIONS="${SESSIONS:-1000 2000}"
 PARALLEL="${PARALLEL:-1 4 16}"
 ROUNDS="${ROUNDS:-3}"
 SIZE_MIB="${SIZE_MIB:-256}"
@@ -30,6 +30,8 @@ mkdir -p "$OUT"
 if [ -z "${WHARF_BIN:-}" ]; then
   (cd "$root" && cargo build --release --locked --bin wharf)
 fi
+# wharf reads every WHARF_* variable as configuration and refuses unknown ones: keep ours out of its way.
+unset WHARF_BIN
 max=0; for n in $SESSIONS; do [ "$n" -gt "$max" ] && max=$n; done
 ulimit -n "$(ulimit -Hn)" # the clients hold one socket per session, the server one more
 
@@ -44,27 +46,37 @@ unset WHARF_CONFIG WHARF_DATABASE_URL
 head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$work/password"
 "$bin" tenant add bench >/dev/null
 "$bin" user add u@bench --password-file "$work/password" >/dev/null
-"$bin" serve 2>"$work/serve.log" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+# A fresh server for every idle-session measurement, so each starts from the same baseline (a server that
+# held sessions before keeps some of that memory in its allocator).
+pid=
+start_server() {
+  "$bin" serve >"$work/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$pid" || { cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "wharf did not start" >&2; exit 1
+}
+stop_server() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }; }
+cleanup() { stop_server; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  kill -0 "$pid" || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
 
-echo "wharf $("$bin" version) pid $pid on 127.0.0.1:$port; $(nproc) cores; results in $OUT" >&2
-# Idle sessions: each round opens N sessions, holds them, NOOPs each once, closes them all.
+echo "$("$bin" version) on 127.0.0.1:$port; $(nproc) cores; results in $OUT" >&2
+# Idle sessions: each measurement starts wharf, opens N sessions, holds them, NOOPs each once, closes them.
 for round in $(seq "$ROUNDS"); do
   for n in $SESSIONS; do
     echo "round $round: $n idle sessions" >&2
+    start_server
+    sleep 1 # the baseline after start-up work (migrations, certificate) has settled
     python3 "$root/scripts/idle_sessions.py" --port "$port" --user u@bench --password-file "$work/password" \
       --sessions "$n" --pid "$pid" | sed "s/^{/{\"round\": $round, /" >>"$OUT/idle.jsonl"
-    sleep 2 # let the server notice the closes before the next baseline
+    stop_server
   done
 done
 
+start_server
 # Throughput: K curl clients at once, each one file of SIZE_MIB up, then the same files down.
 src="/dev/shm/wharf-capacity-$$.bin"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$src"

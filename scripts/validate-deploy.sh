@@ -132,7 +132,8 @@ if [ -n "${WHARF_BIN:-}" ]; then
   for cfg in deploy/wharf.compose.toml "$cm_file"; do
     # The stack's secrets as environment variables with dummy values; an in-memory directory; a data
     # folder of our own (the configs name /var/lib/wharf).
-    if env WHARF_CONFIG="$cfg" WHARF_DATA_DIR="$tmp" WHARF_DATABASE_URL="sqlite::memory:" \
+    # env -u: wharf reads every WHARF_* variable as configuration and refuses unknown ones.
+    if env -u WHARF_BIN WHARF_CONFIG="$cfg" WHARF_DATA_DIR="$tmp" WHARF_DATABASE_URL="sqlite::memory:" \
       WHARF_STORAGE__S3__ACCESS_KEY_ID=dummy WHARF_STORAGE__S3__SECRET_ACCESS_KEY=dummy \
       WHARF_SECRET_KEY="$(head -c 32 /dev/zero | base64)" \
       "$WHARF_BIN" ban list >/dev/null 2>"$tmp/err"; then
