@@ -14,7 +14,9 @@
 #   4. deploy/wharf.compose.toml and the wharf.toml inside the ConfigMap parse as TOML, the passive range in
 #      the ConfigMap matches the ports the Service and the Deployment publish, and the compose file
 #      publishes the compose config's range one to one;
-#   5. with WHARF_BIN: wharf loads each config file with the environment the stack gives it (secrets
+#   5. the files deploy/Dockerfile copies into its builder exist, survive .dockerignore, and let cargo
+#      resolve the manifest and the lock file offline (no Docker engine needed);
+#   6. with WHARF_BIN: wharf loads each config file with the environment the stack gives it (secrets
 #      replaced by dummies, the database by an in-memory SQLite) and answers a read-only command.
 # Missing Python tools are installed with pip (check-jsonschema, kubernetes-validate, PyYAML).
 set -Eeuo pipefail
@@ -123,6 +125,55 @@ for p in ports:
 check(published == cpasv, f"compose publishes exactly ftp.passive_ports {compose_toml['ftp']['passive_ports']}")
 sys.exit(bad)
 PY
+
+step "deploy/Dockerfile: what the builder stage copies is enough for cargo (offline)"
+# No Docker engine here: instead, lay out exactly the files the builder's COPY lines name (minus what
+# .dockerignore drops) and let cargo resolve the manifest, its targets and the lock file from them.
+ctx="$(mktemp -d)"
+python3 - "$ctx" <<'PY' || fail "Dockerfile COPY sources"
+import fnmatch, os, shutil, sys
+ctx = sys.argv[1]
+ignore = [l.strip().rstrip("/") for l in open(".dockerignore") if l.strip() and not l.startswith("#")]
+def ignored(path):
+    # Docker's rule: the last pattern that matches decides; "!" patterns re-include.
+    result = False
+    for pat in ignore:
+        neg = pat.startswith("!")
+        pat = pat.lstrip("!")
+        if fnmatch.fnmatch(path, pat) or path.startswith(pat + "/"):
+            result = not neg
+    return result
+bad = 0
+for line in open("deploy/Dockerfile"):
+    words = line.split()
+    if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+        continue
+    *sources, dest = words[1:]
+    for src in sources:
+        if not os.path.exists(src):
+            print(f"BAD COPY {src}: not in the repository"); bad = 1; continue
+        if ignored(src):
+            print(f"BAD COPY {src}: excluded by .dockerignore"); bad = 1; continue
+        target = os.path.join(ctx, src)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, target)
+print("ok  every COPY source exists and is in the build context")
+# cargo metadata does not look for target files; check every path Cargo.toml names is in the context.
+import tomllib
+manifest = tomllib.load(open("Cargo.toml", "rb"))
+paths = [t["path"] for kind in ("bin", "test", "bench", "example") for t in manifest.get(kind, []) if "path" in t]
+paths += [manifest["package"].get("build", "build.rs")] if os.path.exists("build.rs") else []
+missing = [p for p in paths if not os.path.exists(os.path.join(ctx, p))]
+print(("BAD targets missing from the build context: " + ", ".join(missing)) if missing
+      else f"ok  all {len(paths)} paths Cargo.toml names are in the build context")
+bad |= bool(missing)
+sys.exit(bad)
+PY
+if (cd "$ctx" && cargo metadata --locked --offline --format-version 1 >/dev/null); then
+  echo "ok  cargo resolves the copied manifest, targets and Cargo.lock (--locked)"
+else
+  fail "cargo metadata in the Dockerfile's build context"
+fi
+rm -rf "$ctx"
 
 if [ -n "${WHARF_BIN:-}" ]; then
   step "wharf loads each config ($WHARF_BIN)"
