@@ -175,6 +175,11 @@ impl Access {
         access
     }
 
+    /// The per-path rules, sorted by path.
+    pub fn rules(&self) -> &[(VirtualPath, Permissions)] {
+        &self.rules
+    }
+
     /// What the user may do at `path`.
     pub fn at(&self, path: &VirtualPath) -> Permissions {
         self.rules

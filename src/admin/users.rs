@@ -18,7 +18,7 @@ use super::views::{
     QuotaView,
 };
 use super::AdminState;
-use crate::access::{Access, Permissions};
+use crate::access::Access;
 use crate::directory::{self, password, NewUser, Quota, Tenant, User};
 
 /// Shortest password accepted, as on the command line.
@@ -125,16 +125,12 @@ async fn hash(state: &AdminState, password: String) -> Result<String, ApiError> 
     }
 }
 
-/// The per-path rules of `access`, read back from its one text form (`all; /in=list,read`).
+/// The per-path rules of `access`, as the API shows them.
 fn rules_of(access: &Access) -> Vec<PathRule> {
-    let text = access.to_string();
-    text.split("; /")
-        .skip(1)
-        .filter_map(|rule| {
-            let (path, set) = rule.rsplit_once('=')?;
-            let set: Permissions = set.parse().ok()?;
-            Some(PathRule { path: format!("/{path}"), permissions: permission_names(set) })
-        })
+    access
+        .rules()
+        .iter()
+        .map(|(path, set)| PathRule { path: path.as_str().to_owned(), permissions: permission_names(*set) })
         .collect()
 }
 

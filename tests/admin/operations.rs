@@ -24,7 +24,15 @@ async fn health_readiness_and_the_openapi_document_need_no_token() {
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());
 
     // Storage gone: not ready, and the reply says which part is down.
-    std::fs::rename(api.wharf.config.fs_root(), api.wharf.config.data_dir.join("moved")).unwrap();
+    match &api.wharf.s3 {
+        None => std::fs::rename(api.wharf.config.fs_root(), api.wharf.config.data_dir.join("moved")).unwrap(),
+        Some(bucket) => {
+            for key in bucket.keys("").await {
+                bucket.client.delete_object().bucket(&bucket.name).key(key).send().await.unwrap();
+            }
+            bucket.client.delete_bucket().bucket(&bucket.name).send().await.unwrap();
+        }
+    }
     let down = api.call(None, Method::GET, "/readyz", None).await.expect(503);
     assert!(down.body["detail"].as_str().unwrap().contains("storage"), "{down:#?}");
     api.call(None, Method::GET, "/healthz", None).await.expect(200);

@@ -47,7 +47,10 @@ async fn users_are_created_listed_changed_and_deleted() {
         "password": "bobs password",
         "home": "/in//bob/",
         "permissions": ["list", "read"],
-        "path_permissions": [{"path": "/drop", "permissions": ["write"]}],
+        "path_permissions": [
+            {"path": "/drop", "permissions": ["write"]},
+            {"path": "/odd; /name=x", "permissions": ["list"]}
+        ],
         "allowed_networks": ["127.0.0.0/8"],
         "quota": {"max_files": 3}
     });
@@ -57,11 +60,15 @@ async fn users_are_created_listed_changed_and_deleted() {
     assert_eq!(bob["home"], "/in/bob");
     assert_eq!(bob["tenant"], "acme");
     assert_eq!(bob["permissions"], json!(["list", "read"]));
-    assert_eq!(bob["path_permissions"], json!([{"path": "/drop", "permissions": ["write"]}]));
+    let rules = json!([
+        {"path": "/drop", "permissions": ["write"]},
+        {"path": "/odd; /name=x", "permissions": ["list"]}
+    ]);
+    assert_eq!(bob["path_permissions"], rules, "read back exactly, whatever the path holds");
     assert_eq!(bob["quota"], json!({"max_bytes": null, "max_files": 3}));
     assert!(bob.get("password").is_none() && !bob.to_string().contains("argon2"), "{bob}");
     assert_eq!(api.last_audit().await["action"], "user.create");
-    std::fs::create_dir_all(api.wharf.file("acme", "in/bob")).unwrap();
+    api.wharf.put_dir("in/bob").await;
     let mut ftp = Ftp::login(api.wharf.explicit, "bob@acme", "bobs password").await;
     assert_eq!(ftp.cmd("MKD /x").await.code, 550, "no mkdir permission");
 
@@ -89,7 +96,7 @@ async fn users_are_created_listed_changed_and_deleted() {
     api.patch(&op, "/api/v1/tenants/acme/users/bob", json!({"enabled": true, "home": "/"})).await.expect(200);
     let mut ftp = Ftp::login(api.wharf.explicit, "bob@acme", "bobs password").await;
     assert_eq!(ftp.cmd("MKD /x").await.code, 257, "mkdir granted, home moved to the root");
-    assert!(api.wharf.file("acme", "x").is_dir());
+    assert!(api.wharf.is_dir("x").await);
     let quota = api.patch(&op, "/api/v1/tenants/acme/users/bob", json!({"quota": {"max_bytes": 10}})).await.expect(200);
     assert_eq!(quota.body["quota"], json!({"max_bytes": 10, "max_files": 3}));
 
