@@ -1,4 +1,4 @@
-//! Tenants: create, list, get, update (enabled, storage, allowed networks, quota), delete. Creating,
+//! Tenants: create, list, get, update (enabled, storage, allowed networks, quota, TLS policy), delete. Creating,
 //! changing and deleting tenants is for operators; a tenant admin may read its own tenant.
 
 use axum::extract::State;
@@ -15,7 +15,8 @@ use super::error::{ApiError, FieldExt as _, Problems};
 use super::extract::{paged, segment, Body, Created, List, PageQuery, Path, Query};
 use super::views::{network_texts, networks, QuotaPatch, QuotaView, StorageView};
 use super::AdminState;
-use crate::directory::{self, Quota, Tenant, TenantStorage};
+use crate::config::Resumption;
+use crate::directory::{self, Quota, Tenant, TenantStorage, TenantTlsPolicy, TlsVersion};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -28,6 +29,78 @@ pub struct TenantView {
     /// Where the tenant's users may log in from; empty: anywhere.
     pub allowed_networks: Vec<String>,
     pub quota: QuotaView,
+    /// Where the tenant's TLS policy differs from the server's `[tls]` section.
+    pub tls: TlsPolicyView,
+}
+
+/// A tenant's overrides of the server's TLS policy; `null` keeps the server's setting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPolicyView {
+    /// `false` lets legacy clients log in in plaintext when they name the tenant (HOST or `user@tenant`).
+    #[serde(default)]
+    pub require_tls_for_login: Option<bool>,
+    #[serde(default)]
+    pub require_prot_p: Option<bool>,
+    /// `disabled` exists only server-wide.
+    #[serde(default)]
+    pub data_session_resumption: Option<ResumptionSetting>,
+    #[serde(default)]
+    pub require_same_ip_for_passive: Option<bool>,
+    #[serde(default)]
+    pub min_tls_version: Option<MinTlsVersion>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResumptionSetting {
+    Enabled,
+    Enforced,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum MinTlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl From<TenantTlsPolicy> for TlsPolicyView {
+    fn from(p: TenantTlsPolicy) -> Self {
+        TlsPolicyView {
+            require_tls_for_login: p.require_tls_for_login,
+            require_prot_p: p.require_prot_p,
+            data_session_resumption: p.data_session_resumption.and_then(|r| match r {
+                Resumption::Enabled => Some(ResumptionSetting::Enabled),
+                Resumption::Enforced => Some(ResumptionSetting::Enforced),
+                Resumption::Disabled => None,
+            }),
+            require_same_ip_for_passive: p.require_same_ip_for_passive,
+            min_tls_version: p.min_tls_version.map(|v| match v {
+                TlsVersion::Tls12 => MinTlsVersion::Tls12,
+                TlsVersion::Tls13 => MinTlsVersion::Tls13,
+            }),
+        }
+    }
+}
+
+impl From<&TlsPolicyView> for TenantTlsPolicy {
+    fn from(v: &TlsPolicyView) -> Self {
+        TenantTlsPolicy {
+            require_tls_for_login: v.require_tls_for_login,
+            require_prot_p: v.require_prot_p,
+            data_session_resumption: v.data_session_resumption.map(|r| match r {
+                ResumptionSetting::Enabled => Resumption::Enabled,
+                ResumptionSetting::Enforced => Resumption::Enforced,
+            }),
+            require_same_ip_for_passive: v.require_same_ip_for_passive,
+            min_tls_version: v.min_tls_version.map(|v| match v {
+                MinTlsVersion::Tls12 => TlsVersion::Tls12,
+                MinTlsVersion::Tls13 => TlsVersion::Tls13,
+            }),
+        }
+    }
 }
 
 pub async fn view(state: &AdminState, tenant: Tenant) -> Result<TenantView, ApiError> {
@@ -40,6 +113,7 @@ pub async fn view(state: &AdminState, tenant: Tenant) -> Result<TenantView, ApiE
         storage: tenant.storage.into(),
         allowed_networks: network_texts(&tenant.allowed_networks),
         quota: quota.into(),
+        tls: tenant.tls.into(),
     })
 }
 
@@ -64,7 +138,7 @@ pub struct NewTenant {
 }
 
 /// A partial change: fields left out stay as they are. `storage` replaces the tenant's whole storage
-/// settings; `allowed_networks` the whole list (empty: anywhere).
+/// settings; `allowed_networks` the whole list (empty: anywhere); `tls` all the TLS policy overrides.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
@@ -76,6 +150,8 @@ pub struct TenantPatch {
     pub allowed_networks: Option<Vec<String>>,
     #[serde(default)]
     pub quota: Option<QuotaPatch>,
+    #[serde(default)]
+    pub tls: Option<TlsPolicyView>,
 }
 
 /// Tenants in creation order; a tenant admin sees its own only.
@@ -179,6 +255,10 @@ pub async fn update(
     if let Some(networks) = &networks {
         dir.set_tenant_networks(tenant.id, networks).await.field("allowed_networks")?;
         changed.push("allowed_networks");
+    }
+    if let Some(tls) = &patch.tls {
+        dir.set_tenant_tls(tenant.id, &tls.into()).await.field("tls")?;
+        changed.push("tls");
     }
     if let Some(quota) = &quota {
         dir.set_tenant_quota(tenant.id, quota).await.field("quota")?;

@@ -126,3 +126,29 @@ async fn a_missing_or_bad_token_is_401_and_changes_nothing() {
     api.send(basic).await.expect(401);
     assert!(api.wharf.directory.tenant_by_name("sneaky").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_tenants_tls_policy_is_changed_through_the_api_and_holds_for_its_logins() {
+    let api = Api::start().await;
+    let path = "/api/v1/tenants/acme";
+    let shown = api.op_get(path).await.expect(200).body;
+    assert_eq!(shown["tls"]["require_tls_for_login"], serde_json::Value::Null, "the server's policy");
+
+    let relaxed = json!({"tls": {"require_tls_for_login": false, "min_tls_version": "1.3"}});
+    let patched = api.patch(&api.operator.clone(), path, relaxed).await.expect(200).body;
+    assert_eq!(patched["tls"]["require_tls_for_login"], false);
+    assert_eq!(patched["tls"]["min_tls_version"], "1.3");
+    assert_eq!(api.last_audit().await["detail"]["changed"], json!(["tls"]));
+    // A plaintext login naming acme now works (the TLS 1.3 minimum concerns TLS connections only).
+    let (mut ftp, _) = crate::support::raw::Ftp::connect(api.wharf.explicit).await;
+    assert_eq!(ftp.cmd("USER alice@acme").await.code, 331);
+    assert_eq!(ftp.cmd(&format!("PASS {}", crate::support::PASSWORD)).await.code, 230);
+
+    let bad = json!({"tls": {"data_session_resumption": "disabled"}});
+    api.patch(&api.operator.clone(), path, bad).await.expect(422);
+    // `tls` replaces all overrides: an empty object returns to the server's policy.
+    let reset = api.patch(&api.operator.clone(), path, json!({"tls": {}})).await.expect(200).body;
+    assert_eq!(reset["tls"]["min_tls_version"], serde_json::Value::Null);
+    let (mut ftp, _) = crate::support::raw::Ftp::connect(api.wharf.explicit).await;
+    assert_eq!(ftp.cmd("USER alice@acme").await.code, 530);
+}
