@@ -46,3 +46,6 @@ WHARF_TEST_BACKEND=s3 WHARF_TEST_DIRECTORY=postgres cargo test --locked --test w
   sessions:: shutdown:: passive_pool:: proxy:: admin::
 # The admin API fuzzed with schemathesis against its own OpenAPI document: no request may get a 5xx.
 ./scripts/api-fuzz.sh
+# docker-compose.yml and the Kubernetes manifests: YAML, schemas, ports in agreement, and the configs they give
+# wharf loaded by this build.
+WHARF_BIN="${CARGO_TARGET_DIR:-target}/debug/wharf" ./scripts/validate-deploy.sh
