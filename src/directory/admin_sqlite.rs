@@ -18,6 +18,28 @@ const CERTIFICATE_COLUMNS: &str =
     "id, tenant_id, names, subject, issuer, not_before, not_after, fingerprint, created_at";
 const SESSION_COLUMNS: &str = "id, instance, tenant_id, user_id, username, client, started_at";
 
+impl SqliteDirectory {
+    /// The rows of `table` (`columns`) after `page.after` in id order, of one tenant or of all.
+    async fn page_of(
+        &self,
+        table: &str,
+        columns: &str,
+        tenant_id: Option<i64>,
+        page: Page,
+    ) -> Result<Vec<SqliteRow>, DirectoryError> {
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+        );
+        sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(page.after_id())
+            .bind(page.clamped_limit())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+}
+
 #[async_trait]
 impl AdminStore for SqliteDirectory {
     async fn tenants_page(&self, page: Page) -> Result<Vec<Tenant>, DirectoryError> {
@@ -32,16 +54,7 @@ impl AdminStore for SqliteDirectory {
     }
 
     async fn users_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<User>, DirectoryError> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(page.after_id())
-            .bind(page.clamped_limit())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows = self.page_of("users", USER_COLUMNS, tenant_id, page).await?;
         rows.iter().map(|row| user_from_row(row, "")).collect()
     }
 
@@ -126,17 +139,7 @@ impl AdminStore for SqliteDirectory {
     }
 
     async fn tokens_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<ApiToken>, DirectoryError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
-             ORDER BY id LIMIT ?3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(page.after_id())
-            .bind(page.clamped_limit())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows = self.page_of("api_tokens", TOKEN_COLUMNS, tenant_id, page).await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -174,17 +177,7 @@ impl AdminStore for SqliteDirectory {
     }
 
     async fn audit_page(&self, tenant_id: Option<i64>, page: Page) -> Result<Vec<AuditEvent>, DirectoryError> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
-             ORDER BY id LIMIT ?3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(page.after_id())
-            .bind(page.clamped_limit())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows = self.page_of("audit_events", AUDIT_COLUMNS, tenant_id, page).await?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -222,17 +215,7 @@ impl AdminStore for SqliteDirectory {
         tenant_id: Option<i64>,
         page: Page,
     ) -> Result<Vec<CertificateInfo>, DirectoryError> {
-        let sql = format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE (?1 IS NULL OR tenant_id = ?1) AND id > ?2 \
-             ORDER BY id LIMIT ?3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(page.after_id())
-            .bind(page.clamped_limit())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows = self.page_of("certificates", CERTIFICATE_COLUMNS, tenant_id, page).await?;
         rows.iter().map(certificate_from_row).collect()
     }
 
