@@ -110,8 +110,12 @@ impl Server {
             PassiveMode::Shared => {
                 // On the address clients reach the control listeners at.
                 let ip = config.ftp.explicit_listen.or(config.ftp.implicit_listen).map(|a| a.ip()).expect("validated");
-                let (pool, listeners) =
-                    SharedPassive::bind(ip, config.ftp.passive_ports).context("binding the shared passive ports")?;
+                let (pool, listeners) = SharedPassive::bind(
+                    ip,
+                    config.ftp.passive_ports,
+                    Duration::from_secs(config.ftp.data_connect_timeout_secs),
+                )
+                .context("binding the shared passive ports")?;
                 (Some(pool), listeners)
             }
         };

@@ -11,7 +11,8 @@
 //! most one session waits on each (address, port) pair, so the match is never ambiguous: a client with
 //! more data connections pending at once than the pool has ports waits for a port to come free (the TLS
 //! resumption check then still ties the connection to the logged-in user). A connection nobody waits for is
-//! closed at once.
+//! closed at once. A claim whose connection has not come within the data-connection timeout lapses, so a
+//! client that sends EPSV and never connects cannot hold ports from others behind the same address.
 
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +32,8 @@ type Key = (IpAddr, u16);
 
 pub struct SharedPassive {
     ports: Vec<u16>,
+    /// How long a claim holds its pair without a connection (`ftp.data_connect_timeout_secs`).
+    claim_for: Duration,
     waiting: Mutex<HashMap<Key, Waiter>>,
     /// Signalled whenever a pair comes free.
     freed: Notify,
@@ -41,6 +44,7 @@ pub struct SharedPassive {
 struct Waiter {
     id: u64,
     deliver: oneshot::Sender<TcpStream>,
+    since: tokio::time::Instant,
 }
 
 /// A session's claim on one (client address, port) pair; dropping it gives the pair back.
@@ -58,8 +62,12 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl SharedPassive {
-    /// Binds every port of `range` on `ip`.
-    pub fn bind(ip: IpAddr, range: PortRange) -> io::Result<(Arc<SharedPassive>, Vec<TcpListener>)> {
+    /// Binds every port of `range` on `ip`; a claim lapses after `claim_for` without a connection.
+    pub fn bind(
+        ip: IpAddr,
+        range: PortRange,
+        claim_for: Duration,
+    ) -> io::Result<(Arc<SharedPassive>, Vec<TcpListener>)> {
         let mut listeners = Vec::new();
         for port in range.start..=range.end {
             let listener = super::data::listen_on(SocketAddr::new(ip, port), 1024)
@@ -68,6 +76,7 @@ impl SharedPassive {
         }
         let pool = SharedPassive {
             ports: (range.start..=range.end).collect(),
+            claim_for,
             waiting: Mutex::new(HashMap::new()),
             freed: Notify::new(),
             next_port: AtomicUsize::new(0),
@@ -95,13 +104,15 @@ impl SharedPassive {
 
     fn try_reserve(self: &Arc<Self>, client: IpAddr) -> Option<Ticket> {
         let mut waiting = self.waiting.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
         let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+        // A lapsed claim's pair is free: its session gets no connection (425 at its transfer, if any).
         let port = (0..self.ports.len())
             .map(|i| self.ports[(start + i) % self.ports.len()])
-            .find(|port| !waiting.contains_key(&(client, *port)))?;
+            .find(|port| waiting.get(&(client, *port)).is_none_or(|w| now.duration_since(w.since) >= self.claim_for))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (deliver, arrival) = oneshot::channel();
-        waiting.insert((client, port), Waiter { id, deliver });
+        waiting.insert((client, port), Waiter { id, deliver, since: now });
         Some(Ticket { pool: self.clone(), key: (client, port), id, arrival: Some(arrival) })
     }
 
@@ -185,11 +196,17 @@ mod tests {
     use super::*;
 
     fn pool(ports: u16) -> (Arc<SharedPassive>, Vec<TcpListener>) {
+        pool_with(ports, Duration::from_secs(30))
+    }
+
+    fn pool_with(ports: u16, claim_for: Duration) -> (Arc<SharedPassive>, Vec<TcpListener>) {
         // Any free ports: bind one by one at port 0 is not a range, so find a free range by trying.
         for base in (20000..60000).step_by(97) {
-            if let Ok(bound) =
-                SharedPassive::bind("127.0.0.1".parse().unwrap(), PortRange { start: base, end: base + ports - 1 })
-            {
+            if let Ok(bound) = SharedPassive::bind(
+                "127.0.0.1".parse().unwrap(),
+                PortRange { start: base, end: base + ports - 1 },
+                claim_for,
+            ) {
                 return bound;
             }
         }
@@ -215,6 +232,20 @@ mod tests {
         drop(a);
         assert_eq!(waiting.await.unwrap(), Some(freed), "the freed port went to the waiting claim");
         drop((b, other));
+    }
+
+    #[tokio::test]
+    async fn a_claim_without_a_connection_lapses_after_the_data_connection_timeout() {
+        let (pool, _listeners) = pool_with(1, Duration::from_millis(300));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let idle = pool.reserve(ip, Duration::ZERO).await.unwrap();
+        assert!(pool.reserve(ip, Duration::from_millis(50)).await.is_none(), "held for now");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let next = pool.reserve(ip, Duration::ZERO).await.expect("the idle claim lapsed");
+        assert_eq!(next.port(), idle.port());
+        // The lapsed ticket gets nothing, and dropping it leaves the new claim alone.
+        assert!(idle.arrival().await.is_none());
+        assert_eq!(pool.waiting(), 1);
     }
 
     #[tokio::test]
