@@ -20,6 +20,7 @@ pub mod ftp;
 pub mod server;
 pub mod sessions;
 pub mod storage;
+pub mod telemetry;
 pub mod tls;
 pub mod usage;
 pub mod vfs;

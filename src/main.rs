@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 use wharf::access::{Network, Networks, Permissions};
 use wharf::config::Backend;
 use wharf::config::Config;
@@ -469,30 +468,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    init_logging(&config)?;
+    let telemetry = wharf::telemetry::Telemetry::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    runtime.block_on(dispatch(cli.command, config))
+    runtime.block_on(dispatch(cli.command, config, telemetry))
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = if std::env::var_os("RUST_LOG").is_some() {
-        EnvFilter::try_from_default_env().context("RUST_LOG is not a valid tracing filter")?
-    } else {
-        EnvFilter::try_new(&config.log.filter).with_context(|| {
-            format!("configuration field `log.filter`: {:?} is not a valid filter", config.log.filter)
-        })?
-    };
-    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log.format {
-        wharf::config::LogFormat::Text => log.init(),
-        wharf::config::LogFormat::Json => log.json().flatten_event(true).with_current_span(false).init(),
-    }
-    Ok(())
-}
-
-async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+async fn dispatch(command: Command, config: Config, telemetry: wharf::telemetry::Telemetry) -> anyhow::Result<()> {
     match command {
-        Command::Serve => wharf::server::run(config).await,
+        Command::Serve => wharf::server::run(config, telemetry).await,
         Command::Migrate => {
             open_directory_with(&config, directory::PoolOptions { migrate: true, ..config.pool_options() }).await?;
             println!("migrations applied to {}", wharf::config::redact_url(&config.database_url()));

@@ -375,7 +375,8 @@ impl Drop for Admission {
 }
 
 /// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads certificates): prints where it listens and how to create a tenant and a user.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, telemetry: crate::telemetry::Telemetry) -> anyhow::Result<()> {
+    let _ = &telemetry;
     let server = Server::bind(config.clone()).await?;
     let explicit = server.explicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     let implicit = server.implicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
