@@ -18,4 +18,5 @@ mod sessions;
 mod shutdown;
 mod smoke;
 mod suppaftp;
+mod telemetry;
 mod tls_policy;
