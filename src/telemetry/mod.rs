@@ -8,6 +8,7 @@
 //! ```
 
 pub mod metrics;
+pub mod prometheus;
 
 use anyhow::Context;
 use tracing_subscriber::layer::SubscriberExt;
