@@ -35,6 +35,7 @@ use crate::ftp::proxy::Trust;
 use crate::ftp::shared_passive::SharedPassive;
 use crate::sessions::{LiveSessions, Registration};
 use crate::storage::{Storage, StorageProvider};
+use crate::telemetry::metrics::{Direction, Held, Metrics, TransferResult};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::VirtualPath;
 
@@ -54,6 +55,7 @@ pub struct Shared {
     pub sessions: Arc<LiveSessions>,
     /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.
     pub proxy: ProxyTrust,
+    pub metrics: Arc<Metrics>,
 }
 
 /// [`Trust`] per listener; `None` where no header is expected.
@@ -89,6 +91,8 @@ pub(super) struct Login {
     pub limited: (bool, std::time::Instant),
     /// The session's row among the live sessions; its token fires when an administrator disconnects it.
     pub live: Registration,
+    /// Counts the session as logged in while the login lasts.
+    pub _counted: Held,
 }
 
 pub(super) struct Running {
@@ -162,6 +166,7 @@ impl Session {
             Ok(addr) => addr,
             Err(_) => return,
         };
+        let _open = shared.metrics.session_opened();
         let max_line = shared.config.ftp.max_line_bytes;
         let now = Instant::now();
         let mut session = Session {
@@ -406,6 +411,11 @@ impl Session {
             Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
         });
         self.log_transfer(&running, &outcome);
+        if let Some(login) = &self.login {
+            let result = TransferResult::from_code(outcome.reply.code);
+            let tenant = &login.principal.tenant.name;
+            self.shared.metrics.transfer(tenant, direction(running.what), result, outcome.bytes, outcome.duration);
+        }
         self.last_activity = Instant::now();
         if let Some((mut connected, opening)) = running.opening.take() {
             if connected.try_recv().is_ok() {
@@ -470,6 +480,15 @@ impl Session {
         }
         self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
+    }
+}
+
+/// Which way a transfer command moves data.
+fn direction(what: &str) -> Direction {
+    match what {
+        "RETR" => Direction::Out,
+        "STOR" | "APPE" | "STOU" => Direction::In,
+        _ => Direction::List,
     }
 }
 
