@@ -235,6 +235,9 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
         }
+        // Last, so that an OTLP exporter sends the sessions' final figures.
+        let metrics = self.shared.metrics.clone();
+        let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use crate::telemetry::prometheus;
 
 /// Every metric of this instance (Prometheus text exposition format 0.0.4). Needs an operator token unless
 /// the server is configured with `admin.metrics_auth = "none"`.
-#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "health", security(("bearer" = []), ()),
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "metrics", security(("bearer" = []), ()),
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
             content_type = "text/plain; version=0.0.4; charset=utf-8"),

@@ -55,6 +55,7 @@ pub struct Shared {
     pub sessions: Arc<LiveSessions>,
     /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.
     pub proxy: ProxyTrust,
+    /// This instance's metrics: sessions, logins, transfers.
     pub metrics: Arc<Metrics>,
 }
 

@@ -31,7 +31,7 @@ const TRANSFER_BUCKETS: &[f64] =
 /// S3 requests: metadata calls take milliseconds; a part upload of a few MiB may take seconds.
 const S3_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-/// How a login attempt ended; the same words as the `wharf::login` log record's `result`.
+/// How a login attempt ended; the same words as the `wharf::login` log record's `result` where there is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginResult {
     Ok,
