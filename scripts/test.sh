@@ -43,7 +43,7 @@ cargo test --locked --lib --bins --tests
 # The protocol, client, permission and quota suites once more, on the production pairing: S3 storage and a
 # Postgres directory (a fresh database per test).
 WHARF_TEST_BACKEND=s3 WHARF_TEST_DIRECTORY=postgres cargo test --locked --test wharf -- protocol:: suppaftp:: interop:: permissions:: quotas:: \
-  sessions:: shutdown:: passive_pool:: proxy:: admin::
+  sessions:: shutdown:: passive_pool:: proxy:: admin:: metrics::
 # The admin API fuzzed with schemathesis against its own OpenAPI document: no request may get a 5xx.
 ./scripts/api-fuzz.sh
 # docker-compose.yml and the Kubernetes manifests: YAML, schemas, ports in agreement, and the configs they give

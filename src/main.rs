@@ -863,7 +863,11 @@ async fn usage_command(command: UsageCommand, dir: Arc<dyn Directory>, config: &
                     FsProvider::new(config.fs_root(), config.storage.fsync)
                         .with_context(|| format!("opening the storage folder {}", config.fs_root().display()))?,
                 ),
-                Backend::S3 => S3Provider::new(&config.storage.s3, dir.clone()).await.context("setting up S3")?,
+                Backend::S3 => {
+                    // A one-off command: its S3 requests are timed, and nobody reads the figures.
+                    let metrics = wharf::telemetry::metrics::Metrics::new(None, &Default::default());
+                    S3Provider::new(&config.storage.s3, dir.clone(), metrics.s3()).await.context("setting up S3")?
+                }
             };
             for tenant in &tenants {
                 let found = wharf::usage::recompute(&*dir, &*provider, tenant).await?;

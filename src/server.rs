@@ -29,6 +29,7 @@ use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
 use crate::storage::StorageProvider;
+use crate::telemetry::metrics::Metrics;
 use crate::tls::{self, Tls};
 
 /// Connections refused for a limit are told so (421) by short-lived tasks; beyond this many at once they
@@ -59,6 +60,9 @@ impl Server {
         let directory = directory::open_with(&config.database_url(), &config.pool_options())
             .await
             .context("opening the directory")?;
+        let otlp = crate::telemetry::otlp::metric_exporter(&config.telemetry, &tokio::runtime::Handle::current())?;
+        let metrics = Arc::new(Metrics::new(otlp, &config.telemetry));
+        metrics.observe_pool(directory.clone());
         let sealer = tls::Sealer::from_sources(
             config.secret_key.as_ref().map(|s| s.expose()),
             config.secret_key_file.as_deref(),
@@ -84,7 +88,9 @@ impl Server {
                 (Arc::new(fs), None)
             }
             Backend::S3 => {
-                let s3 = S3Provider::new(&config.storage.s3, directory.clone()).await.context("setting up S3")?;
+                let s3 = S3Provider::new(&config.storage.s3, directory.clone(), metrics.s3())
+                    .await
+                    .context("setting up S3")?;
                 (s3.clone(), Some(s3))
             }
         };
@@ -130,13 +136,14 @@ impl Server {
                 sealer.clone(),
                 Some(certificates.nudger()),
                 sessions.clone(),
+                metrics.clone(),
                 &config,
             );
             Some((admin::Listener::bind(&config).await?, state))
         } else {
             None
         };
-        let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy });
+        let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
         Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer, admin })
     }
 
@@ -175,6 +182,11 @@ impl Server {
     /// The live sessions of this instance (and, through the directory, of all).
     pub fn sessions(&self) -> Arc<LiveSessions> {
         self.shared.sessions.clone()
+    }
+
+    /// This server's metrics (what `/metrics` on the admin listener shows).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
     }
 
     /// The S3 backend, when it is the one in use.
@@ -224,6 +236,9 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
         }
+        // Last, so that an OTLP exporter sends the sessions' final figures.
+        let metrics = self.shared.metrics.clone();
+        let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         Ok(())
     }
 }

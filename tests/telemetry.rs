@@ -13,6 +13,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -66,10 +68,10 @@ fn attributes(attributes: &[KeyValue]) -> HashMap<String, String> {
 }
 
 /// The spans of a session (control connection, commands, transfers) reach the collector with the tenant,
-/// user, client, bytes and result, in one trace whose parents follow the session; the last ones leave when
-/// wharf stops on SIGTERM. A password never leaves.
+/// user, client, bytes and result, in one trace whose parents follow the session, and so do the metrics; the
+/// last ones leave when wharf stops on SIGTERM. A password never leaves.
 #[tokio::test]
-async fn sessions_commands_and_transfers_are_exported_as_spans_over_otlp() {
+async fn sessions_commands_and_transfers_are_exported_as_spans_and_metrics_over_otlp() {
     let inbox = Inbox::default();
     let endpoint = collector(inbox.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -149,4 +151,29 @@ async fn sessions_commands_and_transfers_are_exported_as_spans_over_otlp() {
 
     let everything = format!("{:?}", received.traces);
     assert!(!everything.contains(password), "the password is in no attribute or event");
+
+    // The same metrics /metrics serves are pushed too; the last push happens at the stop.
+    let bytes_in = received
+        .metrics
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == "wharf.transfer.bytes")
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(sum)) => Some(sum.data_points.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|point| {
+            let labels = attributes(&point.attributes);
+            labels.get("tenant").map(String::as_str) == Some("acme")
+                && labels.get("direction").map(String::as_str) == Some("in")
+        })
+        .map(|point| match point.value {
+            Some(number_data_point::Value::AsInt(n)) => n,
+            other => panic!("an integer counter: {other:?}"),
+        })
+        .max();
+    assert_eq!(bytes_in, Some(8), "the upload's bytes, pushed over OTLP");
 }

@@ -8,6 +8,7 @@ mod cli;
 mod database;
 mod interop;
 mod limits;
+mod metrics;
 mod passive_pool;
 mod permissions;
 mod protocol;

@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod hostnames;
+pub mod metrics;
 pub mod openapi;
 pub mod sessions;
 pub mod tenants;
@@ -42,9 +43,10 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Config;
+use crate::config::{Config, MetricsAuth};
 use crate::directory::{password, Directory};
 use crate::sessions::LiveSessions;
+use crate::telemetry::metrics::Metrics;
 use crate::tls::Sealer;
 use error::ApiError;
 pub use health::StorageCheck;
@@ -70,6 +72,9 @@ pub struct Shared {
     pub certificates_changed: Option<Arc<Notify>>,
     /// The live FTP sessions: a disconnect of one of this instance's sessions takes effect at once.
     pub sessions: Arc<LiveSessions>,
+    /// This instance's metrics, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    pub metrics_auth: MetricsAuth,
 }
 
 impl AdminState {
@@ -79,6 +84,7 @@ impl AdminState {
         sealer: Arc<Sealer>,
         certificates_changed: Option<Arc<Notify>>,
         sessions: Arc<LiveSessions>,
+        metrics: Arc<Metrics>,
         config: &Config,
     ) -> AdminState {
         AdminState(Arc::new(Shared {
@@ -89,6 +95,8 @@ impl AdminState {
             sealer,
             certificates_changed,
             sessions,
+            metrics,
+            metrics_auth: config.admin.metrics_auth,
         }))
     }
 }
@@ -125,6 +133,7 @@ fn api() -> (Router<AdminState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .nest("/api/v1", v1)
         .split_for_parts()
 }
@@ -134,7 +143,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().1
 }
 
-/// The whole API: `/api/v1/…`, `/api/v1/openapi.json`, `/healthz` and `/readyz`.
+/// The whole API: `/api/v1/…`, `/api/v1/openapi.json`, `/healthz`, `/readyz` and `/metrics`.
 pub fn router(state: AdminState) -> Router {
     let (routes, document) = api();
     let document = Arc::new(document);
@@ -202,7 +211,8 @@ mod tests {
         let sealer = Arc::new(Sealer::new(&[7; 32]));
         let storage = StorageCheck::Folder(dir.path().to_owned());
         let sessions = crate::sessions::LiveSessions::new(directory.clone(), "test");
-        let state = AdminState::new(directory, storage, sealer, None, sessions, &Config::default());
+        let metrics = Arc::new(Metrics::new(None, &Default::default()));
+        let state = AdminState::new(directory, storage, sealer, None, sessions, metrics, &Config::default());
         (router(state), secret, dir)
     }
 

@@ -18,7 +18,8 @@ use utoipa::Modify;
     security(("bearer" = [])),
     tags(
         (name = "tenants"), (name = "users"), (name = "hostnames"), (name = "certificates"), (name = "tokens"),
-        (name = "sessions"), (name = "bans"), (name = "usage"), (name = "audit"), (name = "health")
+        (name = "sessions"), (name = "bans"), (name = "usage"), (name = "audit"), (name = "health"),
+        (name = "metrics")
     )
 )]
 pub struct ApiDoc;
@@ -42,6 +43,7 @@ mod tests {
         for path in [
             "/healthz",
             "/readyz",
+            "/metrics",
             "/api/v1/tenants",
             "/api/v1/tenants/{tenant}",
             "/api/v1/tenants/{tenant}/users",

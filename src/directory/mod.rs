@@ -288,6 +288,8 @@ pub trait Directory: admin::AdminStore + Send + Sync {
     async fn set_tenant_enabled(&self, tenant_id: i64, enabled: bool) -> Result<(), DirectoryError>;
     /// Enables or disables one user.
     async fn set_user_enabled(&self, tenant_id: i64, username: &str, enabled: bool) -> Result<(), DirectoryError>;
+    /// The connection pool's state now (no query: the pool's own counters).
+    fn pool_status(&self) -> PoolStatus;
     /// One indexed lookup for the login path.
     async fn login_record(&self, tenant_id: i64, username: &str) -> Result<Option<LoginRecord>, DirectoryError>;
     /// Records a successful login (and a rehashed password when parameters changed).
@@ -523,6 +525,16 @@ fn normalize_absolute(label: &str, home: &str) -> Result<String, DirectoryError>
 /// `sqlite://…` for SQLite) and applies migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Directory>, DirectoryError> {
     open_with(url, &PoolOptions::default()).await
+}
+
+/// The directory's connection pool at one moment, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }
 
 /// How the directory's connection pool behaves (SQLite uses `migrate` and its own small pool).

@@ -93,6 +93,14 @@ impl PostgresDirectory {
 
 #[async_trait]
 impl Directory for PostgresDirectory {
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError> {
         validate_tenant_name(name)?;
         let sql = format!("INSERT INTO tenants (name, created_at) VALUES ($1, $2) RETURNING {TENANT_COLUMNS}");

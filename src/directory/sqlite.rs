@@ -112,6 +112,14 @@ impl SqliteDirectory {
 
 #[async_trait]
 impl Directory for SqliteDirectory {
+    fn pool_status(&self) -> PoolStatus {
+        PoolStatus {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError> {
         validate_tenant_name(name)?;
         let sql = format!("INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING {TENANT_COLUMNS}");

@@ -37,6 +37,7 @@ use crate::ftp::proxy::Trust;
 use crate::ftp::shared_passive::SharedPassive;
 use crate::sessions::{LiveSessions, Registration};
 use crate::storage::{Storage, StorageProvider};
+use crate::telemetry::metrics::{Direction, Held, Metrics, TransferResult};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::VirtualPath;
 
@@ -56,6 +57,8 @@ pub struct Shared {
     pub sessions: Arc<LiveSessions>,
     /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.
     pub proxy: ProxyTrust,
+    /// This instance's metrics: sessions, logins, transfers.
+    pub metrics: Arc<Metrics>,
 }
 
 /// [`Trust`] per listener; `None` where no header is expected.
@@ -91,6 +94,8 @@ pub(super) struct Login {
     pub limited: (bool, std::time::Instant),
     /// The session's row among the live sessions; its token fires when an administrator disconnects it.
     pub live: Registration,
+    /// Counts the session as logged in while the login lasts.
+    pub _counted: Held,
 }
 
 pub(super) struct Running {
@@ -179,6 +184,7 @@ impl Session {
             user = Empty,
             session = Empty,
         );
+        let _open = shared.metrics.session_opened();
         let max_line = shared.config.ftp.max_line_bytes;
         let now = Instant::now();
         let session = Session {
@@ -437,9 +443,14 @@ impl Session {
             Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
         });
         self.log_transfer(&running, &outcome);
+        let result = TransferResult::from_code(outcome.reply.code);
         running.span.record("bytes", outcome.bytes);
         running.span.record("ftp.reply_code", outcome.reply.code);
-        running.span.record("result", transfer_result(&outcome.reply));
+        running.span.record("result", result.as_str());
+        if let Some(login) = &self.login {
+            let tenant = &login.principal.tenant.name;
+            self.shared.metrics.transfer(tenant, direction(running.what), result, outcome.bytes, outcome.duration);
+        }
         self.last_activity = Instant::now();
         if let Some((mut connected, opening)) = running.opening.take() {
             if connected.try_recv().is_ok() {
@@ -507,12 +518,12 @@ impl Session {
     }
 }
 
-/// `ok`, `aborted` (ABOR, a disconnect or a shutdown: 426) or `failed`.
-fn transfer_result(reply: &Reply) -> &'static str {
-    match reply.code {
-        200..=299 => "ok",
-        426 => "aborted",
-        _ => "failed",
+/// Which way a transfer command moves data.
+fn direction(what: &str) -> Direction {
+    match what {
+        "RETR" => Direction::Out,
+        "STOR" | "APPE" | "STOU" => Direction::In,
+        _ => Direction::List,
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod metrics;
 pub mod otlp;
+pub mod prometheus;
 
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;

@@ -51,7 +51,12 @@ impl Api {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Api {
-        let wharf = Wharf::start_with(|c| {
+        Api::start_on(super::backend(), adjust).await
+    }
+
+    /// On `backend` whatever the environment says.
+    pub async fn start_on(backend: wharf::config::Backend, adjust: impl FnOnce(&mut Config)) -> Api {
+        let wharf = Wharf::start_on(backend, |c| {
             c.admin.enabled = true;
             adjust(c);
         })

@@ -11,6 +11,7 @@ use crate::ftp::error;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Login, Session};
 use crate::storage::{ErrorKind, StorageKey};
+use crate::telemetry::metrics::LoginResult;
 use crate::vfs::VirtualPath;
 
 pub(super) async fn user(s: &mut Session, name: String) -> io::Result<Flow> {
@@ -89,12 +90,14 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                     result = "tls_policy",
                     "login"
                 );
+                s.shared.metrics.login(LoginResult::TlsPolicy, Some(&principal.tenant.name));
                 s.send(&Reply::new(530, why)).await?;
                 return Ok(Flow::Continue);
             }
             let storage = match s.shared.storage.open(&principal.tenant, &principal.user).await {
                 Ok(storage) => storage,
                 Err(e) => {
+                    s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
                     s.send(&error::storage_reply(&e, "opening the tenant's storage")).await?;
                     return Ok(Flow::Continue);
                 }
@@ -102,17 +105,22 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             // The directory only stores homes that resolve; one that does not is refused, never widened.
             let Ok(home) = VirtualPath::root().resolve(&principal.user.home) else {
                 tracing::error!(user = %principal.user.username, tenant = %principal.tenant.name, "home does not resolve");
+                s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
                 s.send(&Reply::new(530, "Login incorrect")).await?;
                 return Ok(Flow::Continue);
             };
             if let Err(reply) = ensure_dir(storage.as_ref(), &home).await {
+                s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
                 s.send(&reply).await?;
                 return Ok(Flow::Continue);
             }
             // Every logged-in session is listed, so that it can be disconnected: no row, no session.
             let live = match s.shared.sessions.register(&principal, s.peer).await {
                 Ok(live) => live,
-                Err(e) => return unavailable(s, &e).await,
+                Err(e) => {
+                    s.shared.metrics.login(LoginResult::Unavailable, Some(&principal.tenant.name));
+                    return unavailable(s, &e).await;
+                }
             };
             tracing::info!(
                 target: "wharf::login",
@@ -126,9 +134,11 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             s.span.record("tenant", principal.tenant.name.as_str());
             s.span.record("user", principal.user.username.as_str());
             s.span.record("session", live.id.as_str());
+            s.shared.metrics.login(LoginResult::Ok, Some(&principal.tenant.name));
+            let counted = s.shared.metrics.logged_in();
             s.owner.set_user(principal.tenant.id, principal.user.id);
             let limited = (principal.quota_limited, std::time::Instant::now());
-            s.login = Some(Login { principal, storage, home, limited, live });
+            s.login = Some(Login { principal, storage, home, limited, live, _counted: counted });
             s.cwd = VirtualPath::root();
             s.failed_logins = 0;
             s.send(&Reply::new(230, "Login successful")).await?;
@@ -137,6 +147,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
         Err(LoginError::Rejected) => {
             s.failed_logins += 1;
             tracing::info!(target: "wharf::login", peer = %s.peer, login = %name, result = "rejected", "login");
+            s.shared.metrics.login(LoginResult::Rejected, None);
             if s.failed_logins >= s.shared.config.ftp.max_login_attempts {
                 s.send(&Reply::new(421, "Too many failed logins; closing control connection")).await?;
                 return Ok(Flow::Close);
@@ -144,7 +155,10 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             s.send(&Reply::new(530, "Login incorrect")).await?;
             Ok(Flow::Continue)
         }
-        Err(LoginError::Unavailable(e)) => unavailable(s, &e).await,
+        Err(LoginError::Unavailable(e)) => {
+            s.shared.metrics.login(LoginResult::Unavailable, None);
+            unavailable(s, &e).await
+        }
     }
 }
 

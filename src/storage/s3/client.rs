@@ -11,12 +11,19 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use super::super::{ErrorKind, StorageError};
+use super::metered::Metered;
 use crate::config::S3Config;
 use crate::directory::TenantStorage;
+use crate::telemetry::metrics::S3Metrics;
 
 /// A client for the server's settings, overridden field by field by a tenant's own. Credentials come
-/// from the tenant's secret reference, else the server's static keys, else AWS's default chain.
-pub(super) async fn build(config: &S3Config, tenant: Option<&TenantStorage>) -> Result<Client, StorageError> {
+/// from the tenant's secret reference, else the server's static keys, else AWS's default chain. Its requests
+/// are timed into `metrics`.
+pub(super) async fn build(
+    config: &S3Config,
+    tenant: Option<&TenantStorage>,
+    metrics: &S3Metrics,
+) -> Result<Client, StorageError> {
     let http =
         aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http.clone());
@@ -54,6 +61,7 @@ pub(super) async fn build(config: &S3Config, tenant: Option<&TenantStorage>) -> 
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         // Slow FTP clients make slow bodies; the session's own stall timeout guards transfers instead.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .interceptor(Metered(metrics.clone()))
         .timeout_config(
             aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).build(),
         );

@@ -17,6 +17,7 @@ mod client;
 mod download;
 mod error;
 mod list;
+mod metered;
 mod provider;
 mod rename;
 mod resume;
@@ -46,6 +47,7 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::directory::Directory;
+use crate::telemetry::metrics::S3Metrics;
 
 /// The first `len` bytes of an object cut into copy ranges `(first, last)` (inclusive) of at most 5 GiB each
 /// and of equal size but for the last, so that every range is also a valid part (5 MiB or more when
@@ -71,6 +73,8 @@ struct Shared {
     budget: Arc<Budget>,
     directory: Arc<dyn Directory>,
     default_client: Client,
+    /// Given to every client built later (tenants' own stores).
+    metrics: S3Metrics,
     /// Identifies the default endpoint in upload records.
     default_endpoint: String,
 }

@@ -11,6 +11,7 @@ use super::{abort_upload, client, dir_error, Bucket, S3Storage, Shared};
 use crate::config::S3Config;
 use crate::directory::{Directory, ParkedUpload, Tenant, TenantStorage, User};
 use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
+use crate::telemetry::metrics::S3Metrics;
 
 /// Opens tenants' storage on S3; one per process.
 pub struct S3Provider {
@@ -26,14 +27,20 @@ impl std::fmt::Debug for S3Provider {
 }
 
 impl S3Provider {
-    pub async fn new(config: &S3Config, directory: Arc<dyn Directory>) -> Result<Arc<S3Provider>, StorageError> {
-        let default_client = client::build(config, None).await?;
+    /// Every client it builds reports its requests to `metrics`.
+    pub async fn new(
+        config: &S3Config,
+        directory: Arc<dyn Directory>,
+        metrics: S3Metrics,
+    ) -> Result<Arc<S3Provider>, StorageError> {
+        let default_client = client::build(config, None, &metrics).await?;
         let shared = Shared {
             budget: Budget::new(config.memory_budget),
             default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
             config: config.clone(),
             directory,
             default_client,
+            metrics,
         };
         Ok(Arc::new(S3Provider { shared: Arc::new(shared), buckets: Mutex::new(HashMap::new()) }))
     }
@@ -56,7 +63,7 @@ impl S3Provider {
             || own.access_key_id.is_some()
             || own.path_style.is_some()
         {
-            client::build(config, Some(own)).await?
+            client::build(config, Some(own), &self.shared.metrics).await?
         } else {
             self.shared.default_client.clone()
         };
