@@ -407,6 +407,9 @@ impl Drop for Admission {
 /// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads `config_file` and the certificates): prints where it
 /// listens and how to create a tenant and a user.
 pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Telemetry) -> anyhow::Result<()> {
+    // Installed before wharf says it runs: until then, SIGHUP's default action would end the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let server = Server::bind(config.clone()).await?;
     let explicit = server.explicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     let implicit = server.implicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
@@ -446,7 +449,7 @@ pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Teleme
             println!("  curl --ssl-reqd -k -u alice@acme ftp://{addr}/");
         }
     }
-    tokio::spawn(reload_on_hangup(server.reloader(config_file, Some(telemetry))));
+    tokio::spawn(reload_on_hangup(hangups, server.reloader(config_file, Some(telemetry))));
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -508,8 +511,7 @@ impl Reloader {
 }
 
 /// Reloads on every SIGHUP until the process ends.
-async fn reload_on_hangup(reloader: Reloader) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Reloader) {
     while hangups.recv().await.is_some() {
         match reloader.reload() {
             Ok(reloaded) => {

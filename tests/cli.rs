@@ -9,7 +9,7 @@ use tokio::process::Command;
 
 use crate::support::raw::Ftp;
 
-fn wharf(dir: &Path) -> Command {
+pub(crate) fn wharf(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
     // Every WHARF_* variable is configuration to wharf, including the test harness's own.
     for (key, _) in std::env::vars_os() {
@@ -44,7 +44,7 @@ async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, S
 }
 
 /// What `wharf serve` prints up to the first line `last` accepts.
-async fn printed_until(
+pub(crate) async fn printed_until(
     stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     last: impl Fn(&str) -> bool,
 ) -> Vec<String> {
@@ -64,7 +64,7 @@ async fn printed_until(
     printed
 }
 
-fn explicit_address(printed: &[String]) -> std::net::SocketAddr {
+pub(crate) fn explicit_address(printed: &[String]) -> std::net::SocketAddr {
     let line = printed.iter().find(|l| l.contains("explicit FTPS")).expect("an explicit FTPS line");
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
