@@ -1,5 +1,6 @@
-//! What a SIGHUP may change: the running configuration and a newly read one are compared field by field;
-//! the fields that can change live are taken from the new one, every other field keeps its running value.
+//! What SIGHUP does ([`Reloader`]): the configuration is read again and compared with the running one field
+//! by field; the fields that can change live are taken from the new one, every other field keeps its
+//! running value until a restart.
 //!
 //! ```text
 //! running ──┐
@@ -7,13 +8,101 @@
 //! new ──────┘        └─▶ names of changed live fields, names of changed restart-only fields
 //! ```
 //!
-//! Only [`live_fields_of`] lists fields: anything it does not copy (including fields added later) is
+//! Only `live_fields_of` lists fields: anything it does not copy (including fields added later) is
 //! restart-only by construction, so a new setting is never half-applied by a reload it was not written for.
 //! Changes are found by comparing the serialized configurations, so the names are the config file's keys.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::{Config, LoginDefenceConfig};
+use crate::ftp::session::Shared;
+use crate::server::Limits;
+use crate::telemetry::Telemetry;
+
+/// Reloads what can change without a restart (see "Reload" in [`Config`]'s documentation): the
+/// configuration's live fields, the server's own certificate and key files (a renewed certificate) and, at
+/// once rather than at the next poll, the tenants' certificates.
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+    certificates: Arc<tokio::sync::Notify>,
+    limits: Arc<Limits>,
+    config_file: Option<PathBuf>,
+    telemetry: Option<Telemetry>,
+}
+
+/// What a reload changed, by configuration key.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// Live fields now in force.
+    pub live: Vec<String>,
+    /// Fields that differ in the file but keep their running value until a restart.
+    pub restart: Vec<String>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        certificates: Arc<tokio::sync::Notify>,
+        limits: Arc<Limits>,
+        config_file: Option<PathBuf>,
+        telemetry: Option<Telemetry>,
+    ) -> Reloader {
+        Reloader { shared, certificates, limits, config_file, telemetry }
+    }
+
+    /// Reads the configuration again and applies it. On any error (a file that does not parse, an invalid
+    /// value, a certificate that does not load) nothing changes.
+    pub fn reload(&self) -> anyhow::Result<Reloaded> {
+        let new = Config::load(self.config_file.as_deref()).context("reading the configuration")?;
+        let running = self.shared.config();
+        let plan = plan(&running, &new);
+        let applied = plan.applied;
+        // Restart-only values kept beside new live ones must still make a valid whole.
+        applied.validate().context("the new settings do not fit the ones kept until a restart")?;
+        tracing_subscriber::EnvFilter::try_new(&applied.log.filter).with_context(|| {
+            format!("configuration field `log.filter`: {:?} is not a valid filter", applied.log.filter)
+        })?;
+        self.shared.tls.reload_identity(&applied).context("reloading the server's certificate")?;
+        // Nothing below fails: from here on the reload is applied whole.
+        self.certificates.notify_one();
+        if let Some(telemetry) = &self.telemetry {
+            if let Err(e) = telemetry.set_filter(&applied.log.filter) {
+                tracing::error!(error = format!("{e:#}"), "SIGHUP: the log filter stays");
+            }
+        }
+        let ftp = &applied.ftp;
+        self.limits.set(ftp.max_sessions, ftp.max_sessions_per_ip);
+        self.shared.proxy.update(&ftp.proxy_protocol);
+        self.shared.auth.set_failure_delay(Duration::from_millis(ftp.login_failure_delay_ms));
+        self.shared.config.store(Arc::new(applied));
+        Ok(Reloaded { live: plan.live, restart: plan.restart })
+    }
+}
+
+/// Reloads on every SIGHUP until the process ends.
+pub(crate) async fn on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Reloader) {
+    while hangups.recv().await.is_some() {
+        match reloader.reload() {
+            Ok(reloaded) => {
+                for field in &reloaded.restart {
+                    tracing::warn!("SIGHUP: {field} changed; takes effect after a restart");
+                }
+                let changed = if reloaded.live.is_empty() { "nothing".to_owned() } else { reloaded.live.join(", ") };
+                tracing::info!("SIGHUP: reloaded the configuration and the certificates; changed: {changed}");
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: reload failed; the configuration and the certificate in use stay"
+            ),
+        }
+    }
+}
 
 /// What a reload does with a newly read configuration.
 #[derive(Debug)]

@@ -28,6 +28,7 @@ use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{ProxyTrust, Session, Shared};
 use crate::ftp::shared_passive::SharedPassive;
+use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
@@ -169,13 +170,7 @@ impl Server {
     /// configuration was loaded from (read again with the environment, as at start); `telemetry`, when this
     /// process installed the subscriber, takes the new `log.filter`.
     pub fn reloader(&self, config_file: Option<PathBuf>, telemetry: Option<Telemetry>) -> Reloader {
-        Reloader {
-            shared: self.shared.clone(),
-            certificates: self.certificates.nudger(),
-            limits: self.limits.clone(),
-            config_file,
-            telemetry,
-        }
+        Reloader::new(self.shared.clone(), self.certificates.nudger(), self.limits.clone(), config_file, telemetry)
     }
 
     /// Seals and opens tenants' certificate keys (the admin API's uploads).
@@ -347,7 +342,7 @@ async fn refuse(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, why: &'stat
 
 /// Session limits: across the instance and per client IP. A reload changes the maxima; sessions already
 /// admitted stay when a limit drops below their number, and new ones wait until they are under it.
-struct Limits {
+pub(crate) struct Limits {
     counts: Mutex<Counts>,
     max: AtomicUsize,
     max_per_ip: AtomicUsize,
@@ -370,7 +365,7 @@ impl Limits {
         Limits { counts: Mutex::default(), max: AtomicUsize::new(max), max_per_ip: AtomicUsize::new(max_per_ip) }
     }
 
-    fn set(&self, max: usize, max_per_ip: usize) {
+    pub(crate) fn set(&self, max: usize, max_per_ip: usize) {
         self.max.store(max, Ordering::Relaxed);
         self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
@@ -449,7 +444,7 @@ pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Teleme
             println!("  curl --ssl-reqd -k -u alice@acme ftp://{addr}/");
         }
     }
-    tokio::spawn(reload_on_hangup(hangups, server.reloader(config_file, Some(telemetry))));
+    tokio::spawn(crate::reload::on_hangup(hangups, server.reloader(config_file, Some(telemetry))));
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -458,75 +453,6 @@ pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Teleme
         signal.cancel();
     });
     server.run(shutdown).await
-}
-
-/// Reloads what can change without a restart (see "Reload" in [`Config`]'s documentation): the
-/// configuration's live fields, the server's own certificate and key files (a renewed certificate) and, at
-/// once rather than at the next poll, the tenants' certificates.
-#[derive(Clone)]
-pub struct Reloader {
-    shared: Arc<Shared>,
-    certificates: Arc<tokio::sync::Notify>,
-    limits: Arc<Limits>,
-    config_file: Option<PathBuf>,
-    telemetry: Option<Telemetry>,
-}
-
-/// What a reload changed, by configuration key.
-#[derive(Debug)]
-pub struct Reloaded {
-    /// Live fields now in force.
-    pub live: Vec<String>,
-    /// Fields that differ in the file but keep their running value until a restart.
-    pub restart: Vec<String>,
-}
-
-impl Reloader {
-    /// Reads the configuration again and applies it. On any error (a file that does not parse, an invalid
-    /// value, a certificate that does not load) nothing changes.
-    pub fn reload(&self) -> anyhow::Result<Reloaded> {
-        let new = Config::load(self.config_file.as_deref()).context("reading the configuration")?;
-        let running = self.shared.config();
-        let plan = crate::reload::plan(&running, &new);
-        let applied = plan.applied;
-        // Restart-only values kept beside new live ones must still make a valid whole.
-        applied.validate().context("the new settings do not fit the ones kept until a restart")?;
-        tracing_subscriber::EnvFilter::try_new(&applied.log.filter)
-            .with_context(|| format!("configuration field `log.filter`: {:?} is not a valid filter", applied.log.filter))?;
-        self.shared.tls.reload_identity(&applied).context("reloading the server's certificate")?;
-        // Nothing below fails: from here on the reload is applied whole.
-        self.certificates.notify_one();
-        if let Some(telemetry) = &self.telemetry {
-            if let Err(e) = telemetry.set_filter(&applied.log.filter) {
-                tracing::error!(error = format!("{e:#}"), "SIGHUP: the log filter stays");
-            }
-        }
-        let ftp = &applied.ftp;
-        self.limits.set(ftp.max_sessions, ftp.max_sessions_per_ip);
-        self.shared.proxy.update(&ftp.proxy_protocol);
-        self.shared.auth.set_failure_delay(Duration::from_millis(ftp.login_failure_delay_ms));
-        self.shared.config.store(Arc::new(applied));
-        Ok(Reloaded { live: plan.live, restart: plan.restart })
-    }
-}
-
-/// Reloads on every SIGHUP until the process ends.
-async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Reloader) {
-    while hangups.recv().await.is_some() {
-        match reloader.reload() {
-            Ok(reloaded) => {
-                for field in &reloaded.restart {
-                    tracing::warn!("SIGHUP: {field} changed; takes effect after a restart");
-                }
-                let changed = if reloaded.live.is_empty() { "nothing".to_owned() } else { reloaded.live.join(", ") };
-                tracing::info!("SIGHUP: reloaded the configuration and the certificates; changed: {changed}");
-            }
-            Err(e) => tracing::error!(
-                error = format!("{e:#}"),
-                "SIGHUP: reload failed; the configuration and the certificate in use stay"
-            ),
-        }
-    }
 }
 
 async fn wait_for_signal() {
@@ -559,5 +485,21 @@ mod tests {
         assert!(limits.admit(b).is_err(), "global limit");
         drop(a1);
         assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn lowered_limits_keep_admitted_sessions_and_refuse_new_ones() {
+        let limits = Arc::new(Limits::new(10, 10));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = limits.admit(a).unwrap();
+        let second = limits.admit(a).unwrap();
+        limits.set(10, 1);
+        assert!(limits.admit(a).is_err(), "two held, one allowed");
+        drop(first);
+        assert!(limits.admit(a).is_err(), "still one held");
+        drop(second);
+        let _again = limits.admit(a).unwrap();
+        limits.set(1, 10);
+        assert!(limits.admit("127.0.0.2".parse().unwrap()).is_err(), "global limit");
     }
 }
