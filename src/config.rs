@@ -34,8 +34,8 @@
 //! backend and its S3 client and part buffers), `secret_key` and `secret_key_file`, `passwords.*` (the
 //! verifier and its timing-equalising dummy hash are built with them), `tls.data_session_resumption` and
 //! `tls.certificate_poll_secs` (the TLS acceptors and the certificate watcher),
-//! `login_defence.ipv6_prefix_len` (the admin API writes ban scopes with it), `log.format`, and any setting
-//! not named above.
+//! `login_defence.ipv6_prefix_len` (the admin API writes ban scopes with it), `log.format`, `telemetry.*`
+//! (the exporters are built at start), and any setting not named above.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +68,7 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     pub secret_key_file: Option<PathBuf>,
     pub admin: AdminConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The admin REST API (`/api/v1`, with `/healthz` and `/readyz`) on a listener of its own.
@@ -323,6 +324,77 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// OpenTelemetry export over OTLP/HTTP (protobuf): the spans of sessions, commands and transfers, and the
+/// metrics that the admin listener also serves in Prometheus format.
+///
+/// # Defaults
+/// Off: nothing is exported until `otlp_endpoint` names a collector, e.g. `http://127.0.0.1:4318` (spans go
+/// to `<endpoint>/v1/traces`, metrics to `<endpoint>/v1/metrics`; `https://` uses the system's roots).
+/// Spans of wharf's own targets at `info` and above are exported (`traces_filter`), every trace sampled,
+/// metrics pushed every 30 s, and an export that has not finished in 10 s is dropped. Headers (for a
+/// vendor's API key) are secrets: give them through the environment, e.g.
+/// `WHARF_TELEMETRY__OTLP_HEADERS__AUTHORIZATION`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub otlp_endpoint: Option<String>,
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
+    pub otlp_timeout_secs: u64,
+    /// `service.name` of the exported resource; `service.instance.id` is the instance's id.
+    pub service_name: String,
+    /// A `tracing` filter choosing the spans exported, independent of `log.filter`.
+    pub traces_filter: String,
+    /// The share of traces (sessions) exported, 0.0 to 1.0.
+    pub traces_sample_ratio: f64,
+    pub metrics_interval_secs: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            otlp_headers: Default::default(),
+            otlp_timeout_secs: 10,
+            service_name: "wharf".into(),
+            traces_filter: "wharf=info".into(),
+            traces_sample_ratio: 1.0,
+            metrics_interval_secs: 30,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_owned() });
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+            if !scheme_ok || endpoint.parse::<http::Uri>().is_err() {
+                return invalid("telemetry.otlp_endpoint", "must be an http:// or https:// URL");
+            }
+        }
+        for (name, value) in &self.otlp_headers {
+            if http::HeaderName::try_from(name.as_str()).is_err()
+                || http::HeaderValue::try_from(value.expose()).is_err()
+            {
+                return invalid("telemetry.otlp_headers", "each header needs a valid HTTP name and value");
+            }
+        }
+        if !(1..=300).contains(&self.otlp_timeout_secs) {
+            return invalid("telemetry.otlp_timeout_secs", "must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&self.metrics_interval_secs) {
+            return invalid("telemetry.metrics_interval_secs", "must be between 1 and 3600");
+        }
+        if !(0.0..=1.0).contains(&self.traces_sample_ratio) {
+            return invalid("telemetry.traces_sample_ratio", "must be between 0.0 and 1.0");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.traces_filter).is_err() {
+            return invalid("telemetry.traces_filter", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -414,6 +486,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: None,
             admin: AdminConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -611,6 +684,7 @@ impl Config {
             self.storage.s3.validate()?;
         }
         self.login_defence.validate(self.ftp.login_failure_delay_ms)?;
+        self.telemetry.validate()?;
         Ok(())
     }
 

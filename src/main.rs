@@ -468,9 +468,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    let telemetry = wharf::telemetry::Telemetry::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    runtime.block_on(dispatch(cli.command, config, cli.config, telemetry))
+    let telemetry = wharf::telemetry::Telemetry::init(&config, runtime.handle())?;
+    let result = runtime.block_on(dispatch(cli.command, config, cli.config, telemetry.clone()));
+    // The runtime still runs, so the last spans can go out.
+    telemetry.shutdown();
+    result
 }
 
 async fn dispatch(

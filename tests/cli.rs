@@ -26,7 +26,7 @@ pub(crate) fn wharf(dir: &Path) -> Command {
     cmd
 }
 
-async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) async fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut cmd = wharf(dir);
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();

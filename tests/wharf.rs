@@ -19,4 +19,5 @@ mod sessions;
 mod shutdown;
 mod smoke;
 mod suppaftp;
+mod telemetry;
 mod tls_policy;

@@ -18,6 +18,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use super::command::{self, Command, HashAlgorithm};
 use super::control::Control;
@@ -116,6 +118,8 @@ pub(super) struct Running {
     pub path: String,
     /// The 150 reply, sent once the task reports that the data connection is there.
     pub opening: Option<(oneshot::Receiver<()>, Reply)>,
+    /// The `ftp.transfer` span; its result is recorded when the session learns it.
+    pub span: tracing::Span,
 }
 
 impl Drop for Running {
@@ -164,6 +168,8 @@ pub struct Session {
     /// When the current wait for a login began: connection or REIN.
     login_started: Instant,
     last_activity: Instant,
+    /// The `ftp.session` span, which gains the tenant and user at login.
+    pub(super) span: tracing::Span,
 }
 
 impl Session {
@@ -180,9 +186,20 @@ impl Session {
             Ok(addr) => addr,
             Err(_) => return,
         };
+        let span = tracing::info_span!(
+            target: "wharf::session",
+            "ftp.session",
+            "client.address" = %peer.ip(),
+            "client.port" = peer.port(),
+            "server.port" = local.port(),
+            implicit,
+            tenant = Empty,
+            user = Empty,
+            session = Empty,
+        );
         let max_line = shared.config().ftp.max_line_bytes;
         let now = Instant::now();
-        let mut session = Session {
+        let session = Session {
             owner: SessionOwner::new(),
             control: Control::Plain(tcp),
             lines: LineReader::new(max_line),
@@ -208,22 +225,28 @@ impl Session {
             deferred: VecDeque::new(),
             login_started: now,
             last_activity: now,
+            span: span.clone(),
             shared,
         };
+        session.serve_connection(implicit, shutdown).instrument(span).await;
+    }
+
+    async fn serve_connection(mut self, implicit: bool, shutdown: CancellationToken) {
+        let peer = self.peer;
         if implicit {
-            let timeout = Duration::from_secs(session.shared.config().ftp.login_timeout_secs);
-            if let Err(e) = session.start_tls(timeout).await {
+            let timeout = Duration::from_secs(self.shared.config().ftp.login_timeout_secs);
+            if let Err(e) = self.start_tls(timeout).await {
                 tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
                 return;
             }
         }
-        let banner = Reply::new(220, session.shared.config().ftp.banner.clone());
-        if session.send(&banner).await.is_ok() {
-            if let Err(e) = session.serve(shutdown).await {
+        let banner = Reply::new(220, self.shared.config().ftp.banner.clone());
+        if self.send(&banner).await.is_ok() {
+            if let Err(e) = self.serve(shutdown).await {
                 tracing::debug!(%peer, error = %e, "control connection ended");
             }
         }
-        session.finish().await;
+        self.finish().await;
     }
 
     async fn serve(&mut self, shutdown: CancellationToken) -> io::Result<()> {
@@ -341,8 +364,13 @@ impl Session {
             self.send(&refusal).await?;
             return Ok(Flow::Continue);
         }
-        tracing::trace!(peer = %self.peer, verb = command.verb(), "command");
-        handlers::dispatch(self, command).await
+        let span = tracing::info_span!(
+            target: "wharf::command",
+            "ftp.command",
+            "ftp.command" = command.verb(),
+            "ftp.reply_code" = Empty,
+        );
+        handlers::dispatch(self, command).instrument(span).await
     }
 
     /// The one place where a command's metadata is checked against the session's state: TLS, login, and the
@@ -391,6 +419,9 @@ impl Session {
     /// Writes a reply. A client that stops reading replies gets its connection closed after the stall
     /// timeout instead of holding the session forever.
     pub(super) async fn send(&mut self, reply: &Reply) -> io::Result<()> {
+        // Inside a command this is its `ftp.command` span; elsewhere the field does not exist and nothing
+        // is recorded.
+        tracing::Span::current().record("ftp.reply_code", reply.code);
         let stall = Duration::from_secs(self.shared.config().ftp.stall_timeout_secs);
         let write = async {
             self.control.write_all(reply.encode().as_bytes()).await?;
@@ -425,6 +456,9 @@ impl Session {
             Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
         });
         self.log_transfer(&running, &outcome);
+        running.span.record("bytes", outcome.bytes);
+        running.span.record("ftp.reply_code", outcome.reply.code);
+        running.span.record("result", transfer_result(&outcome.reply));
         self.last_activity = Instant::now();
         if let Some((mut connected, opening)) = running.opening.take() {
             if connected.try_recv().is_ok() {
@@ -489,6 +523,15 @@ impl Session {
         }
         self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
+    }
+}
+
+/// `ok`, `aborted` (ABOR, a disconnect or a shutdown: 426) or `failed`.
+fn transfer_result(reply: &Reply) -> &'static str {
+    match reply.code {
+        200..=299 => "ok",
+        426 => "aborted",
+        _ => "failed",
     }
 }
 

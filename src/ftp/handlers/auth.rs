@@ -123,6 +123,9 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 result = "ok",
                 "login"
             );
+            s.span.record("tenant", principal.tenant.name.as_str());
+            s.span.record("user", principal.user.username.as_str());
+            s.span.record("session", live.id.as_str());
             s.owner.set_user(principal.tenant.id, principal.user.id);
             let limited = (principal.quota_limited, std::time::Instant::now());
             s.login = Some(Login { principal, storage, home, limited, live });

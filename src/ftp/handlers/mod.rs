@@ -16,6 +16,7 @@ use std::io;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::command::Command;
 use super::data::DataTls;
@@ -165,10 +166,33 @@ async fn start_transfer(
         .then(|| DataTls { acceptor: s.shared.tls.data_acceptor(&s.owner, direction), resumption: policy.resumption });
     let cancel = tokio_util::sync::CancellationToken::new();
     let (connected, opened) = oneshot::channel();
-    let handle = tokio::spawn(transfer::run(connect, tls, stall, job, cancel.clone(), connected));
+    let span = transfer_span(s, what, path);
+    let handle =
+        tokio::spawn(transfer::run(connect, tls, stall, job, cancel.clone(), connected).instrument(span.clone()));
     let opening = Some((opened, Reply::new(150, opening)));
-    s.transfer = Some(Running { handle, cancel, what, path: path.to_string(), opening });
+    s.transfer = Some(Running { handle, cancel, what, path: path.to_string(), opening, span });
     Ok(Flow::Continue)
+}
+
+/// The `ftp.transfer` span, a child of the command that started it. It names the tenant, user and client
+/// itself, because trace back ends do not carry attributes down from the session.
+fn transfer_span(s: &Session, what: &'static str, path: &VirtualPath) -> tracing::Span {
+    let (tenant, user) = match &s.login {
+        Some(login) => (login.principal.tenant.name.as_str(), login.principal.user.username.as_str()),
+        None => ("", ""),
+    };
+    tracing::info_span!(
+        target: "wharf::transfer",
+        "ftp.transfer",
+        "ftp.command" = what,
+        path = %path,
+        tenant,
+        user,
+        "client.address" = %s.peer.ip(),
+        bytes = tracing::field::Empty,
+        result = tracing::field::Empty,
+        "ftp.reply_code" = tracing::field::Empty,
+    )
 }
 
 /// Answers a transfer command that cannot start; the prepared data connection is dropped with it.
