@@ -339,7 +339,7 @@ impl Session {
         let text = match line {
             Line::Text(text) => text,
             Line::TooLong => {
-                let max = self.shared.config().ftp.max_line_bytes;
+                let max = self.lines.max();
                 self.send(&Reply::new(500, format!("Command line too long (limit {max} bytes)"))).await?;
                 return Ok(Flow::Continue);
             }
