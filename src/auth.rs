@@ -9,7 +9,7 @@
 //! doubles with the address's recent failures.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +57,8 @@ pub struct LoginAttempt<'a> {
 pub struct Authenticator {
     directory: Arc<dyn Directory>,
     verifier: Verifier,
-    /// The delay before the 530 of a client's first recent failure.
-    failure_delay: Duration,
+    /// The delay before the 530 of a client's first recent failure, in milliseconds (a reload changes it).
+    failure_delay_ms: AtomicU64,
     /// When this instance last deleted forgotten failure counters (Unix seconds).
     last_forget: AtomicI64,
 }
@@ -75,7 +75,13 @@ impl Authenticator {
             Some(n) => Verifier::with_concurrency(params, n)?,
             None => Verifier::new(params)?,
         };
-        Ok(Authenticator { directory, verifier, failure_delay, last_forget: AtomicI64::new(0) })
+        let failure_delay_ms = AtomicU64::new(failure_delay.as_millis().try_into().unwrap_or(u64::MAX));
+        Ok(Authenticator { directory, verifier, failure_delay_ms, last_forget: AtomicI64::new(0) })
+    }
+
+    /// Sets the delay before the 530 of a client's first recent failure (`ftp.login_failure_delay_ms`).
+    pub fn set_failure_delay(&self, delay: Duration) {
+        self.failure_delay_ms.store(delay.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The directory behind logins, which also keeps quotas and usage.
@@ -143,7 +149,8 @@ impl Authenticator {
                 let ip_count =
                     self.count_failure(&ip, user.as_deref(), defence).await.map_err(LoginError::Unavailable)?;
                 let max_delay = Duration::from_millis(defence.max_delay_ms);
-                tokio::time::sleep(growing_delay(self.failure_delay, max_delay, ip_count.failures)).await;
+                let base = Duration::from_millis(self.failure_delay_ms.load(Ordering::Relaxed));
+                tokio::time::sleep(growing_delay(base, max_delay, ip_count.failures)).await;
                 Err(LoginError::Rejected)
             }
         }

@@ -6,6 +6,36 @@
 //! (`wharf.db`), the fs storage root (`storage/`) and a self-signed certificate (`tls/`). It listens for
 //! explicit FTPS on 127.0.0.1:2121 and implicit FTPS on 127.0.0.1:2990, and applies the strict TLS policy
 //! below. Every relaxation is an explicit setting.
+//!
+//! # Reload
+//! SIGHUP reads the configuration again as at start (the same `--config` file and the environment). A file
+//! that does not parse or holds an invalid value is logged as an error and changes nothing. Otherwise the
+//! fields below take effect at once, and every other field that differs is logged as a warning and keeps
+//! its running value until a restart ([`crate::reload`] holds the one list of live fields).
+//!
+//! Live:
+//! - `ftp.banner`, `ftp.max_line_bytes`, `ftp.max_sessions`, `ftp.max_sessions_per_ip`: for new connections
+//!   (sessions already open stay when a limit drops below their number);
+//! - `ftp.idle_timeout_secs`, `ftp.login_timeout_secs`, `ftp.stall_timeout_secs`,
+//!   `ftp.data_connect_timeout_secs`, `ftp.max_login_attempts`, `ftp.login_failure_delay_ms`,
+//!   `ftp.shutdown_grace_secs`, `ftp.passive_address`: for open sessions too, from their next command
+//!   (with `passive_mode = "shared"` the pool lets an unused claim lapse after the start value of
+//!   `data_connect_timeout_secs`);
+//! - `ftp.proxy_protocol.trusted`, `ftp.proxy_protocol.header_timeout_secs`: for new connections;
+//! - `tls.cert_file`, `tls.key_file` (the files are read again even when their names stay, so a renewed
+//!   certificate dropped in place is served), `tls.require_tls_for_login`, `tls.require_prot_p`,
+//!   `tls.require_same_ip_for_passive`;
+//! - `login_defence.*` except `ipv6_prefix_len`;
+//! - `log.filter` (unless `RUST_LOG` was set at start, which keeps winning).
+//!
+//! Restart-only, because they are bound or built once at start: the listen addresses
+//! (`ftp.explicit_listen`, `ftp.implicit_listen`, `admin.*`), `ftp.passive_ports`, `ftp.passive_mode`,
+//! `ftp.proxy_protocol.listeners`, `data_dir`, `database_url` and `database.*` (the pool), `storage.*` (the
+//! backend and its S3 client and part buffers), `secret_key` and `secret_key_file`, `passwords.*` (the
+//! verifier and its timing-equalising dummy hash are built with them), `tls.data_session_resumption` and
+//! `tls.certificate_poll_secs` (the TLS acceptors and the certificate watcher),
+//! `login_defence.ipv6_prefix_len` (the admin API writes ban scopes with it), `log.format`, `telemetry.*`
+//! (the exporters are built at start), and any setting not named above.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +45,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// The whole configuration; see the module documentation for its defaults and for what a reload (SIGHUP)
+/// changes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {

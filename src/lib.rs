@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod ftp;
+pub mod reload;
 pub mod server;
 pub mod sessions;
 pub mod storage;

@@ -470,15 +470,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let telemetry = wharf::telemetry::Telemetry::init(&config, runtime.handle())?;
-    let result = runtime.block_on(dispatch(cli.command, config, telemetry.clone()));
+    let result = runtime.block_on(dispatch(cli.command, config, cli.config, telemetry.clone()));
     // The runtime still runs, so the last spans can go out.
     telemetry.shutdown();
     result
 }
 
-async fn dispatch(command: Command, config: Config, telemetry: wharf::telemetry::Telemetry) -> anyhow::Result<()> {
+async fn dispatch(
+    command: Command,
+    config: Config,
+    config_file: Option<PathBuf>,
+    telemetry: wharf::telemetry::Telemetry,
+) -> anyhow::Result<()> {
     match command {
-        Command::Serve => wharf::server::run(config, telemetry).await,
+        Command::Serve => wharf::server::run(config, config_file, telemetry).await,
         Command::Migrate => {
             open_directory_with(&config, directory::PoolOptions { migrate: true, ..config.pool_options() }).await?;
             println!("migrations applied to {}", wharf::config::redact_url(&config.database_url()));

@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -25,11 +28,13 @@ use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{ProxyTrust, Session, Shared};
 use crate::ftp::shared_passive::SharedPassive;
+use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
 use crate::storage::StorageProvider;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::Telemetry;
 use crate::tls::{self, Tls};
 
 /// Connections refused for a limit are told so (421) by short-lived tasks; beyond this many at once they
@@ -49,6 +54,8 @@ pub struct Server {
     /// Seals and opens tenants' certificate keys.
     sealer: Arc<tls::Sealer>,
     admin: Option<(admin::Listener, AdminState)>,
+    /// The session limits, which a reload changes.
+    limits: Arc<Limits>,
 }
 
 impl Server {
@@ -143,8 +150,10 @@ impl Server {
         } else {
             None
         };
+        let limits = Arc::new(Limits::new(config.ftp.max_sessions, config.ftp.max_sessions_per_ip));
+        let config = ArcSwap::from_pointee(config);
         let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
-        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer, admin })
+        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer, admin, limits })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -164,9 +173,11 @@ impl Server {
         self.directory.clone()
     }
 
-    /// What SIGHUP does; taken before [`Server::run`] consumes the server.
-    pub fn reloader(&self) -> Reloader {
-        Reloader { shared: self.shared.clone(), certificates: self.certificates.nudger() }
+    /// What SIGHUP does; taken before [`Server::run`] consumes the server. `config_file` is the file the
+    /// configuration was loaded from (read again with the environment, as at start); `telemetry`, when this
+    /// process installed the subscriber, takes the new `log.filter`.
+    pub fn reloader(&self, config_file: Option<PathBuf>, telemetry: Option<Telemetry>) -> Reloader {
+        Reloader::new(self.shared.clone(), self.certificates.nudger(), self.limits.clone(), config_file, telemetry)
     }
 
     /// Seals and opens tenants' certificate keys (the admin API's uploads).
@@ -196,8 +207,7 @@ impl Server {
 
     /// Accepts connections until `shutdown` fires, then waits for the sessions to end.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let limits =
-            Arc::new(Limits::new(self.shared.config.ftp.max_sessions, self.shared.config.ftp.max_sessions_per_ip));
+        let limits = self.limits.clone();
         let tracker = TaskTracker::new();
         tokio::spawn(self.shared.sessions.clone().run(shutdown.clone()));
         tokio::spawn(self.certificates.run(shutdown.clone()));
@@ -207,7 +217,7 @@ impl Server {
             }
         }
         if let Some(s3) = self.s3.clone() {
-            let every = Duration::from_secs(self.shared.config.storage.s3.sweep_interval_secs);
+            let every = Duration::from_secs(self.shared.config().storage.s3.sweep_interval_secs);
             tokio::spawn(sweep_uploads(s3, every, shutdown.clone()));
         }
         for (listener, implicit) in [(self.explicit, false), (self.implicit, true)] {
@@ -232,7 +242,7 @@ impl Server {
         }
         shutdown.cancelled().await;
         tracker.close();
-        let grace = Duration::from_secs(self.shared.config.ftp.shutdown_grace_secs) + Duration::from_secs(5);
+        let grace = Duration::from_secs(self.shared.config().ftp.shutdown_grace_secs) + Duration::from_secs(5);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
         }
@@ -345,53 +355,71 @@ async fn refuse(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, why: &'stat
     .await;
 }
 
-/// Session limits: across the instance and per client IP.
-struct Limits {
-    global: Arc<Semaphore>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    max_per_ip: usize,
+/// Session limits: across the instance and per client IP. A reload changes the maxima; sessions already
+/// admitted stay when a limit drops below their number, and new ones wait until they are under it.
+pub(crate) struct Limits {
+    counts: Mutex<Counts>,
+    max: AtomicUsize,
+    max_per_ip: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// Holds a session's place until dropped.
 struct Admission {
-    _global: OwnedSemaphorePermit,
     limits: Arc<Limits>,
     ip: IpAddr,
 }
 
 impl Limits {
     fn new(max: usize, max_per_ip: usize) -> Self {
-        Limits { global: Arc::new(Semaphore::new(max)), per_ip: Mutex::new(HashMap::new()), max_per_ip }
+        Limits { counts: Mutex::default(), max: AtomicUsize::new(max), max_per_ip: AtomicUsize::new(max_per_ip) }
+    }
+
+    pub(crate) fn set(&self, max: usize, max_per_ip: usize) {
+        self.max.store(max, Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
 
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
         let ip = ip.to_canonical();
-        let global = self.global.clone().try_acquire_owned().map_err(|_| "Too many sessions on this server")?;
-        let mut per_ip = self.per_ip.lock().unwrap();
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        let mut counts = self.counts.lock().unwrap();
+        if counts.total >= self.max.load(Ordering::Relaxed) {
+            return Err("Too many sessions on this server");
+        }
+        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.max_per_ip.load(Ordering::Relaxed) {
             return Err("Too many sessions from your address");
         }
-        *count += 1;
-        Ok(Admission { _global: global, limits: self.clone(), ip })
+        counts.per_ip.insert(ip, from_ip + 1);
+        counts.total += 1;
+        Ok(Admission { limits: self.clone(), ip })
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        let mut per_ip = self.limits.per_ip.lock().unwrap();
-        if let Some(count) = per_ip.get_mut(&self.ip) {
+        let mut counts = self.limits.counts.lock().unwrap();
+        counts.total -= 1;
+        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                per_ip.remove(&self.ip);
+                counts.per_ip.remove(&self.ip);
             }
         }
     }
 }
 
-/// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads certificates): prints where it listens and how to create a tenant and a user.
-pub async fn run(config: Config, telemetry: crate::telemetry::Telemetry) -> anyhow::Result<()> {
-    let _ = &telemetry;
+/// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads `config_file` and the certificates): prints where it
+/// listens and how to create a tenant and a user.
+pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Telemetry) -> anyhow::Result<()> {
+    // Installed before wharf says it runs: until then, SIGHUP's default action would end the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let server = Server::bind(config.clone()).await?;
     let explicit = server.explicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     let implicit = server.implicit_addr().map(|a| a.to_string()).unwrap_or_else(|| "off".into());
@@ -431,7 +459,7 @@ pub async fn run(config: Config, telemetry: crate::telemetry::Telemetry) -> anyh
             println!("  curl --ssl-reqd -k -u alice@acme ftp://{addr}/");
         }
     }
-    tokio::spawn(reload_on_hangup(server.reloader()));
+    tokio::spawn(crate::reload::on_hangup(hangups, server.reloader(config_file, Some(telemetry))));
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -440,33 +468,6 @@ pub async fn run(config: Config, telemetry: crate::telemetry::Telemetry) -> anyh
         signal.cancel();
     });
     server.run(shutdown).await
-}
-
-/// Reloads what can change without a restart: the server's own certificate and key files (a renewed
-/// certificate) and, at once rather than at the next poll, the tenants' certificates.
-#[derive(Clone)]
-pub struct Reloader {
-    shared: Arc<Shared>,
-    certificates: Arc<tokio::sync::Notify>,
-}
-
-impl Reloader {
-    /// On error the certificate in use stays.
-    pub fn reload(&self) -> anyhow::Result<()> {
-        self.certificates.notify_one();
-        self.shared.tls.reload_identity(&self.shared.config).context("reloading the server's certificate")
-    }
-}
-
-/// Reloads on every SIGHUP until the process ends.
-async fn reload_on_hangup(reloader: Reloader) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-    while hangups.recv().await.is_some() {
-        match reloader.reload() {
-            Ok(()) => tracing::info!("SIGHUP: reloaded the certificates"),
-            Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: reload failed; the old certificate stays"),
-        }
-    }
 }
 
 async fn wait_for_signal() {
@@ -499,5 +500,21 @@ mod tests {
         assert!(limits.admit(b).is_err(), "global limit");
         drop(a1);
         assert!(limits.admit(a).is_ok());
+    }
+
+    #[test]
+    fn lowered_limits_keep_admitted_sessions_and_refuse_new_ones() {
+        let limits = Arc::new(Limits::new(10, 10));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = limits.admit(a).unwrap();
+        let second = limits.admit(a).unwrap();
+        limits.set(10, 1);
+        assert!(limits.admit(a).is_err(), "two held, one allowed");
+        drop(first);
+        assert!(limits.admit(a).is_err(), "still one held");
+        drop(second);
+        let _again = limits.admit(a).unwrap();
+        limits.set(1, 10);
+        assert!(limits.admit("127.0.0.2".parse().unwrap()).is_err(), "global limit");
     }
 }

@@ -14,6 +14,7 @@ mod permissions;
 mod protocol;
 mod proxy;
 mod quotas;
+mod reload;
 mod s3;
 mod sessions;
 mod shutdown;

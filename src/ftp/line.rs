@@ -31,6 +31,11 @@ impl LineReader {
 
     /// True when bytes after the last returned line are waiting. After `AUTH TLS` this must be false: bytes
     /// sent in plaintext behind the command would otherwise be taken as if they came over TLS.
+    /// The longest line accepted: the `ftp.max_line_bytes` of when the session began.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     pub fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
     }

@@ -14,6 +14,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
@@ -48,29 +49,45 @@ pub enum ProxyError {
     Io(#[from] io::Error),
 }
 
-/// Which peers of one listener announce their clients with a header.
-#[derive(Debug, Clone)]
+/// Which peers of one listener announce their clients with a header. Whether the listener expects headers
+/// at all is fixed when it is bound; the balancers and the timeout follow a reload ([`Trust::update`]).
+#[derive(Debug)]
 pub struct Trust {
+    settings: ArcSwap<Settings>,
+}
+
+#[derive(Debug)]
+struct Settings {
     balancers: Vec<Network>,
     timeout: Duration,
+}
+
+impl Settings {
+    fn of(config: &ProxyProtocolConfig) -> Settings {
+        Settings { balancers: config.trusted.clone(), timeout: Duration::from_secs(config.header_timeout_secs) }
+    }
 }
 
 impl Trust {
     /// The trust of `listener`, or `None` when it expects no headers.
     pub fn for_listener(config: &ProxyProtocolConfig, listener: ProxyListener) -> Option<Trust> {
-        config.listeners.contains(&listener).then(|| Trust {
-            balancers: config.trusted.clone(),
-            timeout: Duration::from_secs(config.header_timeout_secs),
-        })
+        config.listeners.contains(&listener).then(|| Trust { settings: ArcSwap::from_pointee(Settings::of(config)) })
+    }
+
+    /// Takes the balancers and the header timeout of a reloaded configuration; connections already reading
+    /// their header keep the old ones.
+    pub fn update(&self, config: &ProxyProtocolConfig) {
+        self.settings.store(std::sync::Arc::new(Settings::of(config)));
     }
 
     /// The client behind a connection from `peer`: the header's source when `peer` is a trusted balancer
     /// (which must send one), else `peer` itself.
     pub async fn client_of(&self, stream: &mut TcpStream, peer: SocketAddr) -> Result<SocketAddr, ProxyError> {
-        if !self.balancers.iter().any(|n| n.contains(peer.ip())) {
+        let settings = self.settings.load_full();
+        if !settings.balancers.iter().any(|n| n.contains(peer.ip())) {
             return Ok(peer);
         }
-        match read_header(stream, self.timeout).await? {
+        match read_header(stream, settings.timeout).await? {
             Header::Proxied { source, .. } => Ok(source),
             Header::Local => Ok(peer),
         }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -46,7 +47,8 @@ const MAX_DEFERRED: usize = 16;
 
 /// What every session of an instance shares.
 pub struct Shared {
-    pub config: Config,
+    /// Swapped whole by a reload (SIGHUP); read it through [`Shared::config`].
+    pub config: ArcSwap<Config>,
     pub auth: Authenticator,
     pub storage: Arc<dyn StorageProvider>,
     pub tls: Tls,
@@ -59,6 +61,14 @@ pub struct Shared {
     pub proxy: ProxyTrust,
     /// This instance's metrics: sessions, logins, transfers.
     pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// The configuration in force now. A reload swaps it, so a session reads it again for each command
+    /// rather than keeping it.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
 }
 
 /// [`Trust`] per listener; `None` where no header is expected.
@@ -77,6 +87,14 @@ impl ProxyTrust {
             explicit: trust(ProxyListener::Explicit),
             implicit: trust(ProxyListener::Implicit),
             passive: trust(ProxyListener::Passive),
+        }
+    }
+
+    /// Takes the trusted balancers and the header timeout of a reloaded configuration. Which listeners
+    /// expect headers (`listeners`) stays as bound.
+    pub fn update(&self, config: &crate::config::ProxyProtocolConfig) {
+        for trust in [&self.explicit, &self.implicit, &self.passive].into_iter().flatten() {
+            trust.update(config);
         }
     }
 }
@@ -185,7 +203,7 @@ impl Session {
             session = Empty,
         );
         let _open = shared.metrics.session_opened();
-        let max_line = shared.config.ftp.max_line_bytes;
+        let max_line = shared.config().ftp.max_line_bytes;
         let now = Instant::now();
         let session = Session {
             owner: SessionOwner::new(),
@@ -222,13 +240,13 @@ impl Session {
     async fn serve_connection(mut self, implicit: bool, shutdown: CancellationToken) {
         let peer = self.peer;
         if implicit {
-            let timeout = Duration::from_secs(self.shared.config.ftp.login_timeout_secs);
+            let timeout = Duration::from_secs(self.shared.config().ftp.login_timeout_secs);
             if let Err(e) = self.start_tls(timeout).await {
                 tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
                 return;
             }
         }
-        let banner = Reply::new(220, self.shared.config.ftp.banner.clone());
+        let banner = Reply::new(220, self.shared.config().ftp.banner.clone());
         if self.send(&banner).await.is_ok() {
             if let Err(e) = self.serve(shutdown).await {
                 tracing::debug!(%peer, error = %e, "control connection ended");
@@ -258,7 +276,7 @@ impl Session {
                 }
                 _ = shutdown.cancelled() => {
                     // Let a running transfer finish within the grace period; abort it after that.
-                    let grace = Duration::from_secs(self.shared.config.ftp.shutdown_grace_secs);
+                    let grace = Duration::from_secs(self.shared.config().ftp.shutdown_grace_secs);
                     if self.transfer.is_some() {
                         match tokio::time::timeout(grace, wait(&mut self.transfer)).await {
                             Ok(outcome) => self.transfer_done(outcome).await?,
@@ -300,7 +318,8 @@ impl Session {
     }
 
     fn deadline(&self) -> Instant {
-        let ftp = &self.shared.config.ftp;
+        let config = self.shared.config();
+        let ftp = &config.ftp;
         let idle = self.last_activity + Duration::from_secs(ftp.idle_timeout_secs);
         if self.login.is_some() {
             idle
@@ -326,7 +345,7 @@ impl Session {
         let text = match line {
             Line::Text(text) => text,
             Line::TooLong => {
-                let max = self.shared.config.ftp.max_line_bytes;
+                let max = self.lines.max();
                 self.send(&Reply::new(500, format!("Command line too long (limit {max} bytes)"))).await?;
                 return Ok(Flow::Continue);
             }
@@ -395,7 +414,7 @@ impl Session {
     /// The TLS policy in force: the server's, with the overrides of the tenant once it is known (logged in,
     /// else chosen by HOST).
     pub(super) fn policy(&self) -> Policy {
-        let server = Policy::server(&self.shared.config.tls, self.shared.tls.resumption());
+        let server = Policy::server(&self.shared.config().tls, self.shared.tls.resumption());
         let tenant = self.login.as_ref().map(|l| &l.principal.tenant).or(self.host_tenant.as_ref());
         match tenant {
             Some(tenant) => server.with_tenant(&tenant.tls),
@@ -409,7 +428,7 @@ impl Session {
         // Inside a command this is its `ftp.command` span; elsewhere the field does not exist and nothing
         // is recorded.
         tracing::Span::current().record("ftp.reply_code", reply.code);
-        let stall = Duration::from_secs(self.shared.config.ftp.stall_timeout_secs);
+        let stall = Duration::from_secs(self.shared.config().ftp.stall_timeout_secs);
         let write = async {
             self.control.write_all(reply.encode().as_bytes()).await?;
             self.control.flush().await

@@ -77,7 +77,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
     };
     let attempt =
         LoginAttempt { login: &name, host_tenant: host_tenant.as_ref(), password: &password, client: s.peer.ip() };
-    match s.shared.auth.login(attempt, &s.shared.config.login_defence).await {
+    match s.shared.auth.login(attempt, &s.shared.config().login_defence).await {
         Ok(principal) => {
             // The tenant is certain only now (USER checked the one the login named).
             let policy = s.policy().with_tenant(&principal.tenant.tls);
@@ -148,7 +148,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             s.failed_logins += 1;
             tracing::info!(target: "wharf::login", peer = %s.peer, login = %name, result = "rejected", "login");
             s.shared.metrics.login(LoginResult::Rejected, None);
-            if s.failed_logins >= s.shared.config.ftp.max_login_attempts {
+            if s.failed_logins >= s.shared.config().ftp.max_login_attempts {
                 s.send(&Reply::new(421, "Too many failed logins; closing control connection")).await?;
                 return Ok(Flow::Close);
             }
@@ -198,7 +198,7 @@ pub(super) async fn auth_tls(s: &mut Session) -> io::Result<Flow> {
         tracing::warn!(peer = %s.peer, "discarding plaintext sent after AUTH TLS");
         s.lines.clear();
     }
-    let timeout = Duration::from_secs(s.shared.config.ftp.login_timeout_secs);
+    let timeout = Duration::from_secs(s.shared.config().ftp.login_timeout_secs);
     match s.start_tls(timeout).await {
         Ok(()) => Ok(Flow::Continue),
         Err(e) => {

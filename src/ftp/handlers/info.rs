@@ -8,7 +8,7 @@ use crate::ftp::session::Session;
 
 /// MFMT is offered only where files keep a settable time: S3 objects carry the time they were stored.
 pub(super) fn feat(s: &Session) -> Reply {
-    let mfmt = s.shared.config.storage.backend == crate::config::Backend::Fs;
+    let mfmt = s.shared.config().storage.backend == crate::config::Backend::Fs;
     let lines = [
         "Features:",
         "AUTH TLS",

@@ -147,7 +147,8 @@ async fn start_transfer(
 ) -> io::Result<Flow> {
     let plan = s.data.take().expect("checked by check_data_ready");
     let policy = s.policy();
-    let ftp = &s.shared.config.ftp;
+    let config = s.shared.config();
+    let ftp = &config.ftp;
     let connect = transfer::Connect {
         plan,
         peer: s.peer.ip(),

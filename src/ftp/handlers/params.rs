@@ -37,7 +37,7 @@ pub(super) async fn pasv(s: &mut Session) -> Reply {
         return Reply::new(503, "EPSV ALL is in effect; use EPSV");
     }
     let local = s.local.ip().to_canonical();
-    let announced = match (s.shared.config.ftp.passive_address, local) {
+    let announced = match (s.shared.config().ftp.passive_address, local) {
         (Some(IpAddr::V4(ip)), _) | (None, IpAddr::V4(ip)) => ip,
         _ => return Reply::new(425, "PASV needs IPv4; use EPSV"),
     };
