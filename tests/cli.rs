@@ -64,6 +64,20 @@ pub(crate) async fn printed_until(
     printed
 }
 
+/// A `wharf serve` child, once it has printed its explicit FTPS address (the caller chooses stderr).
+pub(crate) struct Serving {
+    pub child: tokio::process::Child,
+    pub stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    pub explicit: std::net::SocketAddr,
+}
+
+pub(crate) async fn serving(mut cmd: Command) -> Serving {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
+    Serving { child, stdout, explicit }
+}
+
 pub(crate) fn explicit_address(printed: &[String]) -> std::net::SocketAddr {
     let line = printed.iter().find(|l| l.contains("explicit FTPS")).expect("an explicit FTPS line");
     line.rsplit(' ').next().unwrap().parse().unwrap()
@@ -319,15 +333,9 @@ async fn json_logs_carry_one_record_per_login_and_per_transfer() {
     let (ok, out, err) =
         run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("first password\n")).await;
     assert!(ok, "{out}{err}");
-    let mut child = wharf(dir.path())
-        .arg("serve")
-        .env("WHARF_LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
+    let mut cmd = wharf(dir.path());
+    cmd.arg("serve").env("WHARF_LOG__FORMAT", "json").stderr(Stdio::piped());
+    let Serving { mut child, explicit, stdout: _stdout } = serving(cmd).await;
     let mut ftp = Ftp::login(explicit, "alice@acme", "first password").await;
     assert_eq!(ftp.store("STOR", "report.csv", b"a,b\n1,2\n").await.code, 226);
 

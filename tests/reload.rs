@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout};
 
-use crate::cli::{explicit_address, printed_until, wharf};
+use crate::cli::{serving, wharf, Serving};
 use crate::support::raw::Ftp;
 
 /// A `wharf serve` running from `wharf.toml` in a temporary folder, with its log at hand.
@@ -56,14 +56,8 @@ async fn serve(config: &str) -> Served {
     if config.contains("explicit_listen") {
         cmd.env_remove("WHARF_FTP__EXPLICIT_LISTEN");
     }
-    let mut child = cmd
-        .args(["--config", file.to_str().unwrap(), "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
+    cmd.args(["--config", file.to_str().unwrap(), "serve"]).stderr(Stdio::piped());
+    let Serving { mut child, stdout, explicit } = serving(cmd).await;
     let log = Log { lines: BufReader::new(child.stderr.take().unwrap()).lines(), seen: Vec::new() };
     Served { _dir: dir, file, child, _stdout: stdout, explicit, log }
 }

@@ -17,9 +17,8 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::cli::{explicit_address, printed_until, run, wharf};
+use crate::cli::{run, serving, wharf, Serving};
 use crate::support::raw::Ftp;
 
 /// What the collector has received.
@@ -81,15 +80,9 @@ async fn sessions_commands_and_transfers_are_exported_as_spans_and_metrics_over_
     let (ok, out, err) =
         run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some(&format!("{password}\n"))).await;
     assert!(ok, "{out}{err}");
-    let mut child = wharf(dir.path())
-        .arg("serve")
-        .env("WHARF_TELEMETRY__OTLP_ENDPOINT", &endpoint)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let explicit = explicit_address(&printed_until(&mut stdout, |line| line.contains("explicit FTPS")).await);
+    let mut cmd = wharf(dir.path());
+    cmd.arg("serve").env("WHARF_TELEMETRY__OTLP_ENDPOINT", &endpoint).stderr(Stdio::null());
+    let Serving { mut child, explicit, stdout: _stdout } = serving(cmd).await;
 
     let mut ftp = Ftp::login(explicit, "alice@acme", password).await;
     assert_eq!(ftp.store("STOR", "report.csv", b"a,b\n1,2\n").await.code, 226);

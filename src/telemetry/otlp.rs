@@ -96,14 +96,8 @@ pub fn span_exporter(
     runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<Option<opentelemetry_otlp::SpanExporter>> {
     let Some(endpoint) = &config.otlp_endpoint else { return Ok(None) };
-    let timeout = Duration::from_secs(config.otlp_timeout_secs);
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(signal_url(endpoint, "traces"))
-        .with_timeout(timeout)
-        .with_headers(headers(config))
-        .with_http_client(RuntimeClient::new(runtime.clone(), timeout)?)
+    let builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+    let exporter = configured(builder, config, &signal_url(endpoint, "traces"), runtime)?
         .build()
         .context("configuration field `telemetry.otlp_endpoint`: building the span exporter")?;
     Ok(Some(exporter))
@@ -115,15 +109,25 @@ pub fn metric_exporter(
     runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<Option<opentelemetry_otlp::MetricExporter>> {
     let Some(endpoint) = &config.otlp_endpoint else { return Ok(None) };
-    let timeout = Duration::from_secs(config.otlp_timeout_secs);
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(signal_url(endpoint, "metrics"))
-        .with_timeout(timeout)
-        .with_headers(headers(config))
-        .with_http_client(RuntimeClient::new(runtime.clone(), timeout)?)
+    let builder = opentelemetry_otlp::MetricExporter::builder().with_http();
+    let exporter = configured(builder, config, &signal_url(endpoint, "metrics"), runtime)?
         .build()
         .context("configuration field `telemetry.otlp_endpoint`: building the metric exporter")?;
     Ok(Some(exporter))
+}
+
+/// The settings both signals share: protobuf over HTTP to `url`, the timeout, the headers and the client.
+fn configured<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    config: &TelemetryConfig,
+    url: &str,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<B> {
+    let timeout = Duration::from_secs(config.otlp_timeout_secs);
+    Ok(builder
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(url)
+        .with_timeout(timeout)
+        .with_headers(headers(config))
+        .with_http_client(RuntimeClient::new(runtime.clone(), timeout)?))
 }
