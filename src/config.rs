@@ -985,6 +985,40 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_is_off_by_default_and_its_settings_are_checked() {
+        let field = |c: &Config| match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        assert_eq!(Config::default().telemetry.otlp_endpoint, None);
+        type Change = fn(&mut TelemetryConfig);
+        let cases: [(Change, &str); 6] = [
+            (|t| t.otlp_endpoint = Some("collector:4318".into()), "telemetry.otlp_endpoint"),
+            (|t| t.otlp_endpoint = Some("http://bad host/".into()), "telemetry.otlp_endpoint"),
+            (|t| drop(t.otlp_headers.insert("bad header".into(), Secret::new("x".into()))), "telemetry.otlp_headers"),
+            (|t| t.traces_sample_ratio = 1.5, "telemetry.traces_sample_ratio"),
+            (|t| t.traces_filter = "wharf=loud".into(), "telemetry.traces_filter"),
+            (|t| t.metrics_interval_secs = 0, "telemetry.metrics_interval_secs"),
+        ];
+        for (change, expected) in cases {
+            let mut c = Config::default();
+            change(&mut c.telemetry);
+            assert_eq!(field(&c), expected);
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        let toml = "[telemetry]\notlp_endpoint = \"https://otel.example.com:4318\"\n\
+                    otlp_headers = { authorization = \"Bearer abc\" }\ntraces_sample_ratio = 0.25\n";
+        std::fs::write(&file, toml).unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.telemetry.otlp_endpoint.as_deref(), Some("https://otel.example.com:4318"));
+        assert_eq!(c.telemetry.otlp_headers["authorization"].expose(), "Bearer abc");
+        assert!(!format!("{c:?}").contains("Bearer abc"), "headers are secrets");
+        assert_eq!(c.telemetry.traces_sample_ratio, 0.25);
+    }
+
+    #[test]
     fn proxy_protocol_needs_trusted_balancers() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("wharf.toml");

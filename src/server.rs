@@ -430,6 +430,13 @@ pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Teleme
     if let Some(addr) = server.admin_addr() {
         let scheme = if config.admin.cert_file.is_some() { "https" } else { "http" };
         println!("  admin API:                {scheme}://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+        println!("  metrics:                  {scheme}://{addr}/metrics (Prometheus)");
+    }
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+        println!(
+            "  telemetry:                spans and metrics over OTLP/HTTP to {}",
+            crate::config::redact_url(endpoint)
+        );
     }
     println!("  data folder:              {}", config.data_dir.display());
     println!("  directory:                {}", crate::config::redact_url(&config.database_url()));
