@@ -537,6 +537,16 @@ pub struct PoolStatus {
     pub max: u32,
 }
 
+impl PoolStatus {
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStatus {
+        PoolStatus {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
 /// How the directory's connection pool behaves (SQLite uses `migrate` and its own small pool).
 #[derive(Debug, Clone)]
 pub struct PoolOptions {

@@ -113,11 +113,7 @@ impl SqliteDirectory {
 #[async_trait]
 impl Directory for SqliteDirectory {
     fn pool_status(&self) -> PoolStatus {
-        PoolStatus {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
-        }
+        PoolStatus::of(&self.pool)
     }
 
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError> {

@@ -29,13 +29,13 @@ impl LineReader {
         LineReader { buf: BytesMut::new(), max, discarding: false }
     }
 
-    /// True when bytes after the last returned line are waiting. After `AUTH TLS` this must be false: bytes
-    /// sent in plaintext behind the command would otherwise be taken as if they came over TLS.
     /// The longest line accepted: the `ftp.max_line_bytes` of when the session began.
     pub fn max(&self) -> usize {
         self.max
     }
 
+    /// True when bytes after the last returned line are waiting. After `AUTH TLS` this must be false: bytes
+    /// sent in plaintext behind the command would otherwise be taken as if they came over TLS.
     pub fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
     }

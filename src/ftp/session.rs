@@ -120,6 +120,8 @@ pub(super) struct Running {
     pub handle: JoinHandle<Outcome>,
     pub cancel: CancellationToken,
     pub what: &'static str,
+    /// Which way the data goes, for the metrics.
+    pub direction: Direction,
     pub path: String,
     /// The 150 reply, sent once the task reports that the data connection is there.
     pub opening: Option<(oneshot::Receiver<()>, Reply)>,
@@ -468,7 +470,7 @@ impl Session {
         running.span.record("result", result.as_str());
         if let Some(login) = &self.login {
             let tenant = &login.principal.tenant.name;
-            self.shared.metrics.transfer(tenant, direction(running.what), result, outcome.bytes, outcome.duration);
+            self.shared.metrics.transfer(tenant, running.direction, result, outcome.bytes, outcome.duration);
         }
         self.last_activity = Instant::now();
         if let Some((mut connected, opening)) = running.opening.take() {
@@ -534,15 +536,6 @@ impl Session {
         }
         self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
-    }
-}
-
-/// Which way a transfer command moves data.
-fn direction(what: &str) -> Direction {
-    match what {
-        "RETR" => Direction::Out,
-        "STOR" | "APPE" | "STOU" => Direction::In,
-        _ => Direction::List,
     }
 }
 

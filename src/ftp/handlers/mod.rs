@@ -25,6 +25,7 @@ use super::reply::Reply;
 use super::session::{wait, Flow, Running, Session};
 use super::transfer::{self, Job};
 use crate::storage::{Storage, StorageKey};
+use crate::telemetry::metrics::Direction;
 use crate::tls::DataDirection;
 use crate::vfs::VirtualPath;
 
@@ -157,9 +158,10 @@ async fn start_transfer(
         timeout: Duration::from_secs(ftp.data_connect_timeout_secs),
     };
     let stall = Duration::from_secs(ftp.stall_timeout_secs);
-    let direction = match job {
-        Job::Receive { .. } => DataDirection::FromClient,
-        Job::Send { .. } | Job::List { .. } => DataDirection::ToClient,
+    let (direction, flow) = match job {
+        Job::Receive { .. } => (DataDirection::FromClient, Direction::In),
+        Job::Send { .. } => (DataDirection::ToClient, Direction::Out),
+        Job::List { .. } => (DataDirection::ToClient, Direction::List),
     };
     let tls = s
         .prot_private
@@ -170,7 +172,7 @@ async fn start_transfer(
     let handle =
         tokio::spawn(transfer::run(connect, tls, stall, job, cancel.clone(), connected).instrument(span.clone()));
     let opening = Some((opened, Reply::new(150, opening)));
-    s.transfer = Some(Running { handle, cancel, what, path: path.to_string(), opening, span });
+    s.transfer = Some(Running { handle, cancel, what, direction: flow, path: path.to_string(), opening, span });
     Ok(Flow::Continue)
 }
 
