@@ -181,8 +181,13 @@ print(("BAD targets missing from the build context: " + ", ".join(missing)) if m
 bad |= bool(missing)
 sys.exit(bad)
 PY
-if (cd "$ctx" && cargo metadata --locked --offline --format-version 1 >/dev/null); then
-  echo "ok  cargo resolves the copied manifest, targets and Cargo.lock (--locked)"
+# `cargo fetch --target` needs only the crates this platform builds (`cargo metadata` wants every
+# platform's, and a fresh machine's registry holds only what its own build downloaded); --no-deps
+# metadata then checks the manifest's targets against the copied files.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+if (cd "$ctx" && cargo fetch --locked --offline --target "$host" \
+  && cargo metadata --no-deps --locked --offline --format-version 1 >/dev/null); then
+  echo "ok  cargo resolves the copied manifest, targets and Cargo.lock (--locked, $host)"
 else
   fail "cargo metadata in the Dockerfile's build context"
 fi
