@@ -30,7 +30,7 @@
 //!
 //! Restart-only, because they are bound or built once at start: the listen addresses
 //! (`ftp.explicit_listen`, `ftp.implicit_listen`, `admin.*`), `ftp.passive_ports`, `ftp.passive_mode`,
-//! `ftp.proxy_protocol.listeners`, `data_dir`, `database_url` and `database.*` (the pool), `storage.*` (the
+//! `ftp.proxy_protocol.listeners`, `ftp.passive_relay.*`, `data_dir`, `database_url` and `database.*` (the pool), `storage.*` (the
 //! backend and its S3 client and part buffers), `secret_key` and `secret_key_file`, `passwords.*` (the
 //! verifier and its timing-equalising dummy hash are built with them), `tls.data_session_resumption` and
 //! `tls.certificate_poll_secs` (the TLS acceptors and the certificate watcher),
@@ -157,6 +157,28 @@ pub struct FtpConfig {
     pub shutdown_grace_secs: u64,
     /// Connections relayed by a TCP load balancer that announces the client with the PROXY protocol.
     pub proxy_protocol: ProxyProtocolConfig,
+    /// Replicas of a shared pool relaying passive data connections to one another, so that a data
+    /// connection may reach any replica, not only the one holding its control connection.
+    pub passive_relay: PassiveRelayConfig,
+}
+
+/// Relaying passive data connections between replicas (`passive_mode = "shared"` only). Every replica
+/// records its claims on (client address, port) pairs in the directory; a replica that receives a data
+/// connection claimed by another forwards it, prefixed with a PROXY v2 header naming the client, to that
+/// replica's `listen` address, which accepts it from `trusted` peers only. TLS stays end to end.
+///
+/// Defaults: off (`listen` unset), so a data connection must reach the replica of its control connection
+/// (client-IP affinity on the balancer).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassiveRelayConfig {
+    /// Where this replica accepts data connections relayed by the others.
+    pub listen: Option<SocketAddr>,
+    /// The address the other replicas reach `listen` at (a pod's IP). Default: `listen` itself, which must
+    /// then name a specific address.
+    pub advertise: Option<SocketAddr>,
+    /// The replicas' networks; a relay connection from anywhere else is refused.
+    pub trusted: Vec<crate::access::Network>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -549,6 +571,7 @@ impl Default for FtpConfig {
             banner: "wharf FTPS ready".to_owned(),
             shutdown_grace_secs: 30,
             proxy_protocol: ProxyProtocolConfig::default(),
+            passive_relay: PassiveRelayConfig::default(),
         }
     }
 }
@@ -638,6 +661,28 @@ impl Config {
         }
         if self.ftp.passive_mode == PassiveMode::Shared && (p.is_any() || p.end - p.start >= 1024) {
             return invalid("ftp.passive_ports", "a shared pool needs a fixed range of at most 1024 ports");
+        }
+        let relay = &self.ftp.passive_relay;
+        if let Some(listen) = relay.listen {
+            if self.ftp.passive_mode != PassiveMode::Shared {
+                return invalid("ftp.passive_relay.listen", "relaying needs passive_mode = \"shared\"");
+            }
+            // Without `advertise`, `listen` is announced with the port it was bound to (port 0 picks one).
+            let unreachable = match relay.advertise {
+                Some(advertise) => advertise.ip().is_unspecified() || advertise.port() == 0,
+                None => listen.ip().is_unspecified(),
+            };
+            if unreachable {
+                return invalid(
+                    "ftp.passive_relay.advertise",
+                    "must be an address and port the other replicas reach (needed when listen is 0.0.0.0 or [::])",
+                );
+            }
+            if relay.trusted.is_empty() {
+                return invalid("ftp.passive_relay.trusted", "must list the replicas' networks");
+            }
+        } else if relay.advertise.is_some() || !relay.trusted.is_empty() {
+            return invalid("ftp.passive_relay.listen", "advertise and trusted need listen");
         }
         if self.ftp.max_line_bytes < 512 {
             return invalid("ftp.max_line_bytes", "must be at least 512 (RFC 959 lines plus a long path)");
@@ -1016,6 +1061,38 @@ mod tests {
         assert_eq!(c.telemetry.otlp_headers["authorization"].expose(), "Bearer abc");
         assert!(!format!("{c:?}").contains("Bearer abc"), "headers are secrets");
         assert_eq!(c.telemetry.traces_sample_ratio, 0.25);
+    }
+
+    #[test]
+    fn a_passive_relay_needs_a_shared_pool_a_reachable_address_and_trusted_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wharf.toml");
+        let pool = "[ftp]\npassive_mode = \"shared\"\npassive_ports = \"50000-50009\"\n";
+        let load = |toml: String| {
+            std::fs::write(&file, toml).unwrap();
+            Config::load(Some(&file))
+        };
+        let relay = "[ftp.passive_relay]\nlisten = \"0.0.0.0:2122\"\nadvertise = \"10.1.2.3:2122\"\n\
+                     trusted = [\"10.0.0.0/8\"]\n";
+        let c = load(format!("{pool}{relay}")).unwrap();
+        assert_eq!(c.ftp.passive_relay.advertise, Some("10.1.2.3:2122".parse().unwrap()));
+        assert_eq!(c.ftp.passive_relay.trusted.len(), 1);
+        // A specific listen address is its own advertisement.
+        load(format!("{pool}[ftp.passive_relay]\nlisten = \"10.1.2.3:2122\"\ntrusted = [\"10.0.0.0/8\"]\n")).unwrap();
+        let cases = [
+            (relay.to_owned(), "ftp.passive_relay.listen"),
+            (
+                format!("{pool}[ftp.passive_relay]\nlisten = \"0.0.0.0:2122\"\ntrusted = [\"10.0.0.0/8\"]\n"),
+                "ftp.passive_relay.advertise",
+            ),
+            (format!("{pool}{}", relay.replace("10.1.2.3:2122", "10.1.2.3:0")), "ftp.passive_relay.advertise"),
+            (format!("{pool}{}", relay.replace("[\"10.0.0.0/8\"]", "[]")), "ftp.passive_relay.trusted"),
+            (format!("{pool}[ftp.passive_relay]\ntrusted = [\"10.0.0.0/8\"]\n"), "ftp.passive_relay.listen"),
+        ];
+        for (toml, field) in cases {
+            let err = load(toml.clone()).unwrap_err().to_string();
+            assert!(err.contains(field), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::config::{Backend, PassiveMode};
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{ProxyTrust, Session, Shared};
-use crate::ftp::shared_passive::SharedPassive;
+use crate::ftp::shared_passive::{Relay, SharedPassive};
 use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
@@ -49,6 +49,8 @@ pub struct Server {
     implicit: Option<TcpListener>,
     /// The shared passive ports' listeners, served once `run` starts.
     pool_listeners: Vec<TcpListener>,
+    /// Where the other replicas relay passive connections to this one (`ftp.passive_relay.listen`).
+    relay_listener: Option<TcpListener>,
     /// Keeps the tenants' certificates served by the TLS listeners in step with the directory.
     certificates: tls::CertificateWatcher<dyn Directory>,
     /// Seals and opens tenants' certificate keys.
@@ -118,6 +120,26 @@ impl Server {
         let passive = PassivePorts::new(config.ftp.passive_ports);
         let sessions = LiveSessions::new(directory.clone(), &LiveSessions::default_instance_name());
         let proxy = ProxyTrust::new(&config.ftp.proxy_protocol);
+        let relay_config = &config.ftp.passive_relay;
+        let (relay_listener, relay) = match relay_config.listen {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr).await.with_context(|| format!("listening for passive relays on {addr}"))?;
+                // Validated: without `advertise`, `listen` names a specific address (its port may be 0).
+                let advertise = match relay_config.advertise {
+                    Some(advertise) => advertise,
+                    None => listener.local_addr().context("the passive relay listener's address")?,
+                };
+                let relay = Relay {
+                    directory: directory.clone(),
+                    instance: sessions.instance().to_owned(),
+                    advertise,
+                    trusted: relay_config.trusted.clone(),
+                };
+                (Some(listener), Some(relay))
+            }
+            None => (None, None),
+        };
         let (passive_pool, pool_listeners) = match config.ftp.passive_mode {
             PassiveMode::Dedicated => (None, Vec::new()),
             PassiveMode::Shared => {
@@ -127,6 +149,7 @@ impl Server {
                     ip,
                     config.ftp.passive_ports,
                     Duration::from_secs(config.ftp.data_connect_timeout_secs),
+                    relay,
                 )
                 .context("binding the shared passive ports")?;
                 (Some(pool), listeners)
@@ -153,7 +176,19 @@ impl Server {
         let limits = Arc::new(Limits::new(config.ftp.max_sessions, config.ftp.max_sessions_per_ip));
         let config = ArcSwap::from_pointee(config);
         let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
-        Ok(Server { shared, directory, s3, explicit, implicit, pool_listeners, certificates, sealer, admin, limits })
+        Ok(Server {
+            shared,
+            directory,
+            s3,
+            explicit,
+            implicit,
+            pool_listeners,
+            relay_listener,
+            certificates,
+            sealer,
+            admin,
+            limits,
+        })
     }
 
     pub fn explicit_addr(&self) -> Option<SocketAddr> {
@@ -165,6 +200,11 @@ impl Server {
     }
 
     /// Where the admin API listens, when it is enabled.
+    /// The passive relay listener's address, when `ftp.passive_relay` is set.
+    pub fn relay_addr(&self) -> Option<SocketAddr> {
+        self.relay_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|(listener, _)| listener.local_addr())
     }
@@ -215,6 +255,10 @@ impl Server {
             for listener in self.pool_listeners {
                 tokio::spawn(pool.clone().serve(listener, self.shared.proxy.passive.clone(), shutdown.clone()));
             }
+            if let Some(listener) = self.relay_listener {
+                tokio::spawn(pool.clone().serve_relay(listener, shutdown.clone()));
+                tokio::spawn(pool.clone().sweep_claims(shutdown.clone()));
+            }
         }
         if let Some(s3) = self.s3.clone() {
             let every = Duration::from_secs(self.shared.config().storage.s3.sweep_interval_secs);
@@ -243,7 +287,13 @@ impl Server {
         shutdown.cancelled().await;
         tracker.close();
         let grace = Duration::from_secs(self.shared.config().ftp.shutdown_grace_secs) + Duration::from_secs(5);
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        // Connections relayed to other replicas carry those replicas' transfers: they get the same grace.
+        let relays = async {
+            if let Some(pool) = &self.shared.passive_pool {
+                pool.relays_done().await;
+            }
+        };
+        if tokio::time::timeout(grace, async { tokio::join!(tracker.wait(), relays) }).await.is_err() {
             tracing::warn!("sessions still open after the shutdown grace period; exiting anyway");
         }
         // Last, so that an OTLP exporter sends the sessions' final figures.

@@ -77,3 +77,110 @@ async fn pasv_answers_with_a_pool_port_and_a_connection_nobody_awaits_is_closed(
     assert_eq!(ftp.store("STOR", "after.txt", b"still fine").await.code, 226);
     assert_eq!(wharf.read_file("after.txt").await, b"still fine");
 }
+
+/// Two replicas on one database, each with the same shared pool on an address of its own (127.0.0.2 and
+/// 127.0.0.3, as two pods behind one balancer) and a relay listener trusted by `trusted`.
+async fn two_replicas(trusted: &str) -> (Wharf, Wharf, crate::support::postgres::Database) {
+    let db = crate::support::postgres::Database::create().await;
+    let range = pool_range(2);
+    let replica = |ip: &'static str| {
+        let (url, trusted) = (db.url.clone(), trusted.to_owned());
+        move |c: &mut Config| {
+            shared_pool(c, range);
+            c.database_url = Some(url);
+            c.ftp.explicit_listen = Some(format!("{ip}:0").parse().unwrap());
+            c.ftp.implicit_listen = Some(format!("{ip}:0").parse().unwrap());
+            c.ftp.passive_relay.listen = Some(format!("{ip}:0").parse().unwrap());
+            c.ftp.passive_relay.trusted = vec![trusted.parse().unwrap()];
+        }
+    };
+    let a = Wharf::start_with(replica("127.0.0.2")).await;
+    let b = Wharf::start_with(replica("127.0.0.3")).await;
+    (a, b, db)
+}
+
+/// EPSV on the control connection, then the data connection to `replica`'s address instead of the
+/// session's.
+async fn epsv_to(ftp: &mut Ftp, replica: &Wharf) -> tokio::net::TcpStream {
+    let epsv = ftp.cmd("EPSV").await;
+    assert_eq!(epsv.code, 229, "{epsv:?}");
+    let port: u16 = epsv.text.split("|||").nth(1).unwrap().split('|').next().unwrap().parse().unwrap();
+    tokio::net::TcpStream::connect((replica.explicit.ip(), port)).await.expect("data connect")
+}
+
+#[tokio::test]
+async fn a_data_connection_that_reaches_another_replica_is_relayed_to_the_session() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b, db) = two_replicas("127.0.0.0/8").await;
+    let mut ftp = a.login().await;
+    for round in 0..3u64 {
+        // Upload through B to the session on A, both ways, and through A itself in between.
+        let data = bytes(300_000 + round as usize * 7_777, round);
+        let name = format!("relayed-{round}.bin");
+        let tcp = epsv_to(&mut ftp, &b).await;
+        assert_eq!(ftp.cmd(&format!("STOR {name}")).await.code, 150);
+        let mut tls = ftp.secure(tcp).await.expect("TLS end to end through the relay, resuming the session's");
+        tls.write_all(&data).await.unwrap();
+        tls.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tls.read_to_end(&mut rest).await;
+        assert_eq!(ftp.reply().await.code, 226, "{name}");
+        assert!(a.read_file(&name).await == data, "{name}: stored on the session's replica, intact");
+
+        let tcp = epsv_to(&mut ftp, &b).await;
+        assert_eq!(ftp.cmd(&format!("RETR {name}")).await.code, 150);
+        let mut back = Vec::new();
+        ftp.secure(tcp).await.unwrap().read_to_end(&mut back).await.unwrap();
+        assert_eq!(ftp.reply().await.code, 226);
+        assert!(back == data, "{name}: downloaded through the relay");
+
+        assert_eq!(ftp.store("STOR", "direct.bin", b"direct").await.code, 226, "direct connections still work");
+    }
+    // Claims are given back once used: the pool is free again on both replicas.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let client = "127.0.0.1".parse().unwrap();
+    let range = a.config.ftp.passive_ports;
+    for port in range.start..=range.end {
+        assert_eq!(a.directory.passive_claim(client, port, chrono::Utc::now()).await.unwrap(), None);
+    }
+    assert_eq!(ftp.cmd("QUIT").await.code, 221);
+    drop(ftp);
+    a.stop().await;
+    b.stop().await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_relay_connection_from_an_untrusted_peer_is_refused_and_the_claim_waits_on() {
+    use tokio::io::AsyncReadExt;
+    // Only B may relay to A.
+    let (a, b, db) = two_replicas("127.0.0.3/32").await;
+    let mut ftp = a.login().await;
+    let epsv = ftp.cmd("EPSV").await;
+    let port: u16 = epsv.text.split("|||").nth(1).unwrap().split('|').next().unwrap().parse().unwrap();
+    // A stranger on 127.0.0.9 claims to be relaying the client's data connection.
+    let stranger = tokio::net::TcpSocket::new_v4().unwrap();
+    stranger.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+    let mut stranger = stranger.connect(a.relay.expect("relay listener")).await.unwrap();
+    let header = wharf::ftp::proxy::v2_header(
+        "127.0.0.1:40000".parse().unwrap(),
+        std::net::SocketAddr::new(a.explicit.ip(), port),
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stranger, &header).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stranger.read(&mut buf)).await.expect("closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The session still gets its own data connection, relayed by B.
+    let tcp = tokio::net::TcpStream::connect((b.explicit.ip(), port)).await.unwrap();
+    assert_eq!(ftp.cmd("STOR after.txt").await.code, 150);
+    let mut tls = ftp.secure(tcp).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tls, b"through b").await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
+    let _ = tls.read_to_end(&mut Vec::new()).await;
+    assert_eq!(ftp.reply().await.code, 226);
+    assert_eq!(a.read_file("after.txt").await, b"through b");
+    drop(ftp);
+    a.stop().await;
+    b.stop().await;
+    db.drop().await;
+}

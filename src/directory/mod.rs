@@ -216,6 +216,22 @@ pub struct ParkedUpload {
     pub expires_at: DateTime<Utc>,
 }
 
+/// One instance's claim on a (client address, port) pair of the shared passive pool, so that any instance
+/// receiving the data connection knows where to relay it (`ftp.passive_relay`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveClaim {
+    /// The client's address, canonical (an IPv4-mapped address as IPv4).
+    pub client: std::net::IpAddr,
+    pub port: u16,
+    /// The claiming instance ([`crate::sessions::LiveSessions::instance`]).
+    pub instance: String,
+    /// Where that instance accepts relayed connections.
+    pub relay: std::net::SocketAddr,
+    /// Tells this claim from the instance's earlier ones on the same pair.
+    pub ticket: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -398,6 +414,27 @@ pub trait Directory: admin::AdminStore + Send + Sync {
     /// Forgets scopes whose last failure came before `before` and that are not banned at `now`; returns how
     /// many.
     async fn forget_login_failures(&self, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64, DirectoryError>;
+
+    /// Takes the claim's pair unless another instance holds it unexpired at `now`; `false` when it does.
+    /// A claim of the same instance is replaced (the instance knows the pair is free).
+    async fn claim_passive(&self, claim: &PassiveClaim, now: DateTime<Utc>) -> Result<bool, DirectoryError>;
+    /// Gives up `instance`'s claim `ticket` on the pair, if it still holds it.
+    async fn release_passive(
+        &self,
+        client: std::net::IpAddr,
+        port: u16,
+        instance: &str,
+        ticket: i64,
+    ) -> Result<(), DirectoryError>;
+    /// The unexpired claim on a pair, if any.
+    async fn passive_claim(
+        &self,
+        client: std::net::IpAddr,
+        port: u16,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PassiveClaim>, DirectoryError>;
+    /// Deletes claims that expired before `before`; returns how many.
+    async fn forget_passive_claims(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError>;
 }
 
 /// Validates a tenant name (see [`Tenant::name`]).

@@ -567,6 +567,86 @@ impl Directory for SqliteDirectory {
         Ok(done.rows_affected())
     }
 
+    async fn claim_passive(&self, claim: &PassiveClaim, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+        let done = sqlx::query(
+            "INSERT INTO passive_claims (client, port, instance, relay, ticket, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (client, port) DO UPDATE SET instance = excluded.instance, relay = excluded.relay, \
+                 ticket = excluded.ticket, expires_at = excluded.expires_at \
+             WHERE passive_claims.expires_at <= ?7 OR passive_claims.instance = excluded.instance",
+        )
+        .bind(claim.client.to_string())
+        .bind(i64::from(claim.port))
+        .bind(&claim.instance)
+        .bind(claim.relay.to_string())
+        .bind(claim.ticket)
+        .bind(claim.expires_at.timestamp_millis())
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn release_passive(
+        &self,
+        client: std::net::IpAddr,
+        port: u16,
+        instance: &str,
+        ticket: i64,
+    ) -> Result<(), DirectoryError> {
+        sqlx::query("DELETE FROM passive_claims WHERE client = ?1 AND port = ?2 AND instance = ?3 AND ticket = ?4")
+            .bind(client.to_string())
+            .bind(i64::from(port))
+            .bind(instance)
+            .bind(ticket)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn passive_claim(
+        &self,
+        client: std::net::IpAddr,
+        port: u16,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PassiveClaim>, DirectoryError> {
+        let row = sqlx::query(
+            "SELECT instance, relay, ticket, expires_at FROM passive_claims \
+             WHERE client = ?1 AND port = ?2 AND expires_at > ?3",
+        )
+        .bind(client.to_string())
+        .bind(i64::from(port))
+        .bind(now.timestamp_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let relay: String = row.try_get("relay").map_err(db_error)?;
+        let expires_ms: i64 = row.try_get("expires_at").map_err(db_error)?;
+        Ok(Some(PassiveClaim {
+            client,
+            port,
+            instance: row.try_get("instance").map_err(db_error)?,
+            relay: relay
+                .parse()
+                .map_err(|_| DirectoryError::Internal(format!("passive claim relay {relay:?}").into()))?,
+            ticket: row.try_get("ticket").map_err(db_error)?,
+            expires_at: DateTime::from_timestamp_millis(expires_ms)
+                .ok_or_else(|| DirectoryError::Internal(format!("passive claim expiry {expires_ms}").into()))?,
+        }))
+    }
+
+    async fn forget_passive_claims(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
+        let done = sqlx::query("DELETE FROM passive_claims WHERE expires_at < ?1")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     async fn set_tenant_quota(&self, tenant_id: i64, quota: &Quota) -> Result<(), DirectoryError> {
         quota::validate(quota)?;
         let done = sqlx::query("UPDATE tenants SET max_bytes = ?1, max_files = ?2 WHERE id = ?3")

@@ -59,6 +59,7 @@ on_every_backend!(
     allowed_networks_are_stored_per_user_and_tenant,
     access_settings_of_missing_users_or_tenants_are_not_found,
     tenant_tls_policy_is_stored_found_at_login_and_reset,
+    passive_claims_are_held_by_one_instance_until_released_or_expired,
 );
 
 /// Failed-login counters and bans, on every backend too.
@@ -573,4 +574,41 @@ async fn tenant_tls_policy_is_stored_found_at_login_and_reset(dir: &Fresh) {
 
     dir.set_tenant_tls(acme.id, &TenantTlsPolicy::default()).await.unwrap();
     assert_eq!(dir.tenant_by_id(acme.id).await.unwrap().unwrap().tls, TenantTlsPolicy::default());
+}
+
+async fn passive_claims_are_held_by_one_instance_until_released_or_expired(dir: &Fresh) {
+    // Stored to the millisecond on SQLite.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+    let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let claim = |instance: &str, ticket: i64, expires_in: i64| PassiveClaim {
+        client,
+        port: 50001,
+        instance: instance.into(),
+        relay: format!("10.0.0.{}:2122", ticket % 200).parse().unwrap(),
+        ticket,
+        expires_at: now + chrono::TimeDelta::seconds(expires_in),
+    };
+    assert!(dir.claim_passive(&claim("a", 1, 30), now).await.unwrap());
+    assert_eq!(dir.passive_claim(client, 50001, now).await.unwrap(), Some(claim("a", 1, 30)));
+    // Another instance cannot take the pair while it is held; its owner can renew it.
+    assert!(!dir.claim_passive(&claim("b", 2, 30), now).await.unwrap());
+    assert!(dir.claim_passive(&claim("a", 3, 30), now).await.unwrap());
+    assert_eq!(dir.passive_claim(client, 50001, now).await.unwrap().unwrap().ticket, 3);
+    // Other pairs are independent.
+    assert_eq!(dir.passive_claim(client, 50002, now).await.unwrap(), None);
+    assert_eq!(dir.passive_claim("203.0.113.8".parse().unwrap(), 50001, now).await.unwrap(), None);
+    // A stale release (an older ticket, another instance) leaves the claim alone.
+    dir.release_passive(client, 50001, "a", 1).await.unwrap();
+    dir.release_passive(client, 50001, "b", 3).await.unwrap();
+    assert!(dir.passive_claim(client, 50001, now).await.unwrap().is_some());
+    dir.release_passive(client, 50001, "a", 3).await.unwrap();
+    assert_eq!(dir.passive_claim(client, 50001, now).await.unwrap(), None);
+    // An expired claim is invisible and taken over, then forgotten.
+    assert!(dir.claim_passive(&claim("a", 4, 5), now).await.unwrap());
+    let later = now + chrono::TimeDelta::seconds(5);
+    assert_eq!(dir.passive_claim(client, 50001, later).await.unwrap(), None);
+    assert!(dir.claim_passive(&claim("b", 5, 30), later).await.unwrap());
+    assert_eq!(dir.passive_claim(client, 50001, later).await.unwrap().unwrap().instance, "b");
+    assert_eq!(dir.forget_passive_claims(now + chrono::TimeDelta::seconds(30)).await.unwrap(), 0);
+    assert_eq!(dir.forget_passive_claims(now + chrono::TimeDelta::seconds(31)).await.unwrap(), 1);
 }

@@ -132,6 +132,32 @@ async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Header, ProxyError
     parse_v2(fixed[7], fixed[8], &payload)
 }
 
+/// A version 2 `PROXY` header for a TCP connection from `source` to `destination` (as wharf's replicas
+/// relay passive connections to one another); mixed families are both written as IPv6.
+pub fn v2_header(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let mut header = V2_SIGNATURE.to_vec();
+    header.push(0x21);
+    match (source.ip(), destination.ip()) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            header.extend_from_slice(&[0x11, 0, 12]);
+            header.extend_from_slice(&src.octets());
+            header.extend_from_slice(&dst.octets());
+        }
+        (src, dst) => {
+            let v6 = |ip: IpAddr| match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            header.extend_from_slice(&[0x21, 0, 36]);
+            header.extend_from_slice(&v6(src).octets());
+            header.extend_from_slice(&v6(dst).octets());
+        }
+    }
+    header.extend_from_slice(&source.port().to_be_bytes());
+    header.extend_from_slice(&destination.port().to_be_bytes());
+    header
+}
+
 /// `PROXY TCP4|TCP6 <src> <dst> <sport> <dport>\r\n` or `PROXY UNKNOWN …\r\n`.
 fn parse_v1(line: &[u8]) -> Result<Header, ProxyError> {
     let text = std::str::from_utf8(&line[..line.len() - 2]).map_err(|_| ProxyError::Malformed("not ASCII"))?;

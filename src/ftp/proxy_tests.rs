@@ -133,3 +133,27 @@ async fn a_balancer_that_sends_nothing_times_out() {
     let got = read_header(&mut server, Duration::from_millis(50)).await;
     assert!(matches!(got, Err(ProxyError::TimedOut)), "{got:?}");
 }
+
+#[tokio::test]
+async fn the_relay_header_reads_back_as_written() {
+    let cases = [
+        ("203.0.113.7:51234", "10.0.0.5:50001"),
+        ("[2001:db8::7]:51234", "[2001:db8::1]:50001"),
+        // Mixed families: both as IPv6, the IPv4 one mapped.
+        ("203.0.113.7:51234", "[2001:db8::1]:50001"),
+    ];
+    for (source, destination) in cases {
+        let (source, destination) = (addr(source), addr(destination));
+        let mut bytes = v2_header(source, destination);
+        bytes.extend_from_slice(b"TLS");
+        let mut reader = &bytes[..];
+        let Header::Proxied { source: got, destination: to } =
+            read_header(&mut reader, Duration::from_secs(1)).await.unwrap()
+        else {
+            panic!("not proxied");
+        };
+        assert_eq!((got.ip().to_canonical(), got.port()), (source.ip(), source.port()));
+        assert_eq!((to.ip().to_canonical(), to.port()), (destination.ip().to_canonical(), destination.port()));
+        assert_eq!(reader, b"TLS", "nothing read past the header");
+    }
+}

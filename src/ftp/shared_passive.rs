@@ -13,6 +13,20 @@
 //! resumption check then still ties the connection to the logged-in user). A connection nobody waits for is
 //! closed at once. A claim whose connection has not come within the data-connection timeout lapses, so a
 //! client that sends EPSV and never connects cannot hold ports from others behind the same address.
+//!
+//! With a [`Relay`] (`ftp.passive_relay`), replicas behind one balancer share the pairs too: each claim is
+//! also recorded in the directory, where no other replica can take the pair until it is given back or
+//! lapses, and a connection that reaches a replica without a waiting session is forwarded to the replica
+//! that claimed its pair:
+//!
+//! ```text
+//! client ──EPSV──▶ replica A: claim (ip, p) locally, then in the directory ──▶ 229 (|||p|)
+//! client ──TCP to p──▶ balancer ──▶ replica B: no local waiter; the directory says A
+//!        B ──TCP to A's relay listener: PROXY v2 (ip, p) | the client's bytes, both ways──▶ A ──▶ session
+//! ```
+//!
+//! The relay copies bytes and never looks into them: TLS runs end to end between the client and the
+//! replica of its session, so the TLS resumption check holds as for a direct connection.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,14 +35,29 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::proxy::Trust;
+use super::proxy::{self, Header, Trust};
+use crate::access::Network;
 use crate::config::PortRange;
+use crate::directory::{Directory, PassiveClaim};
 
 type Key = (IpAddr, u16);
+
+/// How often a claim waiting for a pair held by another replica looks again (their releases send no
+/// signal here).
+const REMOTE_RETRY: Duration = Duration::from_millis(250);
+/// How long a replica may take to accept a relayed connection, and to send the header of one.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The copy buffer of a relayed connection, each way.
+const RELAY_BUFFER: usize = 64 << 10;
+/// How often expired claims are deleted from the directory.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct SharedPassive {
     ports: Vec<u16>,
@@ -39,6 +68,20 @@ pub struct SharedPassive {
     freed: Notify,
     next_port: AtomicUsize,
     next_id: AtomicU64,
+    relay: Option<Relay>,
+    /// Connections being relayed to another replica; shutdown lets them finish like sessions.
+    relays: TaskTracker,
+}
+
+/// Claims shared with the other replicas through the directory, and the address they relay to.
+pub struct Relay {
+    pub directory: Arc<dyn Directory>,
+    /// This instance's name in the directory ([`crate::sessions::LiveSessions::instance`]).
+    pub instance: String,
+    /// Where the other replicas reach this one's relay listener.
+    pub advertise: SocketAddr,
+    /// The replicas' networks: relayed connections from anywhere else are refused.
+    pub trusted: Vec<Network>,
 }
 
 struct Waiter {
@@ -53,6 +96,10 @@ pub struct Ticket {
     key: Key,
     id: u64,
     arrival: Option<oneshot::Receiver<TcpStream>>,
+    /// Recorded in the directory too (given back there on drop).
+    shared: bool,
+    /// Given up before anyone saw it: frees the pair without waking claims waiting for one.
+    quiet: bool,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -62,11 +109,13 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl SharedPassive {
-    /// Binds every port of `range` on `ip`; a claim lapses after `claim_for` without a connection.
+    /// Binds every port of `range` on `ip`; a claim lapses after `claim_for` without a connection. With
+    /// `relay`, claims are shared with the other replicas (and [`SharedPassive::serve_relay`] must run).
     pub fn bind(
         ip: IpAddr,
         range: PortRange,
         claim_for: Duration,
+        relay: Option<Relay>,
     ) -> io::Result<(Arc<SharedPassive>, Vec<TcpListener>)> {
         let mut listeners = Vec::new();
         for port in range.start..=range.end {
@@ -81,6 +130,8 @@ impl SharedPassive {
             freed: Notify::new(),
             next_port: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
+            relay,
+            relays: TaskTracker::new(),
         };
         Ok((Arc::new(pool), listeners))
     }
@@ -93,31 +144,63 @@ impl SharedPassive {
         loop {
             // Registered before trying, so that a pair freed in between is not missed.
             let freed = self.freed.notified();
-            if let Some(ticket) = self.try_reserve(client) {
-                return Some(ticket);
+            let start = self.next_port.fetch_add(1, Ordering::Relaxed);
+            for i in 0..self.ports.len() {
+                let port = self.ports[(start + i) % self.ports.len()];
+                let Some(mut ticket) = self.try_reserve(client, port) else { continue };
+                let Some(relay) = &self.relay else { return Some(ticket) };
+                match relay.claim(&ticket, self.claim_for).await {
+                    Ok(true) => {
+                        ticket.shared = true;
+                        return Some(ticket);
+                    }
+                    // Another replica holds the pair.
+                    Ok(false) => ticket.quiet = true,
+                    Err(e) => {
+                        // A connection that reaches this replica still finds the session.
+                        tracing::warn!(%client, port, error = %e, "passive claim kept on this replica only");
+                        return Some(ticket);
+                    }
+                }
             }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+            let wake = match self.relay {
+                Some(_) => deadline.min(tokio::time::Instant::now() + REMOTE_RETRY),
+                None => deadline,
+            };
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
                 return None;
             }
         }
     }
 
-    fn try_reserve(self: &Arc<Self>, client: IpAddr) -> Option<Ticket> {
+    /// The pair `(client, port)` for a new ticket, unless a session of this instance holds it.
+    fn try_reserve(self: &Arc<Self>, client: IpAddr, port: u16) -> Option<Ticket> {
         let mut waiting = self.waiting.lock().expect("not poisoned");
         let now = tokio::time::Instant::now();
-        let start = self.next_port.fetch_add(1, Ordering::Relaxed);
         // A lapsed claim's pair is free: its session gets no connection (425 at its transfer, if any).
-        let port = (0..self.ports.len())
-            .map(|i| self.ports[(start + i) % self.ports.len()])
-            .find(|port| waiting.get(&(client, *port)).is_none_or(|w| now.duration_since(w.since) >= self.claim_for))?;
+        if waiting.get(&(client, port)).is_some_and(|w| now.duration_since(w.since) < self.claim_for) {
+            return None;
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (deliver, arrival) = oneshot::channel();
         waiting.insert((client, port), Waiter { id, deliver, since: now });
-        Some(Ticket { pool: self.clone(), key: (client, port), id, arrival: Some(arrival) })
+        Some(Ticket {
+            pool: self.clone(),
+            key: (client, port),
+            id,
+            arrival: Some(arrival),
+            shared: false,
+            quiet: false,
+        })
     }
 
     /// Accepts on one of the pool's listeners until `shutdown`, handing each connection to the session
-    /// waiting for it. `proxy`: passive connections relayed by a load balancer.
+    /// waiting for it (or relaying it to the replica whose session waits). `proxy`: passive connections
+    /// relayed by a load balancer.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, proxy: Option<Arc<Trust>>, shutdown: CancellationToken) {
         let Ok(port) = listener.local_addr().map(|a| a.port()) else { return };
         loop {
@@ -134,13 +217,13 @@ impl SharedPassive {
                 }
             };
             match &proxy {
-                None => self.hand_over(stream, from, port),
+                None => self.hand_over(stream, from, port, true),
                 Some(trust) => {
                     // Waiting for a balancer's header must not hold up the port's other connections.
                     let (pool, trust) = (self.clone(), trust.clone());
                     tokio::spawn(async move {
                         match trust.client_of(&mut stream, from).await {
-                            Ok(client) => pool.hand_over(stream, client, port),
+                            Ok(client) => pool.hand_over(stream, client, port, true),
                             Err(e) => tracing::warn!(%from, error = %e, "passive connection closed: bad PROXY header"),
                         }
                     });
@@ -149,21 +232,158 @@ impl SharedPassive {
         }
     }
 
-    fn hand_over(&self, stream: TcpStream, from: SocketAddr, port: u16) {
-        let waiter = self.waiting.lock().expect("not poisoned").remove(&(from.ip().to_canonical(), port));
+    /// Accepts connections relayed by the other replicas until `shutdown`: from a trusted peer, each
+    /// begins with a PROXY v2 header naming the client and the pool port it reached, and goes to the
+    /// session of this replica waiting on that pair (never onward again).
+    pub async fn serve_relay(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
+        let Some(relay) = &self.relay else { return };
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (mut stream, from) = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept on the passive relay listener failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if !relay.trusted.iter().any(|n| n.contains(from.ip())) {
+                tracing::warn!(%from, "refused a relayed passive connection from an untrusted peer");
+                continue;
+            }
+            let pool = self.clone();
+            tokio::spawn(async move {
+                match proxy::read_header(&mut stream, RELAY_TIMEOUT).await {
+                    Ok(Header::Proxied { source, destination }) if pool.ports.contains(&destination.port()) => {
+                        pool.hand_over(stream, source, destination.port(), false)
+                    }
+                    Ok(header) => {
+                        tracing::warn!(%from, ?header, "refused a relayed passive connection for no pool pair")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "refused a relayed passive connection: bad PROXY header")
+                    }
+                }
+            });
+        }
+    }
+
+    /// Deletes claims in the directory that lapsed a while ago, every minute until `shutdown` (a replica
+    /// that died leaves its claims behind; any replica's sweep removes them).
+    pub async fn sweep_claims(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(relay) = &self.relay else { return };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+            let before = Utc::now() - SWEEP_EVERY;
+            if let Err(e) = relay.directory.forget_passive_claims(before).await {
+                tracing::warn!(error = %e, "deleting lapsed passive claims failed");
+            }
+        }
+    }
+
+    /// Connections still being relayed to other replicas; call after the listeners stopped.
+    pub async fn relays_done(&self) {
+        self.relays.close();
+        self.relays.wait().await;
+    }
+
+    /// To the session waiting on the pair, else (`may_relay`) to the replica whose session does.
+    fn hand_over(self: &Arc<Self>, stream: TcpStream, from: SocketAddr, port: u16, may_relay: bool) {
+        let client = from.ip().to_canonical();
+        let waiter = self.waiting.lock().expect("not poisoned").remove(&(client, port));
         match waiter {
             Some(waiter) => {
                 // A session that gave up meanwhile drops the connection with its receiver.
                 let _ = waiter.deliver.send(stream);
                 self.freed.notify_waiters();
             }
+            None if may_relay && self.relay.is_some() => {
+                self.relays.spawn(self.clone().forward(stream, SocketAddr::new(client, from.port()), port));
+            }
             None => tracing::warn!(%from, port, "closed a passive connection that no session was waiting for"),
+        }
+    }
+
+    /// Relays a connection from `from` to pool port `port` to the replica that claimed the pair.
+    async fn forward(self: Arc<Self>, mut stream: TcpStream, from: SocketAddr, port: u16) {
+        let relay = self.relay.as_ref().expect("only with a relay");
+        let claim = match relay.directory.passive_claim(from.ip(), port, Utc::now()).await {
+            Ok(Some(claim)) if claim.instance != relay.instance => claim,
+            Ok(_) => {
+                tracing::warn!(%from, port, "closed a passive connection that no session was waiting for");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%from, port, error = %e, "closed a passive connection: its claim could not be looked up");
+                return;
+            }
+        };
+        let destination = match stream.local_addr() {
+            Ok(local) => SocketAddr::new(local.ip(), port),
+            Err(_) => return,
+        };
+        let mut onward = match tokio::time::timeout(RELAY_TIMEOUT, relay.connect(claim.relay)).await {
+            Ok(Ok(onward)) => onward,
+            Ok(Err(e)) => {
+                tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%from, port, replica = %claim.relay, "relaying a passive connection timed out");
+                return;
+            }
+        };
+        let _ = (stream.set_nodelay(true), onward.set_nodelay(true));
+        if let Err(e) = onward.write_all(&proxy::v2_header(from, destination)).await {
+            tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
+            return;
+        }
+        tracing::debug!(%from, port, replica = %claim.relay, "relaying a passive connection");
+        match tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut onward, RELAY_BUFFER, RELAY_BUFFER).await {
+            Ok((up, down)) => tracing::debug!(%from, port, up, down, "relayed passive connection closed"),
+            Err(e) => tracing::debug!(%from, port, error = %e, "relayed passive connection broke"),
         }
     }
 
     /// Pairs claimed and not yet connected.
     pub fn waiting(&self) -> usize {
         self.waiting.lock().expect("not poisoned").len()
+    }
+}
+
+impl Relay {
+    /// A connection to another replica's relay listener, from this replica's advertised address where it
+    /// can (what that replica's `trusted` networks list), else from wherever the route says.
+    async fn connect(&self, to: SocketAddr) -> io::Result<TcpStream> {
+        let socket = match to {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        if self.advertise.is_ipv4() == to.is_ipv4() {
+            // Not an address of this host (behind NAT): the kernel picks the source instead.
+            let _ = socket.bind(SocketAddr::new(self.advertise.ip(), 0));
+        }
+        socket.connect(to).await
+    }
+
+    /// Records `ticket`'s pair in the directory; `false` when another replica holds it.
+    async fn claim(&self, ticket: &Ticket, claim_for: Duration) -> Result<bool, crate::directory::DirectoryError> {
+        let now = Utc::now();
+        let claim = PassiveClaim {
+            client: ticket.key.0,
+            port: ticket.key.1,
+            instance: self.instance.clone(),
+            relay: self.advertise,
+            ticket: ticket.id as i64,
+            expires_at: now + claim_for,
+        };
+        self.directory.claim_passive(&claim, now).await
     }
 }
 
@@ -186,7 +406,22 @@ impl Drop for Ticket {
         if waiting.get(&self.key).is_some_and(|w| w.id == self.id) {
             waiting.remove(&self.key);
             drop(waiting);
-            self.pool.freed.notify_waiters();
+            if !self.quiet {
+                self.pool.freed.notify_waiters();
+            }
+        } else {
+            drop(waiting);
+        }
+        // Whether its connection came or not, the pair is free for every replica again.
+        if let (true, Some(relay), Ok(runtime)) = (self.shared, &self.pool.relay, tokio::runtime::Handle::try_current())
+        {
+            let (directory, instance, (client, port), ticket) =
+                (relay.directory.clone(), relay.instance.clone(), self.key, self.id as i64);
+            runtime.spawn(async move {
+                if let Err(e) = directory.release_passive(client, port, &instance, ticket).await {
+                    tracing::debug!(%client, port, error = %e, "giving back a passive claim failed; it lapses instead");
+                }
+            });
         }
     }
 }
@@ -206,6 +441,7 @@ mod tests {
                 "127.0.0.1".parse().unwrap(),
                 PortRange { start: base, end: base + ports - 1 },
                 claim_for,
+                None,
             ) {
                 return bound;
             }

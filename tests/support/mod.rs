@@ -35,6 +35,8 @@ pub struct Wharf {
     pub implicit: SocketAddr,
     /// The admin API, when the test enabled it (`config.admin.enabled`).
     pub admin: Option<SocketAddr>,
+    /// The passive relay listener, when the test configured one (`config.ftp.passive_relay`).
+    pub relay: Option<SocketAddr>,
     pub config: Config,
     pub directory: Arc<dyn Directory>,
     /// The instance's live sessions (what the admin API lists and disconnects).
@@ -120,6 +122,7 @@ impl Wharf {
         let explicit = server.explicit_addr().expect("explicit listener");
         let implicit = server.implicit_addr().expect("implicit listener");
         let admin = server.admin_addr();
+        let relay = server.relay_addr();
         let directory = server.directory();
         let sessions = server.sessions();
         let server_s3 = server.s3();
@@ -129,6 +132,7 @@ impl Wharf {
             explicit,
             implicit,
             admin,
+            relay,
             config,
             directory,
             sessions,
