@@ -184,3 +184,44 @@ async fn a_relay_connection_from_an_untrusted_peer_is_refused_and_the_claim_wait
     b.stop().await;
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_pair_claimed_on_one_replica_is_not_handed_out_by_another_until_given_back() {
+    let (a, b, db) = two_replicas("127.0.0.0/8").await;
+    // Two sessions of one client on A hold both ports of the pool.
+    let mut a1 = a.login().await;
+    let mut a2 = a.login().await;
+    let port_of = |reply: crate::support::raw::Reply| -> u16 {
+        assert_eq!(reply.code, 229, "{reply:?}");
+        reply.text.split("|||").nth(1).unwrap().split('|').next().unwrap().parse().unwrap()
+    };
+    let first = port_of(a1.cmd("EPSV").await);
+    let second = port_of(a2.cmd("EPSV").await);
+    assert_ne!(first, second);
+    // The same client's session on B waits, where a pool of its own would answer at once.
+    let mut b1 = b.login().await;
+    let port = {
+        let waiting = b1.cmd("EPSV");
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(700), &mut waiting).await.is_err(),
+            "B handed out a pair A holds"
+        );
+        // A1 leaves: its pair is free for B, and a data connection to A for it reaches B's session.
+        assert_eq!(a1.cmd("QUIT").await.code, 221);
+        port_of(waiting.await)
+    };
+    assert_eq!(port, first);
+    let tcp = tokio::net::TcpStream::connect((a.explicit.ip(), port)).await.unwrap();
+    assert_eq!(b1.cmd("STOR via-a.txt").await.code, 150);
+    let mut tls = b1.secure(tcp).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tls, b"through a").await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut Vec::new()).await;
+    assert_eq!(b1.reply().await.code, 226);
+    assert_eq!(b.read_file("via-a.txt").await, b"through a");
+    drop((a1, a2, b1));
+    a.stop().await;
+    b.stop().await;
+    db.drop().await;
+}
