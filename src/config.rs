@@ -472,9 +472,9 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
-/// The directory's connection pool. Defaults: 16 connections, 5 s to get one (a login that cannot get one
-/// in time is answered 421, try later), idle connections closed after 10 minutes, migrations applied at
-/// start.
+/// The directory's connection pool. Defaults: 16 connections, 10 s to get one (a login that cannot get one
+/// in time is answered 421, try later; an upload's quota reservation 451), idle connections closed after 10
+/// minutes, migrations applied at start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
@@ -488,7 +488,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { max_connections: 16, acquire_timeout_secs: 5, idle_timeout_secs: 600, migrate_on_start: true }
+        DatabaseConfig { max_connections: 16, acquire_timeout_secs: 10, idle_timeout_secs: 600, migrate_on_start: true }
     }
 }
 

@@ -107,7 +107,9 @@ async fn dele_and_overwrites_free_room_and_the_file_count_is_a_quota_too() {
     assert_eq!(user_account(&wharf, "alice").await.used, usage(110, 2));
 }
 
-#[tokio::test]
+// The servers on worker threads of their own, as in `wharf serve`: on the test's one thread, a reservation
+// holding the tenant's row lock waits for every other session's turn before it can commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_uploads_on_two_instances_end_with_usage_exact_and_never_over() {
     const MAX: usize = 4 << 20;
     const FILE: usize = 100 << 10;

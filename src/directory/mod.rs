@@ -599,7 +599,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
             max_connections: 16,
-            acquire_timeout: std::time::Duration::from_secs(5),
+            acquire_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(600),
             migrate: true,
         }
