@@ -119,6 +119,13 @@ listen = {int(cm_toml["ftp"][k].rsplit(":", 1)[1]) for k in ("explicit_listen", 
 named = {p["name"]: p["containerPort"] for p in ctr["ports"]}
 check({named["ftps"], named["ftps-implicit"]} == listen, "container ports match the FTPS listeners")
 check(named["admin"] == int(cm_toml["admin"]["listen"].rsplit(":", 1)[1]), "the admin port matches [admin] listen")
+relay = cm_toml["ftp"].get("passive_relay")
+if relay:
+    relay_port = int(relay["listen"].rsplit(":", 1)[1])
+    advertised = {e["value"] for e in ctr["env"] if e["name"] == "WHARF_FTP__PASSIVE_RELAY__ADVERTISE"}
+    check(named.get("relay") == relay_port and advertised == {f"$(POD_IP):{relay_port}"},
+          f"the relay port {relay_port} is declared and advertised at the pod's IP")
+    check(all(not p["name"].startswith("relay") for p in svc), "the relay port stays out of the Service")
 probes = {ctr["readinessProbe"]["httpGet"]["path"], ctr["livenessProbe"]["httpGet"]["path"]}
 check(probes == {"/readyz", "/healthz"}, "probes use /readyz and /healthz")
 sc = ctr["securityContext"]
@@ -197,8 +204,19 @@ if [ -n "${WHARF_BIN:-}" ]; then
   step "wharf loads each config ($WHARF_BIN)"
   cm_file="$(mktemp --suffix=.toml)"
   python3 -c 'import sys,yaml; d=[x for x in yaml.safe_load_all(open(sys.argv[1])) if x and x["kind"]=="ConfigMap"][0]; print(d["data"]["wharf.toml"])' "$rendered" >"$cm_file"
+  # The Deployment's own WHARF_* settings go with the ConfigMap's file, with a made-up pod IP.
+  pod_env="$(python3 -c '
+import sys, yaml
+d = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x and x["kind"] == "Deployment"][0]
+ctr = next(c for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "wharf")
+for e in ctr.get("env", []):
+    if e["name"].startswith("WHARF_") and e["name"] != "WHARF_CONFIG" and "value" in e:
+        print(e["name"] + "=" + e["value"].replace("$(POD_IP)", "10.1.2.3"))
+' "$rendered")"
   tmp="$(mktemp -d)"
   for cfg in deploy/wharf.compose.toml "$cm_file"; do
+    extra=()
+    [ "$cfg" = "$cm_file" ] && mapfile -t extra <<<"$pod_env"
     # The stack's secrets as environment variables with dummy values; an in-memory directory; a data
     # folder of our own (the configs name /var/lib/wharf).
     # env -u: wharf reads every WHARF_* variable as configuration and refuses unknown ones.
@@ -206,7 +224,7 @@ if [ -n "${WHARF_BIN:-}" ]; then
     if env -u WHARF_BIN WHARF_CONFIG="$cfg" WHARF_DATA_DIR="$tmp" WHARF_DATABASE_URL="sqlite::memory:" \
       WHARF_DATABASE__MIGRATE_ON_START=true \
       WHARF_STORAGE__S3__ACCESS_KEY_ID=dummy WHARF_STORAGE__S3__SECRET_ACCESS_KEY=dummy \
-      WHARF_SECRET_KEY="$(head -c 32 /dev/zero | base64)" \
+      WHARF_SECRET_KEY="$(head -c 32 /dev/zero | base64)" "${extra[@]}" \
       "$WHARF_BIN" ban list >/dev/null 2>"$tmp/err"; then
       echo "ok  wharf accepts $cfg"
     else
