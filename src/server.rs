@@ -135,6 +135,7 @@ impl Server {
                     instance: sessions.instance().to_owned(),
                     advertise,
                     trusted: relay_config.trusted.clone(),
+                    metrics: metrics.clone(),
                 };
                 (Some(listener), Some(relay))
             }

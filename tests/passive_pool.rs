@@ -136,6 +136,20 @@ async fn a_data_connection_that_reaches_another_replica_is_relayed_to_the_sessio
 
         assert_eq!(ftp.store("STOR", "direct.bin", b"direct").await.code, 226, "direct connections still work");
     }
+    // Six connections went out of B and into A; none the other way.
+    let relays = |w: &Wharf, way: &str| {
+        let text = w.metrics.render_prometheus().unwrap();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("wharf_passive_relays_total{")
+                    && l.contains(&format!("way=\"{way}\""))
+                    && l.contains("result=\"relayed\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    assert_eq!((relays(&b, "out"), relays(&a, "in")), (6.0, 6.0));
+    assert_eq!((relays(&a, "out"), relays(&b, "in")), (0.0, 0.0));
     // Claims are given back once used: the pool is free again on both replicas.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let client = "127.0.0.1".parse().unwrap();
@@ -170,6 +184,13 @@ async fn a_relay_connection_from_an_untrusted_peer_is_refused_and_the_claim_wait
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(std::time::Duration::from_secs(5), stranger.read(&mut buf)).await.expect("closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let scrape = a.metrics.render_prometheus().unwrap();
+    assert!(
+        scrape.lines().any(|l| l.starts_with("wharf_passive_relays_total{")
+            && l.contains("result=\"refused\"")
+            && l.ends_with(" 1")),
+        "{scrape}"
+    );
     // The session still gets its own data connection, relayed by B.
     let tcp = tokio::net::TcpStream::connect((b.explicit.ip(), port)).await.unwrap();
     assert_eq!(ftp.cmd("STOR after.txt").await.code, 150);

@@ -46,6 +46,7 @@ use super::proxy::{self, Header, Trust};
 use crate::access::Network;
 use crate::config::PortRange;
 use crate::directory::{Directory, PassiveClaim};
+use crate::telemetry::metrics::Metrics;
 
 type Key = (IpAddr, u16);
 
@@ -82,6 +83,7 @@ pub struct Relay {
     pub advertise: SocketAddr,
     /// The replicas' networks: relayed connections from anywhere else are refused.
     pub trusted: Vec<Network>,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Waiter {
@@ -217,13 +219,17 @@ impl SharedPassive {
                 }
             };
             match &proxy {
-                None => self.hand_over(stream, from, port, true),
+                None => {
+                    self.hand_over(stream, from, port, true);
+                }
                 Some(trust) => {
                     // Waiting for a balancer's header must not hold up the port's other connections.
                     let (pool, trust) = (self.clone(), trust.clone());
                     tokio::spawn(async move {
                         match trust.client_of(&mut stream, from).await {
-                            Ok(client) => pool.hand_over(stream, client, port, true),
+                            Ok(client) => {
+                                pool.hand_over(stream, client, port, true);
+                            }
                             Err(e) => tracing::warn!(%from, error = %e, "passive connection closed: bad PROXY header"),
                         }
                     });
@@ -252,21 +258,28 @@ impl SharedPassive {
             };
             if !relay.trusted.iter().any(|n| n.contains(from.ip())) {
                 tracing::warn!(%from, "refused a relayed passive connection from an untrusted peer");
+                relay.metrics.passive_relay("in", "refused");
                 continue;
             }
-            let pool = self.clone();
+            let (pool, metrics) = (self.clone(), relay.metrics.clone());
             tokio::spawn(async move {
-                match proxy::read_header(&mut stream, RELAY_TIMEOUT).await {
+                let result = match proxy::read_header(&mut stream, RELAY_TIMEOUT).await {
                     Ok(Header::Proxied { source, destination }) if pool.ports.contains(&destination.port()) => {
-                        pool.hand_over(stream, source, destination.port(), false)
+                        match pool.hand_over(stream, source, destination.port(), false) {
+                            true => "relayed",
+                            false => "no_claim",
+                        }
                     }
                     Ok(header) => {
-                        tracing::warn!(%from, ?header, "refused a relayed passive connection for no pool pair")
+                        tracing::warn!(%from, ?header, "refused a relayed passive connection for no pool pair");
+                        "refused"
                     }
                     Err(e) => {
-                        tracing::warn!(%from, error = %e, "refused a relayed passive connection: bad PROXY header")
+                        tracing::warn!(%from, error = %e, "refused a relayed passive connection: bad PROXY header");
+                        "refused"
                     }
-                }
+                };
+                metrics.passive_relay("in", result);
             });
         }
     }
@@ -294,7 +307,8 @@ impl SharedPassive {
     }
 
     /// To the session waiting on the pair, else (`may_relay`) to the replica whose session does.
-    fn hand_over(self: &Arc<Self>, stream: TcpStream, from: SocketAddr, port: u16, may_relay: bool) {
+    /// `false` when the connection was closed instead.
+    fn hand_over(self: &Arc<Self>, stream: TcpStream, from: SocketAddr, port: u16, may_relay: bool) -> bool {
         let client = from.ip().to_canonical();
         let waiter = self.waiting.lock().expect("not poisoned").remove(&(client, port));
         match waiter {
@@ -302,49 +316,27 @@ impl SharedPassive {
                 // A session that gave up meanwhile drops the connection with its receiver.
                 let _ = waiter.deliver.send(stream);
                 self.freed.notify_waiters();
+                true
             }
             None if may_relay && self.relay.is_some() => {
                 self.relays.spawn(self.clone().forward(stream, SocketAddr::new(client, from.port()), port));
+                true
             }
-            None => tracing::warn!(%from, port, "closed a passive connection that no session was waiting for"),
+            None => {
+                tracing::warn!(%from, port, "closed a passive connection that no session was waiting for");
+                false
+            }
         }
     }
 
     /// Relays a connection from `from` to pool port `port` to the replica that claimed the pair.
-    async fn forward(self: Arc<Self>, mut stream: TcpStream, from: SocketAddr, port: u16) {
+    async fn forward(self: Arc<Self>, stream: TcpStream, from: SocketAddr, port: u16) {
         let relay = self.relay.as_ref().expect("only with a relay");
-        let claim = match relay.directory.passive_claim(from.ip(), port, Utc::now()).await {
-            Ok(Some(claim)) if claim.instance != relay.instance => claim,
-            Ok(_) => {
-                tracing::warn!(%from, port, "closed a passive connection that no session was waiting for");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(%from, port, error = %e, "closed a passive connection: its claim could not be looked up");
-                return;
-            }
+        let (mut stream, mut onward) = match connect_to_claimant(relay, stream, from, port).await {
+            Ok(both) => both,
+            Err(result) => return relay.metrics.passive_relay("out", result),
         };
-        let destination = match stream.local_addr() {
-            Ok(local) => SocketAddr::new(local.ip(), port),
-            Err(_) => return,
-        };
-        let mut onward = match tokio::time::timeout(RELAY_TIMEOUT, relay.connect(claim.relay)).await {
-            Ok(Ok(onward)) => onward,
-            Ok(Err(e)) => {
-                tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%from, port, replica = %claim.relay, "relaying a passive connection timed out");
-                return;
-            }
-        };
-        let _ = (stream.set_nodelay(true), onward.set_nodelay(true));
-        if let Err(e) = onward.write_all(&proxy::v2_header(from, destination)).await {
-            tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
-            return;
-        }
-        tracing::debug!(%from, port, replica = %claim.relay, "relaying a passive connection");
+        relay.metrics.passive_relay("out", "relayed");
         match tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut onward, RELAY_BUFFER, RELAY_BUFFER).await {
             Ok((up, down)) => tracing::debug!(%from, port, up, down, "relayed passive connection closed"),
             Err(e) => tracing::debug!(%from, port, error = %e, "relayed passive connection broke"),
@@ -355,6 +347,49 @@ impl SharedPassive {
     pub fn waiting(&self) -> usize {
         self.waiting.lock().expect("not poisoned").len()
     }
+}
+
+/// A connection to the replica whose session claimed the pair (`from`, `port`), the PROXY header sent; else
+/// what went wrong, for the metrics.
+async fn connect_to_claimant(
+    relay: &Relay,
+    stream: TcpStream,
+    from: SocketAddr,
+    port: u16,
+) -> Result<(TcpStream, TcpStream), &'static str> {
+    let claim = match relay.directory.passive_claim(from.ip(), port, Utc::now()).await {
+        Ok(Some(claim)) if claim.instance != relay.instance => claim,
+        Ok(_) => {
+            tracing::warn!(%from, port, "closed a passive connection that no session was waiting for");
+            return Err("no_claim");
+        }
+        Err(e) => {
+            tracing::warn!(%from, port, error = %e, "closed a passive connection: its claim could not be looked up");
+            return Err("failed");
+        }
+    };
+    let destination = match stream.local_addr() {
+        Ok(local) => SocketAddr::new(local.ip(), port),
+        Err(_) => return Err("failed"),
+    };
+    let mut onward = match tokio::time::timeout(RELAY_TIMEOUT, relay.connect(claim.relay)).await {
+        Ok(Ok(onward)) => onward,
+        Ok(Err(e)) => {
+            tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
+            return Err("failed");
+        }
+        Err(_) => {
+            tracing::warn!(%from, port, replica = %claim.relay, "relaying a passive connection timed out");
+            return Err("failed");
+        }
+    };
+    let _ = (stream.set_nodelay(true), onward.set_nodelay(true));
+    if let Err(e) = onward.write_all(&proxy::v2_header(from, destination)).await {
+        tracing::warn!(%from, port, replica = %claim.relay, error = %e, "relaying a passive connection failed");
+        return Err("failed");
+    }
+    tracing::debug!(%from, port, replica = %claim.relay, "relaying a passive connection");
+    Ok((stream, onward))
 }
 
 impl Relay {

@@ -119,6 +119,7 @@ pub struct Metrics {
     transfer_bytes: Counter<u64>,
     transfers: Counter<u64>,
     transfer_duration: Histogram<f64>,
+    passive_relays: Counter<u64>,
     s3: S3Metrics,
 }
 
@@ -183,6 +184,12 @@ impl Metrics {
                 .with_description("Transfer durations by direction and result")
                 .with_boundaries(TRANSFER_BUCKETS.to_vec())
                 .build(),
+            passive_relays: meter
+                .u64_counter("wharf.passive.relays")
+                .with_description(
+                    "Passive data connections relayed between replicas: out (to the claiming replica) or in, by result",
+                )
+                .build(),
             s3,
             provider,
             scrape,
@@ -238,6 +245,14 @@ impl Metrics {
         self.transfer_bytes.add(bytes, &[tenant.clone(), direction.clone()]);
         self.transfer_duration.record(took.as_secs_f64(), &[direction.clone(), result.clone()]);
         self.transfers.add(1, &[tenant, direction, result]);
+    }
+
+    /// One passive data connection relayed between replicas: `way` `out` (this replica forwarded it) or
+    /// `in` (it came from another); `result` `relayed`, `no_claim` (nobody waits for it anywhere), `failed`
+    /// (the other replica or the directory could not be reached) or `refused` (an untrusted peer or a bad
+    /// header).
+    pub fn passive_relay(&self, way: &'static str, result: &'static str) {
+        self.passive_relays.add(1, &[KeyValue::new("way", way), KeyValue::new("result", result)]);
     }
 
     /// The S3 instruments, for the S3 clients' interceptor.

@@ -37,6 +37,8 @@ pub struct Wharf {
     pub admin: Option<SocketAddr>,
     /// The passive relay listener, when the test configured one (`config.ftp.passive_relay`).
     pub relay: Option<SocketAddr>,
+    /// What the instance's `/metrics` shows.
+    pub metrics: Arc<wharf::telemetry::metrics::Metrics>,
     pub config: Config,
     pub directory: Arc<dyn Directory>,
     /// The instance's live sessions (what the admin API lists and disconnects).
@@ -123,6 +125,7 @@ impl Wharf {
         let implicit = server.implicit_addr().expect("implicit listener");
         let admin = server.admin_addr();
         let relay = server.relay_addr();
+        let metrics = server.metrics();
         let directory = server.directory();
         let sessions = server.sessions();
         let server_s3 = server.s3();
@@ -133,6 +136,7 @@ impl Wharf {
             implicit,
             admin,
             relay,
+            metrics,
             config,
             directory,
             sessions,
