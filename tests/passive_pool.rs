@@ -78,11 +78,20 @@ async fn pasv_answers_with_a_pool_port_and_a_connection_nobody_awaits_is_closed(
     assert_eq!(wharf.read_file("after.txt").await, b"still fine");
 }
 
-/// Two replicas on one database, each with the same shared pool on an address of its own (127.0.0.2 and
-/// 127.0.0.3, as two pods behind one balancer) and a relay listener trusted by `trusted`.
+/// Two replicas on one database, each with the same shared pool of two ports on an address of its own
+/// (127.0.0.2 and 127.0.0.3, as two pods behind one balancer) and a relay listener trusted by `trusted`.
 async fn two_replicas(trusted: &str) -> (Wharf, Wharf, crate::support::postgres::Database) {
+    two_replicas_with(trusted, 2, 5).await
+}
+
+/// With a pool of `ports` ports, and `data_connect_timeout_secs` (when a claim lapses).
+async fn two_replicas_with(
+    trusted: &str,
+    ports: u16,
+    data_connect_timeout_secs: u64,
+) -> (Wharf, Wharf, crate::support::postgres::Database) {
     let db = crate::support::postgres::Database::create().await;
-    let range = pool_range(2);
+    let range = pool_range(ports);
     let replica = |ip: &'static str| {
         let (url, trusted) = (db.url.clone(), trusted.to_owned());
         move |c: &mut Config| {
@@ -92,6 +101,7 @@ async fn two_replicas(trusted: &str) -> (Wharf, Wharf, crate::support::postgres:
             c.ftp.implicit_listen = Some(format!("{ip}:0").parse().unwrap());
             c.ftp.passive_relay.listen = Some(format!("{ip}:0").parse().unwrap());
             c.ftp.passive_relay.trusted = vec![trusted.parse().unwrap()];
+            c.ftp.data_connect_timeout_secs = data_connect_timeout_secs;
         }
     };
     let a = Wharf::start_with(replica("127.0.0.2")).await;
@@ -242,6 +252,30 @@ async fn a_pair_claimed_on_one_replica_is_not_handed_out_by_another_until_given_
     assert_eq!(b1.reply().await.code, 226);
     assert_eq!(b.read_file("via-a.txt").await, b"through a");
     drop((a1, a2, b1));
+    a.stop().await;
+    b.stop().await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_taken_over_by_another_replica_sends_the_connection_there() {
+    let (a, b, db) = two_replicas_with("127.0.0.0/8", 1, 1).await;
+    let mut a1 = a.login().await;
+    let mut b1 = b.login().await;
+    let epsv = a1.cmd("EPSV").await;
+    assert_eq!(epsv.code, 229, "{epsv:?}");
+    // A1 never connects: its claim lapses, and B1 gets the pool's one port.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let tcp = epsv_to(&mut b1, &a).await;
+    // The connection reached A, which still remembers A1's lapsed claim; it belongs to B1.
+    assert_eq!(b1.cmd("STOR late.txt").await.code, 150);
+    let mut tls = b1.secure(tcp).await.expect("B1's own TLS session, through A");
+    tokio::io::AsyncWriteExt::write_all(&mut tls, b"for b1").await.unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut Vec::new()).await;
+    assert_eq!(b1.reply().await.code, 226);
+    assert_eq!(b.read_file("late.txt").await, b"for b1");
+    drop((a1, b1));
     a.stop().await;
     b.stop().await;
     db.drop().await;

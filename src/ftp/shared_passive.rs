@@ -310,7 +310,16 @@ impl SharedPassive {
     /// `false` when the connection was closed instead.
     fn hand_over(self: &Arc<Self>, stream: TcpStream, from: SocketAddr, port: u16, may_relay: bool) -> bool {
         let client = from.ip().to_canonical();
-        let waiter = self.waiting.lock().expect("not poisoned").remove(&(client, port));
+        let waiter = {
+            let mut waiting = self.waiting.lock().expect("not poisoned");
+            // Shared with other replicas, a lapsed claim's pair may be another replica's now: the
+            // connection is for its session, not for the one here that stopped waiting.
+            let lapsed = |w: &Waiter| w.since.elapsed() >= self.claim_for;
+            match waiting.get(&(client, port)) {
+                Some(w) if self.relay.is_some() && lapsed(w) => None,
+                _ => waiting.remove(&(client, port)),
+            }
+        };
         match waiter {
             Some(waiter) => {
                 // A session that gave up meanwhile drops the connection with its receiver.
