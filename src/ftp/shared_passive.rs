@@ -90,6 +90,9 @@ struct Waiter {
     id: u64,
     deliver: oneshot::Sender<TcpStream>,
     since: tokio::time::Instant,
+    /// Whether connections may be delivered: with a relay, only once the directory confirmed the claim
+    /// (until then the pair may be another replica's, and so the connection).
+    ready: bool,
 }
 
 /// A session's claim on one (client address, port) pair; dropping it gives the pair back.
@@ -154,6 +157,7 @@ impl SharedPassive {
                 match relay.claim(&ticket, self.claim_for).await {
                     Ok(true) => {
                         ticket.shared = true;
+                        self.ready(&ticket);
                         return Some(ticket);
                     }
                     // Another replica holds the pair.
@@ -161,6 +165,7 @@ impl SharedPassive {
                     Err(e) => {
                         // A connection that reaches this replica still finds the session.
                         tracing::warn!(%client, port, error = %e, "passive claim kept on this replica only");
+                        self.ready(&ticket);
                         return Some(ticket);
                     }
                 }
@@ -189,7 +194,7 @@ impl SharedPassive {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (deliver, arrival) = oneshot::channel();
-        waiting.insert((client, port), Waiter { id, deliver, since: now });
+        waiting.insert((client, port), Waiter { id, deliver, since: now, ready: self.relay.is_none() });
         Some(Ticket {
             pool: self.clone(),
             key: (client, port),
@@ -198,6 +203,13 @@ impl SharedPassive {
             shared: false,
             quiet: false,
         })
+    }
+
+    /// Lets connections reach `ticket`'s session.
+    fn ready(&self, ticket: &Ticket) {
+        if let Some(w) = self.waiting.lock().expect("not poisoned").get_mut(&ticket.key).filter(|w| w.id == ticket.id) {
+            w.ready = true;
+        }
     }
 
     /// Accepts on one of the pool's listeners until `shutdown`, handing each connection to the session
@@ -312,11 +324,11 @@ impl SharedPassive {
         let client = from.ip().to_canonical();
         let waiter = {
             let mut waiting = self.waiting.lock().expect("not poisoned");
-            // Shared with other replicas, a lapsed claim's pair may be another replica's now: the
-            // connection is for its session, not for the one here that stopped waiting.
+            // Shared with other replicas, the pair of a lapsed claim, or of one the directory has not
+            // confirmed yet, may be another replica's: the connection is for that replica's session.
             let lapsed = |w: &Waiter| w.since.elapsed() >= self.claim_for;
             match waiting.get(&(client, port)) {
-                Some(w) if self.relay.is_some() && lapsed(w) => None,
+                Some(w) if self.relay.is_some() && (lapsed(w) || !w.ready) => None,
                 _ => waiting.remove(&(client, port)),
             }
         };
