@@ -483,6 +483,10 @@ pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Teleme
         println!("  admin API:                {scheme}://{addr}/api/v1 (OpenAPI at /api/v1/openapi.json)");
         println!("  metrics:                  {scheme}://{addr}/metrics (Prometheus)");
     }
+    if let Some(addr) = server.relay_addr() {
+        let advertise = config.ftp.passive_relay.advertise.unwrap_or(addr);
+        println!("  passive relay:            {addr} (the other replicas reach it at {advertise})");
+    }
     if let Some(endpoint) = &config.telemetry.otlp_endpoint {
         println!(
             "  telemetry:                spans and metrics over OTLP/HTTP to {}",
