@@ -218,7 +218,8 @@ async fn a_relay_connection_from_an_untrusted_peer_is_refused_and_the_claim_wait
 
 #[tokio::test]
 async fn a_pair_claimed_on_one_replica_is_not_handed_out_by_another_until_given_back() {
-    let (a, b, db) = two_replicas("127.0.0.0/8").await;
+    // Claims that cannot lapse while the test runs, however slow the machine.
+    let (a, b, db) = two_replicas_with("127.0.0.0/8", 2, 30).await;
     // Two sessions of one client on A hold both ports of the pool.
     let mut a1 = a.login().await;
     let mut a2 = a.login().await;
@@ -259,13 +260,14 @@ async fn a_pair_claimed_on_one_replica_is_not_handed_out_by_another_until_given_
 
 #[tokio::test]
 async fn a_lapsed_claim_taken_over_by_another_replica_sends_the_connection_there() {
-    let (a, b, db) = two_replicas_with("127.0.0.0/8", 1, 1).await;
+    // Claims lapse after 2 s: long enough for a relayed connection to reach B1's claim in time.
+    let (a, b, db) = two_replicas_with("127.0.0.0/8", 1, 2).await;
     let mut a1 = a.login().await;
     let mut b1 = b.login().await;
     let epsv = a1.cmd("EPSV").await;
     assert_eq!(epsv.code, 229, "{epsv:?}");
     // A1 never connects: its claim lapses, and B1 gets the pool's one port.
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     let tcp = epsv_to(&mut b1, &a).await;
     // The connection reached A, which still remembers A1's lapsed claim; it belongs to B1.
     assert_eq!(b1.cmd("STOR late.txt").await.code, 150);
