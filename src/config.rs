@@ -30,12 +30,12 @@
 //!
 //! Restart-only, because they are bound or built once at start: the listen addresses
 //! (`ftp.explicit_listen`, `ftp.implicit_listen`, `admin.*`), `ftp.passive_ports`, `ftp.passive_mode`,
-//! `ftp.proxy_protocol.listeners`, `ftp.passive_relay.*`, `data_dir`, `database_url` and `database.*` (the pool), `storage.*` (the
-//! backend and its S3 client and part buffers), `secret_key` and `secret_key_file`, `passwords.*` (the
-//! verifier and its timing-equalising dummy hash are built with them), `tls.data_session_resumption` and
-//! `tls.certificate_poll_secs` (the TLS acceptors and the certificate watcher),
-//! `login_defence.ipv6_prefix_len` (the admin API writes ban scopes with it), `log.format`, `telemetry.*`
-//! (the exporters are built at start), and any setting not named above.
+//! `ftp.proxy_protocol.listeners`, `ftp.passive_relay.*`, `data_dir`, `database_url` and `database.*` (the
+//! pool), `storage.*` (the backend and its S3 client and part buffers), `secret_key` and `secret_key_file`,
+//! `passwords.*` (the verifier and its timing-equalising dummy hash are built with them),
+//! `tls.data_session_resumption` and `tls.certificate_poll_secs` (the TLS acceptors and the certificate
+//! watcher), `login_defence.ipv6_prefix_len` (the admin API writes ban scopes with it), `log.format`,
+//! `telemetry.*` (the exporters are built at start), and any setting not named above.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

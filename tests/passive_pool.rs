@@ -120,7 +120,7 @@ async fn epsv_to(ftp: &mut Ftp, replica: &Wharf) -> tokio::net::TcpStream {
 
 #[tokio::test]
 async fn a_data_connection_that_reaches_another_replica_is_relayed_to_the_session() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let (a, b, db) = two_replicas("127.0.0.0/8").await;
     let mut ftp = a.login().await;
     for round in 0..3u64 {
@@ -128,13 +128,8 @@ async fn a_data_connection_that_reaches_another_replica_is_relayed_to_the_sessio
         let data = bytes(300_000 + round as usize * 7_777, round);
         let name = format!("relayed-{round}.bin");
         let tcp = epsv_to(&mut ftp, &b).await;
-        assert_eq!(ftp.cmd(&format!("STOR {name}")).await.code, 150);
-        let mut tls = ftp.secure(tcp).await.expect("TLS end to end through the relay, resuming the session's");
-        tls.write_all(&data).await.unwrap();
-        tls.shutdown().await.unwrap();
-        let mut rest = Vec::new();
-        let _ = tls.read_to_end(&mut rest).await;
-        assert_eq!(ftp.reply().await.code, 226, "{name}");
+        // TLS end to end through the relay, resuming the session's.
+        assert_eq!(ftp.store_on(tcp, "STOR", &name, &data).await.code, 226, "{name}");
         assert!(a.read_file(&name).await == data, "{name}: stored on the session's replica, intact");
 
         let tcp = epsv_to(&mut ftp, &b).await;
@@ -203,12 +198,7 @@ async fn a_relay_connection_from_an_untrusted_peer_is_refused_and_the_claim_wait
     );
     // The session still gets its own data connection, relayed by B.
     let tcp = tokio::net::TcpStream::connect((b.explicit.ip(), port)).await.unwrap();
-    assert_eq!(ftp.cmd("STOR after.txt").await.code, 150);
-    let mut tls = ftp.secure(tcp).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut tls, b"through b").await.unwrap();
-    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
-    let _ = tls.read_to_end(&mut Vec::new()).await;
-    assert_eq!(ftp.reply().await.code, 226);
+    assert_eq!(ftp.store_on(tcp, "STOR", "after.txt", b"through b").await.code, 226);
     assert_eq!(a.read_file("after.txt").await, b"through b");
     drop(ftp);
     a.stop().await;
@@ -245,12 +235,7 @@ async fn a_pair_claimed_on_one_replica_is_not_handed_out_by_another_until_given_
     };
     assert_eq!(port, first);
     let tcp = tokio::net::TcpStream::connect((a.explicit.ip(), port)).await.unwrap();
-    assert_eq!(b1.cmd("STOR via-a.txt").await.code, 150);
-    let mut tls = b1.secure(tcp).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut tls, b"through a").await.unwrap();
-    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
-    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut Vec::new()).await;
-    assert_eq!(b1.reply().await.code, 226);
+    assert_eq!(b1.store_on(tcp, "STOR", "via-a.txt", b"through a").await.code, 226);
     assert_eq!(b.read_file("via-a.txt").await, b"through a");
     drop((a1, a2, b1));
     a.stop().await;
@@ -269,13 +254,9 @@ async fn a_lapsed_claim_taken_over_by_another_replica_sends_the_connection_there
     // A1 never connects: its claim lapses, and B1 gets the pool's one port.
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     let tcp = epsv_to(&mut b1, &a).await;
-    // The connection reached A, which still remembers A1's lapsed claim; it belongs to B1.
-    assert_eq!(b1.cmd("STOR late.txt").await.code, 150);
-    let mut tls = b1.secure(tcp).await.expect("B1's own TLS session, through A");
-    tokio::io::AsyncWriteExt::write_all(&mut tls, b"for b1").await.unwrap();
-    tokio::io::AsyncWriteExt::shutdown(&mut tls).await.unwrap();
-    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut Vec::new()).await;
-    assert_eq!(b1.reply().await.code, 226);
+    // The connection reached A, which still remembers A1's lapsed claim; it belongs to B1 (its own TLS
+    // session, through A).
+    assert_eq!(b1.store_on(tcp, "STOR", "late.txt", b"for b1").await.code, 226);
     assert_eq!(b.read_file("late.txt").await, b"for b1");
     drop((a1, b1));
     a.stop().await;

@@ -107,6 +107,13 @@ pub struct Ticket {
     quiet: bool,
 }
 
+impl Waiter {
+    /// Whether the claim has waited out `claim_for` without its connection.
+    fn lapsed(&self, claim_for: Duration) -> bool {
+        self.since.elapsed() >= claim_for
+    }
+}
+
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket").field("client", &self.key.0).field("port", &self.key.1).finish()
@@ -187,14 +194,14 @@ impl SharedPassive {
     /// The pair `(client, port)` for a new ticket, unless a session of this instance holds it.
     fn try_reserve(self: &Arc<Self>, client: IpAddr, port: u16) -> Option<Ticket> {
         let mut waiting = self.waiting.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
         // A lapsed claim's pair is free: its session gets no connection (425 at its transfer, if any).
-        if waiting.get(&(client, port)).is_some_and(|w| now.duration_since(w.since) < self.claim_for) {
+        if waiting.get(&(client, port)).is_some_and(|w| !w.lapsed(self.claim_for)) {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (deliver, arrival) = oneshot::channel();
-        waiting.insert((client, port), Waiter { id, deliver, since: now, ready: self.relay.is_none() });
+        let since = tokio::time::Instant::now();
+        waiting.insert((client, port), Waiter { id, deliver, since, ready: self.relay.is_none() });
         Some(Ticket {
             pool: self.clone(),
             key: (client, port),
@@ -217,19 +224,7 @@ impl SharedPassive {
     /// relayed by a load balancer.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, proxy: Option<Arc<Trust>>, shutdown: CancellationToken) {
         let Ok(port) = listener.local_addr().map(|a| a.port()) else { return };
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (mut stream, from) = match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(port, error = %e, "accept on a shared passive port failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        while let Some((mut stream, from)) = accept(&listener, &shutdown).await {
             match &proxy {
                 None => {
                     self.hand_over(stream, from, port, true);
@@ -255,19 +250,7 @@ impl SharedPassive {
     /// session of this replica waiting on that pair (never onward again).
     pub async fn serve_relay(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let Some(relay) = &self.relay else { return };
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (mut stream, from) = match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept on the passive relay listener failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        while let Some((mut stream, from)) = accept(&listener, &shutdown).await {
             if !relay.trusted.iter().any(|n| n.contains(from.ip())) {
                 tracing::warn!(%from, "refused a relayed passive connection from an untrusted peer");
                 relay.metrics.passive_relay("in", "refused");
@@ -326,9 +309,8 @@ impl SharedPassive {
             let mut waiting = self.waiting.lock().expect("not poisoned");
             // Shared with other replicas, the pair of a lapsed claim, or of one the directory has not
             // confirmed yet, may be another replica's: the connection is for that replica's session.
-            let lapsed = |w: &Waiter| w.since.elapsed() >= self.claim_for;
             match waiting.get(&(client, port)) {
-                Some(w) if self.relay.is_some() && (lapsed(w) || !w.ready) => None,
+                Some(w) if self.relay.is_some() && (w.lapsed(self.claim_for) || !w.ready) => None,
                 _ => waiting.remove(&(client, port)),
             }
         };
@@ -367,6 +349,25 @@ impl SharedPassive {
     /// Pairs claimed and not yet connected.
     pub fn waiting(&self) -> usize {
         self.waiting.lock().expect("not poisoned").len()
+    }
+}
+
+/// The next connection on `listener`, or `None` once `shutdown` fires. A failed accept (out of file
+/// descriptors, say) is logged and retried after a pause rather than spinning.
+async fn accept(listener: &TcpListener, shutdown: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(conn) => return Some(conn),
+            Err(e) => {
+                let at = listener.local_addr().ok();
+                tracing::warn!(listener = ?at, error = %e, "accept on a shared passive or relay listener failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

@@ -190,6 +190,11 @@ impl Ftp {
     /// STOR (or APPE etc., given as `verb`) over EPSV + TLS; returns the final reply.
     pub async fn store(&mut self, verb: &str, path: &str, data: &[u8]) -> Reply {
         let tcp = self.epsv().await;
+        self.store_on(tcp, verb, path, data).await
+    }
+
+    /// Like [`Ftp::store`], on a data connection the caller opened (to another address, say).
+    pub async fn store_on(&mut self, tcp: TcpStream, verb: &str, path: &str, data: &[u8]) -> Reply {
         let opening = self.cmd(&format!("{verb} {path}")).await;
         if opening.code != 150 {
             return opening;
