@@ -7,6 +7,9 @@
 //! ```
 //!
 //! `WHARF_BENCH_QUICK=1` shortens every phase.
+//!
+//! Around the 4-client phase the bench also reads the server's minor page faults and CPU time from
+//! `/proc/<pid>/stat`, per login: what a login costs the kernel next to the hash itself.
 
 // Shared with the transfer benchmarks; logins use only a part of each.
 #[allow(dead_code)]
@@ -55,21 +58,29 @@ fn main() -> anyhow::Result<()> {
     let ceiling = cores as f64 / verify.as_secs_f64();
     let mut single = Vec::new();
     let mut parallel = Vec::new();
+    let mut per_login = Vec::new();
     let mut noop_p99 = Vec::new();
     let mut flood_rates = Vec::new();
     runtime.block_on(async {
         for round in 0..plan.rounds {
             let latencies = sequential_logins(server.addr, plan.single).await?;
             single.push(percentile(&latencies, 0.5));
-            let rate = parallel_logins(server.addr, 4, plan.phase).await?;
+            let before = ServerCost::read(server.pid())?;
+            let (rate, logins) = parallel_logins(server.addr, 4, plan.phase).await?;
+            let cost = ServerCost::read(server.pid())?.since(&before, logins);
             parallel.push(rate);
+            per_login.push(cost);
             let (noops, flood) = noop_under_flood(server.addr, 100, plan.phase).await?;
             noop_p99.push(percentile(&noops, 0.99));
             flood_rates.push(flood);
             eprintln!(
-                "round {round}: one client p50 {:.1} ms; 4 clients {rate:.1} logins/s; NOOP p99 {:.1} ms under \
-                 100 clients logging in ({flood:.1} logins/s, {} NOOPs)",
+                "round {round}: one client p50 {:.1} ms; 4 clients {rate:.1} logins/s ({:.0} minor faults, {:.1} ms \
+                 user and {:.1} ms system CPU per login); NOOP p99 {:.1} ms under 100 clients logging in \
+                 ({flood:.1} logins/s, {} NOOPs)",
                 percentile(&latencies, 0.5),
+                cost.minor_faults,
+                cost.user_ms,
+                cost.system_ms,
                 percentile(&noops, 0.99),
                 noops.len()
             );
@@ -92,6 +103,14 @@ fn main() -> anyhow::Result<()> {
     let rate = median(&parallel);
     println!("| 4 parallel clients: logins/s | {rate:.1} | {} | ≥ 50 | {} |", ms(&parallel), verdict(rate >= 50.0));
     println!("| … as a share of the argon2id ceiling ({ceiling:.0}/s) | {:.2} | | | |", rate / ceiling);
+    let costs = |cost: fn(&ServerCost) -> f64| per_login.iter().map(cost).collect::<Vec<f64>>();
+    for (what, values) in [
+        ("minor page faults", costs(|c| c.minor_faults)),
+        ("user CPU (ms)", costs(|c| c.user_ms)),
+        ("system CPU (ms)", costs(|c| c.system_ms)),
+    ] {
+        println!("| … server {what} per login | {:.1} | {} | | |", median(&values), ms(&values));
+    }
     let p99 = median(&noop_p99);
     println!(
         "| NOOP p99 on a logged-in session while 100 clients log in (ms) | {p99:.1} | {} | < 50 | {} |",
@@ -128,8 +147,8 @@ async fn sequential_logins(addr: std::net::SocketAddr, count: usize) -> anyhow::
     Ok(latencies)
 }
 
-/// `clients` tasks logging in and out for `phase`; logins per second.
-async fn parallel_logins(addr: std::net::SocketAddr, clients: usize, phase: Duration) -> anyhow::Result<f64> {
+/// `clients` tasks logging in and out for `phase`; logins per second, and how many.
+async fn parallel_logins(addr: std::net::SocketAddr, clients: usize, phase: Duration) -> anyhow::Result<(f64, u64)> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let clock = Instant::now();
@@ -139,7 +158,8 @@ async fn parallel_logins(addr: std::net::SocketAddr, clients: usize, phase: Dura
     for task in tasks {
         task.await??;
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / clock.elapsed().as_secs_f64())
+    let logins = done.load(Ordering::Relaxed);
+    Ok((logins as f64 / clock.elapsed().as_secs_f64(), logins))
 }
 
 async fn login_loop(addr: std::net::SocketAddr, done: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -189,4 +209,38 @@ fn percentile(values: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The server's counters from `/proc/<pid>/stat`; after [`ServerCost::since`], per login.
+#[derive(Clone, Copy)]
+struct ServerCost {
+    minor_faults: f64,
+    user_ms: f64,
+    system_ms: f64,
+}
+
+impl ServerCost {
+    fn read(pid: u32) -> anyhow::Result<ServerCost> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // The command name in parentheses may hold spaces; the fields after it are plain numbers, the
+        // first being field 3 (state): minflt is field 10, utime 14 and stime 15, in clock ticks.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+        let field = |n: usize| -> anyhow::Result<f64> {
+            let value = fields.get(n - 3).ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat: no field {n}"))?;
+            Ok(value.parse::<u64>()? as f64)
+        };
+        // SAFETY: sysconf only reads a system setting.
+        let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let ms = |ticks: f64| ticks * 1e3 / ticks_per_s;
+        Ok(ServerCost { minor_faults: field(10)?, user_ms: ms(field(14)?), system_ms: ms(field(15)?) })
+    }
+
+    fn since(&self, before: &ServerCost, logins: u64) -> ServerCost {
+        let per = |after: f64, before: f64| (after - before) / logins.max(1) as f64;
+        ServerCost {
+            minor_faults: per(self.minor_faults, before.minor_faults),
+            user_ms: per(self.user_ms, before.user_ms),
+            system_ms: per(self.system_ms, before.system_ms),
+        }
+    }
 }

@@ -552,6 +552,78 @@ async fn port_to_another_host_or_a_privileged_port_is_refused() {
     assert_eq!(ftp.cmd("EPRT |1|10.1.2.3|51210|").await.code, 504);
 }
 
+/// How long a test waits for a data-connection handshake that wharf should answer at once; only a wharf
+/// that leaves the handshake until the transfer command hits it.
+const EARLY_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// curl starts the TLS handshake on a passive data connection as soon as it has connected, and reads the
+/// replies to TYPE, SIZE and the transfer command only once that handshake is done: no reply may wait for
+/// the transfer command to arrive first.
+#[tokio::test]
+async fn a_data_handshake_begun_before_the_transfer_command_is_answered_without_it() {
+    let wharf = Wharf::start().await;
+    let data = bytes(300_000, 21);
+    wharf.put_file("early.bin", &data).await;
+    let mut ftp = wharf.login().await;
+
+    let tcp = ftp.epsv().await;
+    let mut tls = tokio::time::timeout(EARLY_HANDSHAKE_LIMIT, ftp.secure(tcp))
+        .await
+        .expect("the data handshake waited for the transfer command")
+        .expect("data handshake");
+    assert_eq!(ftp.cmd("TYPE I").await.code, 200);
+    assert_eq!(ftp.cmd("SIZE early.bin").await.text, format!("213 {}", data.len()));
+    assert_eq!(ftp.cmd("RETR early.bin").await.code, 150);
+    let mut back = Vec::new();
+    tls.read_to_end(&mut back).await.unwrap();
+    drop(tls);
+    assert!(back == data, "download through an early handshake differs");
+    assert_eq!(ftp.reply().await.code, 226);
+
+    // The same for an upload.
+    let tcp = ftp.epsv().await;
+    let mut tls = tokio::time::timeout(EARLY_HANDSHAKE_LIMIT, ftp.secure(tcp))
+        .await
+        .expect("the data handshake waited for the transfer command")
+        .expect("data handshake");
+    assert_eq!(ftp.cmd("STOR up.bin").await.code, 150);
+    tls.write_all(&data).await.unwrap();
+    tls.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest).await;
+    let reply = ftp.reply().await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert!(wharf.read_file("up.bin").await == data, "upload through an early handshake differs");
+}
+
+/// An early handshake is held to the same resumption policy as one after the 150: a data connection that
+/// does not resume the control connection's session gets 522, however early it came.
+#[tokio::test]
+async fn an_early_data_handshake_that_does_not_resume_is_refused_with_522() {
+    let wharf = Wharf::start().await;
+    wharf.put_file("f.bin", &bytes(1000, 22)).await;
+    let mut ftp = wharf.login().await;
+    let tcp = ftp.epsv().await;
+    let stranger = crate::support::raw::client_config_without_resumption();
+    // Whether the server finishes the handshake or closes it first, the transfer must not happen.
+    let early = tokio::spawn(async move {
+        let mut data = Vec::new();
+        if let Ok(mut tls) = connector(&stranger).connect(server_name(), tcp).await {
+            let _ = tls.read_to_end(&mut data).await;
+        }
+        data
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let opening = ftp.cmd("RETR f.bin").await;
+    let reply = if opening.code == 150 { ftp.reply().await } else { opening };
+    assert_eq!(reply.code, 522, "{reply:?}");
+    assert!(early.await.unwrap().is_empty(), "no file bytes on a connection that did not resume");
+    // The session goes on.
+    let (back, reply) = ftp.retr("f.bin").await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(back, bytes(1000, 22));
+}
+
 // --- Listings (RFC 959 §4.1.3, RFC 3659 §7) ---------------------------------------------------------
 
 #[tokio::test]

@@ -1,14 +1,17 @@
 //! argon2id password hashes (PHC strings).
 //!
 //! Hashing is deliberately slow, so the login path verifies through a [`Verifier`]: off the async runtime,
-//! with bounded concurrency, at the same cost whether or not the user exists, and with a fresh hash when the
-//! stored one was made with other parameters.
+//! with bounded concurrency, at the same cost whether or not the user exists, in working memory kept from
+//! one login to the next, and with a fresh hash when the stored one was made with other parameters.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Version};
+use argon2::password_hash::{self, Output, PasswordHash, PasswordHasher, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Version};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use zeroize::Zeroize;
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +33,7 @@ impl Default for Params {
 
 impl Params {
     fn argon2(&self) -> Result<Argon2<'static>, HashError> {
-        let params =
-            argon2::Params::new(self.m_kib, self.t, self.p, None).map_err(argon2::password_hash::Error::from)?;
+        let params = argon2::Params::new(self.m_kib, self.t, self.p, None).map_err(password_hash::Error::from)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
@@ -46,7 +48,7 @@ impl Params {
 
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
-pub struct HashError(#[from] argon2::password_hash::Error);
+pub struct HashError(#[from] password_hash::Error);
 
 /// Hashes `password` with a random salt into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 ///
@@ -69,6 +71,8 @@ pub struct Verdict {
 pub struct Verifier {
     params: Params,
     permits: Arc<Semaphore>,
+    /// argon2's working memory, at most one buffer per permit.
+    memory: Arc<Memory>,
     /// Verified against when the user does not exist, so that costs as much as a wrong password.
     dummy: Arc<str>,
 }
@@ -81,10 +85,16 @@ impl Verifier {
     }
 
     pub fn with_concurrency(params: Params, concurrency: usize) -> Result<Self, HashError> {
+        let concurrency = concurrency.max(1);
         // A random password nobody knows; the hash is never reported as a match anyway.
         let secret = SaltString::generate(&mut rand::rngs::OsRng);
         let dummy = hash(secret.as_str(), &params)?;
-        Ok(Verifier { params, permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy: dummy.into() })
+        Ok(Verifier {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            memory: Arc::new(Memory::new(params.m_kib as usize, concurrency)),
+            dummy: dummy.into(),
+        })
     }
 
     pub fn params(&self) -> &Params {
@@ -100,10 +110,12 @@ impl Verifier {
         let stored: Arc<str> = stored.map_or_else(|| self.dummy.clone(), Arc::from);
         let password = password.to_owned();
         let params = self.params;
+        let memory = self.memory.clone();
         let task = tokio::task::spawn_blocking(move || {
-            // The permit moves here so it is held for as long as the work runs, even if the caller gives up.
+            // The permit moves here so it is held for as long as the work runs, even if the caller gives up;
+            // `check` has given its working memory back before the permit goes.
             let _permit = permit;
-            check(&stored, &password, &params)
+            check(&stored, &password, &params, &memory)
         });
         match task.await {
             Ok(verdict) if known => verdict,
@@ -116,7 +128,7 @@ impl Verifier {
     }
 }
 
-fn check(stored: &str, password: &str, params: &Params) -> Verdict {
+fn check(stored: &str, password: &str, params: &Params, memory: &Arc<Memory>) -> Verdict {
     let refused = Verdict { ok: false, rehash: None };
     let parsed = match PasswordHash::new(stored) {
         Ok(parsed) => parsed,
@@ -125,10 +137,10 @@ fn check(stored: &str, password: &str, params: &Params) -> Verdict {
             return refused;
         }
     };
-    // The stored hash carries its own parameters; the hasher's are used only for a rehash.
-    let ok = match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => true,
-        Err(argon2::password_hash::Error::Password) => false,
+    // The stored hash carries its own parameters; the verifier's are used only for a rehash.
+    let ok = match matches(&parsed, password.as_bytes(), memory) {
+        Ok(ok) => ok,
+        Err(password_hash::Error::Password) => false,
         Err(e) => {
             tracing::warn!(error = %e, "stored password hash cannot be verified; refusing the login");
             false
@@ -140,6 +152,235 @@ fn check(stored: &str, password: &str, params: &Params) -> Verdict {
         None
     };
     Verdict { ok, rehash }
+}
+
+/// Whether `password` hashes to `stored`'s output with `stored`'s own algorithm, version, parameters, salt
+/// and output length: `PasswordVerifier::verify_password`, but in working memory leased from `memory`.
+fn matches(stored: &PasswordHash<'_>, password: &[u8], memory: &Arc<Memory>) -> Result<bool, password_hash::Error> {
+    let (Some(salt), Some(expected)) = (stored.salt, &stored.hash) else { return Ok(false) };
+    let algorithm = Algorithm::try_from(stored.algorithm)?;
+    let version = stored.version.map(Version::try_from).transpose()?.unwrap_or_default();
+    // Also takes the output length from the stored output.
+    let params = argon2::Params::try_from(stored)?;
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    let mut blocks = memory.lease(params.block_count())?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = Output::init_with(expected.len(), |out| {
+        Ok(argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..])?)
+    })?;
+    // `Output` compares in constant time.
+    Ok(computed == *expected)
+}
+
+/// How long a kept buffer outlives its last use. Making one again costs the kernel a few milliseconds
+/// (mapping and zero-filling 19 MiB at the default parameters), so a server that verifies a password every
+/// half second or more often per permit keeps its buffers, and an idle one holds none.
+const KEEP_IDLE: Duration = Duration::from_millis(500);
+
+/// argon2's working memory, kept between verifications.
+///
+/// glibc serves a buffer this large with a fresh mapping and unmaps it when freed (`limit_retained_memory`
+/// in main.rs pins that), so a buffer per verification made the kernel map, zero-fill, fault in and unmap
+/// 19 MiB on every login: ~4,900 page faults, and more than half as much system CPU as the hash costs in
+/// user CPU. Instead each verification
+/// leases a buffer kept from an earlier one. Buffers are made only when none is idle, by a verification
+/// holding a permit, so no more are ever alive than the verifier's concurrency; each is sized for the
+/// configured parameters, and is freed [`KEEP_IDLE`] after its last use.
+///
+/// A stored hash that needs more memory (made with a larger `m` than the configured one) gets a buffer of
+/// its own, freed after that one verification, in place of an idle kept one (freed too), so the bound
+/// holds and a corrupt or hostile `m` is never kept.
+///
+/// Every leased block is zeroed when the lease ends. argon2 does not need that (it writes each block it
+/// uses before reading it, so a buffer's old contents cannot change a result), but the blocks are derived
+/// from the password just verified and would otherwise sit in memory until the next login, readable in a
+/// core dump or through a memory disclosure, where before they went back to the kernel with the buffer (the
+/// argon2 crate is built without its own `zeroize` feature). Zeroing 19 MiB costs well under a millisecond,
+/// a few percent of the hash.
+struct Memory {
+    /// Blocks in a kept buffer: enough for any hash whose `m` is at most the configured one, whatever its
+    /// lanes.
+    blocks: usize,
+    /// The verifier's concurrency, which bounds the buffers alive.
+    limit: usize,
+    state: Mutex<Pool>,
+}
+
+#[derive(Default)]
+struct Pool {
+    /// Kept buffers not leased, with when each was given back, oldest first.
+    idle: Vec<(Vec<Block>, Instant)>,
+    /// Buffers in existence, kept or not, idle or leased.
+    alive: usize,
+    /// The most ever alive at once.
+    peak: usize,
+    /// The task freeing idle buffers, while there are any.
+    trimmer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A buffer leased for one verification; given back or freed, zeroed, when dropped.
+struct Lease<'a> {
+    memory: &'a Arc<Memory>,
+    blocks: Vec<Block>,
+    /// How many blocks the verification uses, from the start.
+    used: usize,
+    /// Whether the buffer is a kept one, to give back.
+    kept: bool,
+}
+
+impl Memory {
+    fn new(blocks: usize, limit: usize) -> Self {
+        Memory { blocks, limit, state: Mutex::default() }
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        // Only a failed debug assertion panics while holding the lock; the pool stays usable after one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A buffer of at least `used` blocks, for a caller holding a permit.
+    fn lease(self: &Arc<Self>, used: usize) -> Result<Lease<'_>, argon2::Error> {
+        let kept = used <= self.blocks;
+        // Either an idle buffer or a new one is accounted to this lease from here on.
+        let idle = {
+            let mut pool = self.pool();
+            let idle = pool.idle.pop().map(|(blocks, _)| blocks);
+            if idle.is_none() {
+                pool.alive += 1;
+                pool.peak = pool.peak.max(pool.alive);
+                debug_assert!(pool.alive <= self.limit, "{} argon2 buffers for {} permits", pool.alive, self.limit);
+            }
+            idle
+        };
+        let blocks = match idle {
+            Some(blocks) if kept => Ok(blocks),
+            // Too small for this hash: a buffer of its own takes the idle one's place.
+            Some(too_small) => {
+                drop(too_small);
+                allocate(used)
+            }
+            None => allocate(if kept { self.blocks } else { used }),
+        };
+        match blocks {
+            Ok(blocks) => Ok(Lease { memory: self, blocks, used, kept }),
+            Err(e) => {
+                self.pool().alive -= 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps a buffer for the next lease, and makes sure a task frees it if it stays idle.
+    fn give_back(self: &Arc<Self>, blocks: Vec<Block>) {
+        // Verifications run on tokio's blocking pool, which knows its runtime. Without one nothing could free
+        // the buffer later, so it goes now.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return self.free(blocks) };
+        let mut pool = self.pool();
+        // Taken under the lock, so `idle` stays oldest first.
+        pool.idle.push((blocks, Instant::now()));
+        // A trimmer stops, under this lock, only once nothing is idle; it is finished without having stopped
+        // itself when its runtime went away.
+        if pool.trimmer.as_ref().is_none_or(|trimmer| trimmer.is_finished()) {
+            pool.trimmer = Some(runtime.spawn(trim(Arc::downgrade(self))));
+        }
+    }
+
+    fn free(&self, blocks: Vec<Block>) {
+        self.pool().alive -= 1;
+        drop(blocks);
+    }
+
+    /// Takes out the buffers idle for [`KEEP_IDLE`] or longer at `now`, and says when the next one will be;
+    /// `None` when nothing is left idle, which stops the trimmer.
+    fn expire(&self, now: Instant) -> (Vec<Vec<Block>>, Option<Instant>) {
+        let mut pool = self.pool();
+        let due = pool.idle.partition_point(|(_, at)| *at + KEEP_IDLE <= now);
+        let expired: Vec<_> = pool.idle.drain(..due).map(|(blocks, _)| blocks).collect();
+        pool.alive -= expired.len();
+        let next = pool.idle.first().map(|(_, at)| *at + KEEP_IDLE);
+        if next.is_none() {
+            pool.trimmer = None;
+        }
+        (expired, next)
+    }
+}
+
+/// Frees kept buffers once they have been idle for [`KEEP_IDLE`]; ends when none is idle, or with the
+/// verifier.
+async fn trim(memory: Weak<Memory>) {
+    let mut due = Instant::now() + KEEP_IDLE;
+    loop {
+        tokio::time::sleep_until(due).await;
+        let Some(alive) = memory.upgrade() else { return };
+        let (expired, next) = alive.expire(Instant::now());
+        if !expired.is_empty() {
+            // Unmapping megabytes is blocking work.
+            tokio::task::spawn_blocking(move || drop(expired));
+        }
+        let Some(next) = next else { return };
+        due = next;
+    }
+}
+
+/// `len` zeroed blocks; `MemoryTooMuch` when the allocator has not got them, since a corrupt `m` in a stored
+/// hash must cost a refusal, not the process.
+fn allocate(len: usize) -> Result<Vec<Block>, argon2::Error> {
+    let mut blocks = Vec::new();
+    blocks.try_reserve_exact(len).map_err(|_| argon2::Error::MemoryTooMuch)?;
+    blocks.resize(len, Block::new());
+    Ok(blocks)
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = [Block];
+
+    fn deref(&self) -> &[Block] {
+        &self.blocks
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut [Block] {
+        &mut self.blocks
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // See `Memory` for why.
+        for block in self.blocks.iter_mut().take(self.used) {
+            AsMut::<[u64]>::as_mut(block).zeroize();
+        }
+        let blocks = std::mem::take(&mut self.blocks);
+        if self.kept {
+            self.memory.give_back(blocks);
+        } else {
+            self.memory.free(blocks);
+        }
+    }
+}
+
+#[cfg(test)]
+impl Memory {
+    fn census(&self) -> Census {
+        let pool = self.pool();
+        Census {
+            alive: pool.alive,
+            peak: pool.peak,
+            idle_blocks: pool.idle.iter().map(|(blocks, _)| blocks.len()).collect(),
+            idle_zeroed: pool.idle.iter().flat_map(|(blocks, _)| blocks).all(|b| b.as_ref().iter().all(|&w| w == 0)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[derive(Debug)]
+struct Census {
+    alive: usize,
+    peak: usize,
+    idle_blocks: Vec<usize>,
+    idle_zeroed: bool,
 }
 
 #[cfg(test)]
@@ -215,5 +456,102 @@ mod tests {
     fn invalid_params_are_an_error_not_a_panic() {
         assert!(hash("pw", &Params { m_kib: 1, t: 0, p: 0 }).is_err());
         assert!(Verifier::new(Params { m_kib: 1, t: 0, p: 0 }).is_err());
+    }
+
+    /// A PHC string of `password` made by the argon2 crate itself, with any variant and parameters.
+    fn phc(algorithm: Algorithm, version: Version, (m, t, p): (u32, u32, u32), output_len: usize, pw: &str) -> String {
+        let params = argon2::Params::new(m, t, p, Some(output_len)).unwrap();
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::new(algorithm, version, params).hash_password(pw.as_bytes(), &salt).unwrap().to_string()
+    }
+
+    /// What the argon2 crate's own verification (a fresh buffer per call) says.
+    fn reference(stored: &str, password: &str) -> bool {
+        use argon2::password_hash::PasswordVerifier as _;
+        Argon2::default().verify_password(password.as_bytes(), &PasswordHash::new(stored).unwrap()).is_ok()
+    }
+
+    /// Stored hashes that need less, as much and more working memory than [`SMALL`], of every variant; the
+    /// last needs more.
+    fn mixed_hashes(password: &str) -> Vec<String> {
+        let v13 = Version::V0x13;
+        vec![
+            phc(Algorithm::Argon2id, v13, (32, 1, 1), 32, password),
+            phc(Algorithm::Argon2id, v13, (64, 1, 1), 32, password),
+            phc(Algorithm::Argon2id, v13, (256, 2, 1), 32, password),
+            phc(Algorithm::Argon2id, v13, (64, 3, 3), 16, password),
+            phc(Algorithm::Argon2id, v13, (96, 1, 4), 64, password),
+            phc(Algorithm::Argon2i, v13, (48, 2, 1), 32, password),
+            phc(Algorithm::Argon2d, Version::V0x10, (128, 1, 2), 24, password),
+        ]
+    }
+
+    #[tokio::test]
+    async fn hashes_needing_less_or_more_memory_verify_in_one_reused_buffer() {
+        let verifier = Verifier::with_concurrency(SMALL, 1).unwrap();
+        let hashes = mixed_hashes("correct horse");
+        // Twice round, so every hash also runs in a buffer that another hash used last.
+        for stored in hashes.iter().chain(&hashes) {
+            for (password, right) in [("correct horse", true), ("correct horsf", false), ("", false)] {
+                assert_eq!(reference(stored, password), right, "{stored}");
+                assert_eq!(verifier.verify(Some(stored), password).await.ok, right, "{stored} with {password:?}");
+            }
+        }
+        // The last hash needed more than a kept buffer: its own took the kept one's place, and went.
+        assert_eq!(verifier.memory.census().alive, 0);
+        assert!(verifier.verify(Some(&hashes[1]), "correct horse").await.ok);
+        let census = verifier.memory.census();
+        assert_eq!((census.alive, census.peak), (1, 1), "{census:?}");
+        assert_eq!(census.idle_blocks, [64], "{census:?}");
+        assert!(census.idle_zeroed, "a kept buffer still holds the last verification's blocks");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_verifications_are_all_right_with_no_more_buffers_than_permits() {
+        let verifier = Arc::new(Verifier::with_concurrency(SMALL, 2).unwrap());
+        let hashes = Arc::new(mixed_hashes("pw"));
+        let tasks: Vec<_> = (0..28)
+            .map(|i| {
+                let (verifier, hashes) = (verifier.clone(), hashes.clone());
+                tokio::spawn(async move {
+                    let stored = &hashes[i % hashes.len()];
+                    let (password, right) = if i % 4 == 0 { ("pw!", false) } else { ("pw", true) };
+                    (verifier.verify(Some(stored), password).await.ok, right, stored.clone())
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (ok, right, stored) = task.await.unwrap();
+            assert_eq!(ok, right, "{stored}");
+        }
+        let census = verifier.memory.census();
+        assert!(census.peak <= 2 && census.alive <= 2, "{census:?}");
+        assert!(census.idle_blocks.iter().all(|&blocks| blocks == 64), "{census:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_buffers_are_freed_after_a_quiet_spell_and_made_again() {
+        let verifier = Verifier::with_concurrency(SMALL, 2).unwrap();
+        let stored = hash("pw", &SMALL).unwrap();
+        assert!(verifier.verify(Some(&stored), "pw").await.ok);
+        let given_back = Instant::now();
+        assert_eq!(verifier.memory.census().alive, 1);
+
+        // Still fresh just before its time, gone at it.
+        let (expired, next) = verifier.memory.expire(given_back - Duration::from_millis(1));
+        assert!(expired.is_empty() && next.is_some());
+        let (expired, next) = verifier.memory.expire(given_back + KEEP_IDLE);
+        assert_eq!((expired.len(), next), (1, None));
+        drop(expired);
+        assert_eq!(verifier.memory.census().alive, 0);
+
+        // The next login makes one again, and the trimmer frees it on its own.
+        assert!(verifier.verify(Some(&stored), "pw").await.ok);
+        assert_eq!(verifier.memory.census().alive, 1);
+        let deadline = Instant::now() + 20 * KEEP_IDLE;
+        while verifier.memory.census().alive > 0 {
+            assert!(Instant::now() < deadline, "an idle buffer outlived {:?}", 20 * KEEP_IDLE);
+            tokio::time::sleep(KEEP_IDLE / 5).await;
+        }
     }
 }

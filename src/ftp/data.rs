@@ -1,21 +1,25 @@
 //! Data connections: RFC 959 §3.2 (PORT, PASV), RFC 2428 (EPRT, EPSV) and RFC 4217 §9-§10 (TLS on the
 //! data channel, where wharf is the TLS server even when it connects out).
 //!
-//! Opening one has two steps so that clients which wait for the 150 reply before their TLS handshake
-//! (curl does) work: [`DataPlan::open`] makes the TCP connection and checks who is on the other end; the
-//! session sends 150; then [`secure`] runs the TLS handshake and enforces the resumption policy.
+//! Opening one has two steps: [`DataPlan::connect`] waits for the TCP connection and checks who is on the
+//! other end; the session sends 150; then [`secure`] runs the TLS handshake and enforces the resumption
+//! policy. Most clients start their handshake after the 150; a passive connection whose client starts it
+//! earlier, right after connecting, gets its handshake answered at once (see [`Passive`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::time::Instant;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
+use tracing::Instrument as _;
 
 use crate::config::{PortRange, Resumption};
 use crate::ftp::proxy::Trust;
@@ -65,11 +69,9 @@ pub(super) fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListene
 }
 
 /// How the next data connection will be made.
-#[derive(Debug)]
 pub enum DataPlan {
-    Passive(TcpListener),
-    /// A claim on a port of the shared pool (`ftp.passive_mode = "shared"`).
-    Shared(Ticket),
+    /// A passive port was announced; its connection is awaited by a task of its own from then on.
+    Passive(Passive),
     Active(SocketAddr),
 }
 
@@ -93,62 +95,165 @@ pub enum DataError {
     NotResumed,
 }
 
-impl DataPlan {
-    /// Makes the TCP connection. A passive connection from another address than `peer_ip` (when
-    /// `same_ip`) is closed and logged, and the wait goes on for the real client until `timeout`, so a
-    /// stranger can neither take the connection nor make the transfer fail.
-    /// `proxy`: how to find the client behind a passive connection relayed by a load balancer.
-    pub async fn open(
-        self,
-        peer_ip: IpAddr,
-        same_ip: bool,
-        timeout: Duration,
-        proxy: Option<&Trust>,
-    ) -> Result<TcpStream, DataError> {
-        let stream = match self {
-            DataPlan::Passive(listener) => {
-                let deadline = Instant::now() + timeout;
-                let mut refused = false;
-                loop {
-                    let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-                    let (mut stream, mut from) = match accepted {
-                        Ok(result) => result?,
-                        Err(_) if refused => {
-                            return Err(DataError::Refused("it came from another address than the control connection"))
-                        }
-                        Err(_) => return Err(DataError::Timeout(timeout)),
-                    };
-                    if let Some(trust) = proxy {
-                        from = match trust.client_of(&mut stream, from).await {
-                            Ok(client) => client,
-                            Err(e) => {
-                                tracing::warn!(%from, error = %e, "refused passive data connection: bad PROXY header");
-                                refused = true;
-                                continue;
-                            }
-                        };
-                    }
-                    if same_ip && !same_address(from.ip(), peer_ip) {
-                        tracing::warn!(%from, expected = %peer_ip, "refused passive data connection from a foreign address");
-                        refused = true;
+/// Where a passive connection arrives.
+pub enum PassiveSource {
+    Listener(TcpListener),
+    /// A claim on a port of the shared pool (`ftp.passive_mode = "shared"`). Matched by the client's
+    /// address already: a stranger's connection never reaches the ticket.
+    Shared(Ticket),
+}
+
+/// Who may make a passive connection and how its TLS is set up.
+pub struct PassiveRules {
+    /// The control connection's client address.
+    pub peer_ip: IpAddr,
+    pub same_ip: bool,
+    /// How to find the client behind a connection relayed by a load balancer.
+    pub proxy: Option<Arc<Trust>>,
+    /// Under PROT P: the TLS of a data connection whose client starts its handshake before it sends the
+    /// transfer command. Such a connection sends no TLS 1.3 tickets, as an upload's does not.
+    pub early_tls: Option<Box<dyn FnOnce() -> DataTls + Send>>,
+    /// For the TLS handshake.
+    pub timeout: Duration,
+}
+
+/// A passive data connection in the making. From the moment the port is announced, a task accepts the
+/// connection (closing strangers' ones) and, when the client starts its TLS handshake before it sends the
+/// transfer command, answers that handshake at once. curl does so and waits for the handshake before it
+/// reads the replies to TYPE or SIZE, so a handshake left until the transfer command stalls every curl
+/// transfer by up to a second. Dropping the plan stops the task and closes the port.
+pub struct Passive {
+    port: u16,
+    accepted: Option<oneshot::Receiver<()>>,
+    claim: Option<oneshot::Sender<Option<DataTls>>>,
+    task: JoinHandle<Result<DataStream, DataError>>,
+    /// Set when a connection from a foreign address was closed.
+    refused: Arc<AtomicBool>,
+}
+
+impl Passive {
+    /// Starts awaiting the connection at `source`.
+    pub fn start(source: PassiveSource, rules: PassiveRules) -> Passive {
+        let port = match &source {
+            PassiveSource::Listener(listener) => listener.local_addr().map(|a| a.port()).unwrap_or(0),
+            PassiveSource::Shared(ticket) => ticket.port(),
+        };
+        let refused = Arc::new(AtomicBool::new(false));
+        let (accepted_tx, accepted) = oneshot::channel();
+        let (claim, claimed) = oneshot::channel();
+        let task = tokio::spawn(passive_task(source, rules, refused.clone(), accepted_tx, claimed).in_current_span());
+        Passive { port, accepted: Some(accepted), claim: Some(claim), task, refused }
+    }
+
+    /// The announced port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Passive {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn passive_task(
+    source: PassiveSource,
+    rules: PassiveRules,
+    refused: Arc<AtomicBool>,
+    accepted: oneshot::Sender<()>,
+    claimed: oneshot::Receiver<Option<DataTls>>,
+) -> Result<DataStream, DataError> {
+    let tcp = match source {
+        PassiveSource::Listener(listener) => loop {
+            let (mut stream, mut from) = listener.accept().await?;
+            if let Some(trust) = &rules.proxy {
+                from = match trust.client_of(&mut stream, from).await {
+                    Ok(client) => client,
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "refused passive data connection: bad PROXY header");
+                        refused.store(true, Ordering::Relaxed);
                         continue;
                     }
-                    break stream;
+                };
+            }
+            if rules.same_ip && !same_address(from.ip(), rules.peer_ip) {
+                tracing::warn!(%from, expected = %rules.peer_ip, "refused passive data connection from a foreign address");
+                refused.store(true, Ordering::Relaxed);
+                continue;
+            }
+            break stream;
+        },
+        PassiveSource::Shared(ticket) => match ticket.arrival().await {
+            Some(stream) => stream,
+            None => return Err(DataError::Refused("the shared passive port closed")),
+        },
+    };
+    tcp.set_nodelay(true)?;
+    let _ = accepted.send(());
+    let tls = match rules.early_tls {
+        Some(early) => tokio::select! {
+            biased;
+            claim = claimed => claim.map_err(|_| DataError::Refused("the transfer ended"))?,
+            // The client speaks first: its ClientHello is here before the transfer command.
+            ready = tcp.readable() => {
+                ready?;
+                Some(early())
+            }
+        },
+        None => claimed.await.map_err(|_| DataError::Refused("the transfer ended"))?,
+    };
+    secure(tcp, tls, rules.timeout).await
+}
+
+impl DataPlan {
+    /// Waits up to `timeout` for the TCP connection, then secures it with `tls` (unless the client already
+    /// had it secured, see [`Passive`]). `opened` is called once the TCP connection is there (the session
+    /// answers 150 then: curl waits for that before its handshake on some transfers).
+    pub async fn connect(
+        self,
+        tls: Option<DataTls>,
+        timeout: Duration,
+        opened: impl FnOnce(),
+    ) -> Result<DataStream, DataError> {
+        match self {
+            DataPlan::Passive(mut passive) => {
+                let accepted = passive.accepted.take().expect("taken once");
+                match tokio::time::timeout(timeout, accepted).await {
+                    Ok(Ok(())) => {}
+                    // The task ended before any connection: its error says why.
+                    Ok(Err(_)) => return Err(finished(&mut passive.task).await),
+                    Err(_) if passive.refused.load(Ordering::Relaxed) => {
+                        return Err(DataError::Refused("it came from another address than the control connection"))
+                    }
+                    Err(_) => return Err(DataError::Timeout(timeout)),
+                }
+                opened();
+                // Ignored when the task secured the connection early.
+                let _ = passive.claim.take().expect("claimed once").send(tls);
+                match (&mut passive.task).await {
+                    Ok(result) => result,
+                    Err(e) => Err(DataError::Io(io::Error::other(e))),
                 }
             }
-            // Matched by the client's address already: a stranger's connection never reaches the ticket.
-            DataPlan::Shared(ticket) => match tokio::time::timeout(timeout, ticket.arrival()).await {
-                Ok(Some(stream)) => stream,
-                Ok(None) => return Err(DataError::Refused("the shared passive port closed")),
-                Err(_) => return Err(DataError::Timeout(timeout)),
-            },
-            DataPlan::Active(addr) => match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-                Ok(result) => result?,
-                Err(_) => return Err(DataError::Timeout(timeout)),
-            },
-        };
-        stream.set_nodelay(true)?;
-        Ok(stream)
+            DataPlan::Active(addr) => {
+                let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                    Ok(result) => result?,
+                    Err(_) => return Err(DataError::Timeout(timeout)),
+                };
+                tcp.set_nodelay(true)?;
+                opened();
+                secure(tcp, tls, timeout).await
+            }
+        }
+    }
+}
+
+async fn finished(task: &mut JoinHandle<Result<DataStream, DataError>>) -> DataError {
+    match task.await {
+        Ok(Err(e)) => e,
+        Ok(Ok(_)) => DataError::Refused("the data connection came without being accepted"),
+        Err(e) => DataError::Io(io::Error::other(e)),
     }
 }
 
@@ -165,6 +270,7 @@ pub struct DataTls {
 
 /// Runs the TLS handshake (when PROT P) and enforces the resumption policy.
 pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> Result<DataStream, DataError> {
+    let tcp = AckingSocket(tcp);
     let Some(tls) = tls else {
         return Ok(DataStream::Plain(tcp));
     };
@@ -186,10 +292,56 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
 /// at a time; without this buffer an upload costs several `recv` calls per 16 KiB record.
 const TLS_READ_BUFFER: usize = 128 * 1024;
 
+/// A data connection's socket that acknowledges what it received before it waits for more.
+///
+/// Linux delays the ACK of a lone segment by up to 40 ms, hoping to send it along with a reply. An upload
+/// connection never replies, and clients that leave Nagle's algorithm on (Python's ftplib, lftp) hold
+/// their TLS close_notify until their last segment is acknowledged: every upload's end would wait out
+/// the delay. So whenever a read finds nothing more to read, the pending ACK goes out at once.
+pub struct AckingSocket(TcpStream);
+
+impl AsyncRead for AckingSocket {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let socket = &mut self.get_mut().0;
+        let polled = Pin::new(&mut *socket).poll_read(cx, buf);
+        if polled.is_pending() {
+            // Only a hint to the kernel; a failure changes nothing but the timing.
+            let _ = socket.set_quickack(true);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for AckingSocket {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
 /// A data connection, plain (PROT C) or TLS (PROT P).
 pub enum DataStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<BufReader<TcpStream>>>),
+    Plain(AckingSocket),
+    Tls(Box<TlsStream<BufReader<AckingSocket>>>),
 }
 
 impl AsyncRead for DataStream {
@@ -282,15 +434,51 @@ mod tests {
         assert!(ports.bind("127.0.0.1".parse().unwrap()).is_err());
     }
 
+    fn rules(same_ip: bool) -> PassiveRules {
+        PassiveRules {
+            peer_ip: "127.0.0.1".parse().unwrap(),
+            same_ip,
+            proxy: None,
+            early_tls: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
     #[tokio::test]
     async fn passive_connection_from_a_foreign_address_is_refused_and_the_wait_goes_on() {
         let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
+        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
         let stranger = TcpSocket::new_v4().unwrap();
         stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         let _stranger = stranger.connect(addr).await.unwrap();
-        let plan = DataPlan::Passive(listener);
-        let err = plan.open("127.0.0.1".parse().unwrap(), true, Duration::from_millis(300), None).await.unwrap_err();
+        let err = plan.connect(None, Duration::from_millis(300), || panic!("not opened")).await.unwrap_err();
         assert!(matches!(err, DataError::Refused(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_passive_connection_made_before_the_transfer_command_is_kept_for_it() {
+        let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut opened = false;
+        let stream = plan.connect(None, Duration::from_secs(5), || opened = true).await.unwrap();
+        assert!(opened);
+        let DataStream::Plain(mut server) = stream else { panic!("plain expected") };
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn no_passive_connection_times_out() {
+        let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
+        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
+        let err = plan.connect(None, Duration::from_millis(100), || panic!("not opened")).await.unwrap_err();
+        assert!(matches!(err, DataError::Timeout(_)), "{err:?}");
     }
 }

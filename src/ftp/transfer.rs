@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::data::{self, DataPlan, DataStream, DataTls};
+use super::data::{DataPlan, DataStream, DataTls};
 use super::error;
 use super::reply::Reply;
 use crate::storage::{Download, StorageError, Upload};
@@ -46,16 +46,13 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-/// Where the data connection comes from and who may make it.
+/// Where the data connection comes from.
 pub struct Connect {
     pub plan: DataPlan,
-    /// The control connection's client address.
+    /// The control connection's client address, for the log.
     pub peer: IpAddr,
-    pub same_ip: bool,
     /// For the TCP connection and for the TLS handshake each.
     pub timeout: Duration,
-    /// Passive connections relayed by a load balancer (PROXY protocol).
-    pub proxy: Option<std::sync::Arc<crate::ftp::proxy::Trust>>,
 }
 
 /// Makes the data connection, reports it through `connected` (the session answers 150), secures it and
@@ -70,21 +67,13 @@ pub async fn run(
 ) -> Outcome {
     let started = Instant::now();
     let timeout = connect.timeout;
-    let opened = tokio::select! {
+    let connecting = connect.plan.connect(tls, timeout, move || {
+        let _ = connected.send(());
+    });
+    let secured = tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(None),
-        tcp = connect.plan.open(connect.peer, connect.same_ip, timeout, connect.proxy.as_deref()) => tcp.map_err(Some),
-    };
-    let secured = match opened {
-        Ok(tcp) => {
-            let _ = connected.send(());
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Err(None),
-                s = data::secure(tcp, tls, timeout) => s.map_err(Some),
-            }
-        }
-        Err(e) => Err(e),
+        s = connecting => s.map_err(Some),
     };
     let stream = match secured {
         Ok(stream) => stream,

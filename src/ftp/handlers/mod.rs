@@ -150,13 +150,8 @@ async fn start_transfer(
     let policy = s.policy();
     let config = s.shared.config();
     let ftp = &config.ftp;
-    let connect = transfer::Connect {
-        plan,
-        peer: s.peer.ip(),
-        same_ip: policy.require_same_ip_for_passive,
-        proxy: s.shared.proxy.passive.clone(),
-        timeout: Duration::from_secs(ftp.data_connect_timeout_secs),
-    };
+    let connect =
+        transfer::Connect { plan, peer: s.peer.ip(), timeout: Duration::from_secs(ftp.data_connect_timeout_secs) };
     let stall = Duration::from_secs(ftp.stall_timeout_secs);
     let (direction, flow) = match job {
         Job::Receive { .. } => (DataDirection::FromClient, Direction::In),

@@ -5,9 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::ftp::command::{EpsvArg, FileStructure, TransferMode, TransferType};
-use crate::ftp::data::{pasv_address, same_address, DataPlan};
+use crate::ftp::data::{pasv_address, same_address, DataPlan, DataTls, Passive, PassiveRules, PassiveSource};
 use crate::ftp::reply::Reply;
 use crate::ftp::session::Session;
+use crate::tls::DataDirection;
 
 pub(super) fn transfer_type(s: &mut Session, kind: TransferType) -> Reply {
     s.ascii = kind == TransferType::Ascii;
@@ -74,21 +75,35 @@ const SHARED_PORT_PATIENCE: Duration = Duration::from_secs(5);
 async fn listen(s: &mut Session) -> Result<u16, Reply> {
     // The old plan's claim goes first: it may hold the very pair this one needs.
     s.data = None;
-    if let Some(pool) = &s.shared.passive_pool {
-        let Some(ticket) = pool.reserve(s.peer.ip(), SHARED_PORT_PATIENCE).await else {
-            tracing::warn!(peer = %s.peer, "every shared passive port is awaiting a connection from this client");
-            return Err(Reply::new(425, "Too many data connections pending from your address; try again"));
-        };
-        let port = ticket.port();
-        s.data = Some(DataPlan::Shared(ticket));
-        return Ok(port);
-    }
-    let listener = s.shared.passive.bind(s.local.ip()).map_err(|e| {
-        tracing::warn!(error = %e, "no passive port available");
-        Reply::new(425, "No passive port available; try again")
-    })?;
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    s.data = Some(DataPlan::Passive(listener));
+    let source = match &s.shared.passive_pool {
+        Some(pool) => {
+            let Some(ticket) = pool.reserve(s.peer.ip(), SHARED_PORT_PATIENCE).await else {
+                tracing::warn!(peer = %s.peer, "every shared passive port is awaiting a connection from this client");
+                return Err(Reply::new(425, "Too many data connections pending from your address; try again"));
+            };
+            PassiveSource::Shared(ticket)
+        }
+        None => PassiveSource::Listener(s.shared.passive.bind(s.local.ip()).map_err(|e| {
+            tracing::warn!(error = %e, "no passive port available");
+            Reply::new(425, "No passive port available; try again")
+        })?),
+    };
+    let policy = s.policy();
+    let early_tls = s.prot_private.then(|| {
+        let (shared, owner, resumption) = (s.shared.clone(), s.owner.clone(), policy.resumption);
+        Box::new(move || DataTls { acceptor: shared.tls.data_acceptor(&owner, DataDirection::FromClient), resumption })
+            as Box<dyn FnOnce() -> DataTls + Send>
+    });
+    let rules = PassiveRules {
+        peer_ip: s.peer.ip(),
+        same_ip: policy.require_same_ip_for_passive,
+        proxy: s.shared.proxy.passive.clone(),
+        early_tls,
+        timeout: Duration::from_secs(s.shared.config().ftp.data_connect_timeout_secs),
+    };
+    let passive = Passive::start(source, rules);
+    let port = passive.port();
+    s.data = Some(DataPlan::Passive(passive));
     Ok(port)
 }
 
