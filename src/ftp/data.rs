@@ -452,7 +452,9 @@ mod tests {
         let stranger = TcpSocket::new_v4().unwrap();
         stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
         let _stranger = stranger.connect(addr).await.unwrap();
-        let err = plan.connect(None, Duration::from_millis(300), || panic!("not opened")).await.unwrap_err();
+        let Err(err) = plan.connect(None, Duration::from_millis(300), || panic!("not opened")).await else {
+            panic!("no connection expected")
+        };
         assert!(matches!(err, DataError::Refused(_)), "{err:?}");
     }
 
@@ -478,7 +480,9 @@ mod tests {
     async fn no_passive_connection_times_out() {
         let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
         let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
-        let err = plan.connect(None, Duration::from_millis(100), || panic!("not opened")).await.unwrap_err();
+        let Err(err) = plan.connect(None, Duration::from_millis(100), || panic!("not opened")).await else {
+            panic!("no connection expected")
+        };
         assert!(matches!(err, DataError::Timeout(_)), "{err:?}");
     }
 }
