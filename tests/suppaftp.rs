@@ -247,22 +247,3 @@ async fn data_connections_resume_the_control_session_under_tls12_and_tls13() {
         }
     }
 }
-
-/// rustls uses each TLS 1.3 ticket once and keeps at most eight per server. Under the default policy
-/// (resumption enforced) a run of uploads must not exhaust them: upload connections give such a client a
-/// new ticket (it reads it while it waits for the server to close after the upload).
-#[tokio::test]
-async fn a_hundred_uploads_in_a_row_under_tls13_all_resume() {
-    let wharf = Wharf::start().await;
-    let mut ftp = login_with(&wharf, verifying_config(&wharf, TLS13)).await;
-    for i in 0..100u64 {
-        // Mostly small files, and every tenth one big enough to fill the socket buffers.
-        let len = if i % 10 == 9 { 3 * 1024 * 1024 } else { 1000 + i as usize };
-        upload(&mut ftp, &format!("u{i}.bin"), &bytes(len, i)).await;
-    }
-    for i in [0u64, 9, 57, 99] {
-        let len = if i % 10 == 9 { 3 * 1024 * 1024 } else { 1000 + i as usize };
-        assert!(download(&mut ftp, &format!("u{i}.bin")).await == bytes(len, i), "u{i}.bin differs");
-    }
-    ftp.quit().await.unwrap();
-}

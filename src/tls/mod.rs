@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,9 +70,6 @@ pub struct SessionOwner {
     /// Sessions issued while not logged in: forgotten if the connection closes that way, so connections
     /// that never log in cannot crowd the users' sessions out of the store.
     anonymous_ids: Mutex<Vec<Vec<u8>>>,
-    /// How many different sessions issued on a control connection this connection's data connections
-    /// presented for the first time; see [`SessionOwner::uses_tickets_once`].
-    fresh_control_sessions: AtomicU32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,11 +87,7 @@ enum Owner {
 
 impl SessionOwner {
     pub fn new() -> Arc<SessionOwner> {
-        Arc::new(SessionOwner {
-            state: watch::Sender::new(Owner::Anonymous),
-            anonymous_ids: Mutex::default(),
-            fresh_control_sessions: AtomicU32::new(0),
-        })
+        Arc::new(SessionOwner { state: watch::Sender::new(Owner::Anonymous), anonymous_ids: Mutex::default() })
     }
 
     pub fn set_user(&self, tenant_id: i64, user_id: i64) {
@@ -120,15 +113,6 @@ impl SessionOwner {
         self.state.send_replace(Owner::Refused);
     }
 
-    /// True once this connection's client has shown that it uses each TLS 1.3 ticket once (rustls,
-    /// Java): its data connections presented two different tickets of a control connection, each for
-    /// the first time. Clients that present one session again and again (OpenSSL's curl and Python,
-    /// GnuTLS's lftp) never do. Such a client runs out of tickets after as many uploads as its cache
-    /// holds unless upload connections send it new ones; see [`DataDirection::FromClient`].
-    pub fn uses_tickets_once(&self) -> bool {
-        self.fresh_control_sessions.load(Ordering::Relaxed) >= 2
-    }
-
     /// Waits until this connection is logged in (or `limit` passes).
     async fn logged_in(&self, limit: Duration) {
         let mut changes = self.state.subscribe();
@@ -140,10 +124,6 @@ struct StoredSession {
     value: Vec<u8>,
     owner: Arc<SessionOwner>,
     issued: Instant,
-    /// Issued on a control connection (not on a data connection).
-    on_control: bool,
-    /// Presented by a data connection already.
-    presented: bool,
 }
 
 /// The instance's memory of issued TLS sessions. A cache: losing it only costs clients a full handshake.
@@ -171,7 +151,7 @@ enum Grant {
 }
 
 impl SessionStore {
-    fn insert(&self, id: Vec<u8>, value: Vec<u8>, owner: Arc<SessionOwner>, role: Role) {
+    fn insert(&self, id: Vec<u8>, value: Vec<u8>, owner: Arc<SessionOwner>) {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap();
         while let Some((issued, _)) = inner.order.front() {
@@ -185,8 +165,7 @@ impl SessionStore {
         if owner.get() == Owner::Anonymous {
             owner.anonymous_ids.lock().unwrap().push(id.clone());
         }
-        let on_control = role == Role::Control;
-        inner.sessions.insert(id, StoredSession { value, owner, issued: now, on_control, presented: false });
+        inner.sessions.insert(id, StoredSession { value, owner, issued: now });
     }
 
     /// Drops what was issued to a connection that is closing without having logged in.
@@ -201,27 +180,20 @@ impl SessionStore {
         }
     }
 
-    fn lookup(&self, id: &[u8], requester: &SessionOwner, role: Role) -> Grant {
-        let mut inner = self.inner.lock().unwrap();
-        let Some(stored) = inner.sessions.get_mut(id) else {
+    fn lookup(&self, id: &[u8], requester: &SessionOwner) -> Grant {
+        let inner = self.inner.lock().unwrap();
+        let Some(stored) = inner.sessions.get(id) else {
             return Grant::Refused;
         };
         if stored.issued.elapsed() >= SESSION_LIFETIME {
             return Grant::Refused;
         }
-        let grant = if stored.owner.same_user(requester) {
-            Grant::Granted(stored.value.clone())
-        } else if matches!(requester.get(), Owner::User { .. }) && stored.owner.get() == Owner::Anonymous {
-            Grant::Provisional(stored.value.clone(), stored.owner.clone())
-        } else {
-            Grant::Refused
-        };
-        if !matches!(grant, Grant::Refused) {
-            if role == Role::Data && stored.on_control && !stored.presented {
-                requester.fresh_control_sessions.fetch_add(1, Ordering::Relaxed);
-            }
-            stored.presented = true;
-            return grant;
+        if stored.owner.same_user(requester) {
+            return Grant::Granted(stored.value.clone());
+        }
+        let requester_logged_in = matches!(requester.get(), Owner::User { .. });
+        if requester_logged_in && stored.owner.get() == Owner::Anonymous {
+            return Grant::Provisional(stored.value.clone(), stored.owner.clone());
         }
         tracing::debug!("TLS session resumption refused: the session belongs to another user");
         Grant::Refused
@@ -267,7 +239,7 @@ impl fmt::Debug for ConnectionStore {
 
 impl ConnectionStore {
     fn resume(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let (value, provisional) = match self.store.lookup(key, &self.owner, self.role) {
+        let (value, provisional) = match self.store.lookup(key, &self.owner) {
             Grant::Granted(value) => (value, None),
             Grant::Provisional(value, issuer) if self.role == Role::Data => (value, Some(issuer)),
             Grant::Provisional(..) | Grant::Refused => return None,
@@ -284,10 +256,8 @@ impl StoresServerSessions for ConnectionStore {
     /// on a data connection proves nothing about who is on the other end.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         match self.role {
-            Role::Control => self.store.insert(key, value, self.owner.clone(), Role::Control),
-            Role::Data if self.resumed.load(Ordering::Acquire) => {
-                self.store.insert(key, value, self.issued_as.clone(), Role::Data)
-            }
+            Role::Control => self.store.insert(key, value, self.owner.clone()),
+            Role::Data if self.resumed.load(Ordering::Acquire) => self.store.insert(key, value, self.issued_as.clone()),
             Role::Data => return false,
         }
         true
@@ -315,12 +285,9 @@ pub enum DataDirection {
     /// The client reads (RETR, listings): tickets sent after the handshake are read along with the data and
     /// replenish clients that use each ticket once (rustls).
     ToClient,
-    /// The client only writes (STOR, APPE, STOU). Many clients never read what the server sends there,
-    /// and a socket closed with unread data is reset, which throws away whatever the client's kernel had
-    /// not sent yet: the end of the upload. So upload connections send no tickets, except one to clients
-    /// that use each ticket once ([`SessionOwner::uses_tickets_once`]): without it they run out after
-    /// eight uploads in a row. Those clients read until the server closes after an upload (suppaftp
-    /// does, for this very reason); one that does not gets 426 at worst, never a truncated file.
+    /// The client only writes (STOR, APPE, STOU). It never reads the tickets, and a socket closed with
+    /// unread data is reset, which throws away whatever the client's kernel had not sent yet: the end of
+    /// the upload. So upload connections send no tickets.
     FromClient,
 }
 
@@ -430,7 +397,6 @@ impl Tls {
     pub fn data_acceptor(&self, owner: &Arc<SessionOwner>, direction: DataDirection) -> DataAcceptor {
         let tickets = match direction {
             DataDirection::ToClient => self.base.send_tls13_tickets,
-            DataDirection::FromClient if owner.uses_tickets_once() => self.base.send_tls13_tickets.min(1),
             DataDirection::FromClient => 0,
         };
         match self.connection_config(owner, Role::Data, tickets) {

@@ -12,77 +12,35 @@ fn granted(grant: Grant) -> Option<Vec<u8>> {
     }
 }
 
-/// A client that presents the control connection's session again and again (curl, Python) is not taken
-/// for one that uses each ticket once (rustls); two different first presentations are.
-#[test]
-fn clients_that_use_each_ticket_once_are_told_apart_from_those_that_reuse_one() {
-    let store = SessionStore::default();
-    let control = SessionOwner::new();
-    control.set_user(1, 1);
-    for id in [b"t1", b"t2", b"t3"] {
-        store.insert(id.to_vec(), b"v".to_vec(), control.clone(), Role::Control);
-    }
-    // Reuse: the same ticket, many times.
-    let reuser = SessionOwner::new();
-    reuser.set_user(1, 1);
-    for _ in 0..5 {
-        assert!(granted(store.lookup(b"t3", &reuser, Role::Data)).is_some());
-    }
-    assert!(!reuser.uses_tickets_once());
-    // A control connection resuming counts for nothing.
-    let again = SessionOwner::new();
-    again.set_user(1, 1);
-    assert!(granted(store.lookup(b"t1", &again, Role::Control)).is_some());
-    assert!(!again.uses_tickets_once());
-    // One-time use: two tickets nobody presented before. (t1 was presented by a control connection only.)
-    let once = SessionOwner::new();
-    once.set_user(1, 1);
-    assert!(granted(store.lookup(b"t2", &once, Role::Data)).is_some());
-    assert!(!once.uses_tickets_once(), "one fresh ticket proves nothing");
-    assert!(granted(store.lookup(b"t1", &once, Role::Data)).is_some());
-    assert!(!once.uses_tickets_once(), "t1 was presented before");
-    store.insert(b"t4".to_vec(), b"v".to_vec(), control.clone(), Role::Control);
-    assert!(granted(store.lookup(b"t4", &once, Role::Data)).is_some());
-    assert!(once.uses_tickets_once());
-    // Refused lookups count for nothing.
-    let bob = SessionOwner::new();
-    bob.set_user(1, 2);
-    store.insert(b"t5".to_vec(), b"v".to_vec(), control.clone(), Role::Control);
-    store.insert(b"t6".to_vec(), b"v".to_vec(), control.clone(), Role::Control);
-    assert!(matches!(store.lookup(b"t5", &bob, Role::Data), Grant::Refused));
-    assert!(matches!(store.lookup(b"t6", &bob, Role::Data), Grant::Refused));
-    assert!(!bob.uses_tickets_once());
-}
-
 #[test]
 fn sessions_resume_only_for_the_same_user() {
     let store = Arc::new(SessionStore::default());
     let alice_control = SessionOwner::new();
     let alice_data = SessionOwner::new();
     let bob_data = SessionOwner::new();
-    store.insert(b"id".to_vec(), b"secret".to_vec(), alice_control.clone(), Role::Control);
+    store.insert(b"id".to_vec(), b"secret".to_vec(), alice_control.clone());
 
     // Before login nobody matches, not even the same connection.
-    assert!(matches!(store.lookup(b"id", &alice_control, Role::Data), Grant::Refused));
+    assert!(matches!(store.lookup(b"id", &alice_control), Grant::Refused));
 
     alice_control.set_user(1, 10);
     alice_data.set_user(1, 10);
     bob_data.set_user(1, 11);
-    assert_eq!(granted(store.lookup(b"id", &alice_data, Role::Data)).as_deref(), Some(&b"secret"[..]));
-    assert!(matches!(store.lookup(b"id", &bob_data, Role::Data), Grant::Refused));
-    assert!(matches!(store.lookup(b"other", &alice_data, Role::Data), Grant::Refused));
+    assert_eq!(granted(store.lookup(b"id", &alice_data)).as_deref(), Some(&b"secret"[..]));
+    assert!(matches!(store.lookup(b"id", &bob_data), Grant::Refused));
+    assert!(matches!(store.lookup(b"other", &alice_data), Grant::Refused));
 
     // Same user id in another tenant is another user.
     let other_tenant = SessionOwner::new();
     other_tenant.set_user(2, 10);
-    assert!(matches!(store.lookup(b"id", &other_tenant, Role::Data), Grant::Refused));
+    assert!(matches!(store.lookup(b"id", &other_tenant), Grant::Refused));
 }
 
 #[tokio::test]
 async fn a_session_of_a_connection_still_logging_in_is_provisional_until_it_logs_in() {
     let tls = test_tls();
     let alice_b = SessionOwner::new();
-    tls.store.insert(b"b".to_vec(), b"secret".to_vec(), alice_b.clone(), Role::Control);
+    tls.store.insert(b"b".to_vec(), b"secret".to_vec(), alice_b.clone());
     let alice_a = SessionOwner::new();
     alice_a.set_user(1, 10);
 
@@ -103,13 +61,13 @@ async fn a_session_of_a_connection_still_logging_in_is_provisional_until_it_logs
 
     // If B becomes another user, or never logs in, the resumption does not count.
     let bob_b = SessionOwner::new();
-    tls.store.insert(b"c".to_vec(), b"secret".to_vec(), bob_b.clone(), Role::Control);
+    tls.store.insert(b"c".to_vec(), b"secret".to_vec(), bob_b.clone());
     let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
     assert!(data.binding.as_ref().unwrap().take(b"c").is_some());
     bob_b.set_user(1, 11);
     assert!(!data.confirm(Duration::from_secs(5)).await);
     let silent = SessionOwner::new();
-    tls.store.insert(b"d".to_vec(), b"secret".to_vec(), silent, Role::Control);
+    tls.store.insert(b"d".to_vec(), b"secret".to_vec(), silent);
     let data = tls.data_acceptor(&alice_a, DataDirection::ToClient);
     assert!(data.binding.as_ref().unwrap().take(b"d").is_some());
     assert!(!data.confirm(Duration::from_millis(100)).await);
@@ -120,33 +78,30 @@ async fn a_data_connection_records_sessions_only_after_a_confirmed_resumption() 
     let tls = test_tls();
     let alice = SessionOwner::new();
     alice.set_user(1, 10);
-    tls.store.insert(b"control".to_vec(), b"secret".to_vec(), alice.clone(), Role::Control);
+    tls.store.insert(b"control".to_vec(), b"secret".to_vec(), alice.clone());
 
     let full_handshake = tls.data_acceptor(&alice, DataDirection::ToClient);
     assert!(!full_handshake.binding.as_ref().unwrap().put(b"new".to_vec(), b"v".to_vec()));
-    assert!(matches!(tls.store.lookup(b"new", &alice, Role::Data), Grant::Refused));
+    assert!(matches!(tls.store.lookup(b"new", &alice), Grant::Refused));
 
     let resumed = tls.data_acceptor(&alice, DataDirection::ToClient);
     let binding = resumed.binding.as_ref().unwrap();
     assert!(binding.take(b"control").is_some());
     assert!(binding.put(b"new".to_vec(), b"v".to_vec()));
-    assert!(
-        matches!(tls.store.lookup(b"new", &alice, Role::Data), Grant::Provisional(..)),
-        "only provisional before confirmation"
-    );
+    assert!(matches!(tls.store.lookup(b"new", &alice), Grant::Provisional(..)), "only provisional before confirmation");
     assert!(resumed.confirm(Duration::from_secs(1)).await);
-    assert!(granted(tls.store.lookup(b"new", &alice, Role::Data)).is_some());
+    assert!(granted(tls.store.lookup(b"new", &alice)).is_some());
 
     // A stranger resuming a ticket of a connection that never logs in as alice: what rustls issued to
     // him during that handshake is never recorded under alice.
     let mallory = SessionOwner::new();
-    tls.store.insert(b"mallory".to_vec(), b"secret".to_vec(), mallory.clone(), Role::Control);
+    tls.store.insert(b"mallory".to_vec(), b"secret".to_vec(), mallory.clone());
     let raced = tls.data_acceptor(&alice, DataDirection::ToClient);
     let binding = raced.binding.as_ref().unwrap();
     assert!(binding.take(b"mallory").is_some());
     assert!(binding.put(b"stolen".to_vec(), b"v".to_vec()));
     assert!(!raced.confirm(Duration::from_millis(100)).await);
-    assert!(matches!(tls.store.lookup(b"stolen", &alice, Role::Data), Grant::Refused));
+    assert!(matches!(tls.store.lookup(b"stolen", &alice), Grant::Refused));
 }
 
 #[test]
@@ -154,13 +109,13 @@ fn sessions_of_connections_that_never_log_in_are_forgotten_when_they_close() {
     let store = SessionStore::default();
     let drive_by = SessionOwner::new();
     let alice = SessionOwner::new();
-    store.insert(b"a".to_vec(), b"v".to_vec(), drive_by.clone(), Role::Control);
-    store.insert(b"b".to_vec(), b"v".to_vec(), alice.clone(), Role::Control);
+    store.insert(b"a".to_vec(), b"v".to_vec(), drive_by.clone());
+    store.insert(b"b".to_vec(), b"v".to_vec(), alice.clone());
     alice.set_user(1, 10);
     store.forget_anonymous(&drive_by);
     store.forget_anonymous(&alice);
     assert_eq!(store.len(), 1);
-    assert!(granted(store.lookup(b"b", &alice, Role::Data)).is_some());
+    assert!(granted(store.lookup(b"b", &alice)).is_some());
 }
 
 fn test_tls() -> Tls {
@@ -174,7 +129,7 @@ fn store_is_bounded() {
     let store = SessionStore::default();
     let owner = SessionOwner::new();
     for i in 0..(MAX_SESSIONS + 10) {
-        store.insert(i.to_le_bytes().to_vec(), vec![0], owner.clone(), Role::Control);
+        store.insert(i.to_le_bytes().to_vec(), vec![0], owner.clone());
     }
     assert!(store.len() <= MAX_SESSIONS);
 }
