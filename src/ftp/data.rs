@@ -191,13 +191,15 @@ async fn passive_task(
     };
     tcp.set_nodelay(true)?;
     let _ = accepted.send(());
+    let mut first = [0u8; 1];
     let tls = match rules.early_tls {
         Some(early) => tokio::select! {
             biased;
             claim = claimed => claim.map_err(|_| DataError::Refused("the transfer ended"))?,
-            // The client speaks first: its ClientHello is here before the transfer command.
-            ready = tcp.readable() => {
-                ready?;
+            // The client speaks first: its ClientHello is here before the transfer command. A peek, not
+            // readiness, which may be reported spuriously and would cost a download its TLS 1.3 tickets.
+            peeked = tcp.peek(&mut first) => {
+                peeked?;
                 Some(early())
             }
         },
