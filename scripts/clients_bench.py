@@ -684,21 +684,22 @@ class Bench:
 
     # ---- 1. uploads
 
-    def upload_curl(self, server, rnd):
-        remote = f"up-curl-{rnd}.bin"
-        secs, done = timed(lambda: self.clients.curl(server, ["-T", str(self.big[0]), self.clients.url(server, remote)]))
-        check_run(done, "curl upload")
+    def upload_with(self, server, rnd, tag, label, run):
+        """One upload of the big file by an external client; `run(remote)` runs it and returns its result."""
+        remote = f"up-{tag}-{rnd}.bin"
+        secs, done = timed(lambda: run(remote))
+        check_run(done, label)
         self.verify_upload(server, remote, self.big[0], self.s.size, rnd == 0)
         ftp_delete(server, [remote])
         return self.s.size / secs / MB
 
+    def upload_curl(self, server, rnd):
+        return self.upload_with(server, rnd, "curl", "curl upload",
+                                lambda remote: self.clients.curl(server, ["-T", str(self.big[0]), self.clients.url(server, remote)]))
+
     def upload_lftp(self, server, rnd):
-        remote = f"up-lftp-{rnd}.bin"
-        secs, done = timed(lambda: self.clients.lftp(server, f"put {self.big[0]} -o {remote}"))
-        check_run(done, "lftp put")
-        self.verify_upload(server, remote, self.big[0], self.s.size, rnd == 0)
-        ftp_delete(server, [remote])
-        return self.s.size / secs / MB
+        return self.upload_with(server, rnd, "lftp", "lftp put",
+                                lambda remote: self.clients.lftp(server, f"put {self.big[0]} -o {remote}"))
 
     def upload_ftplib(self, server, rnd):
         remote = f"up-py-{rnd}.bin"

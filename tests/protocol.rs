@@ -556,6 +556,14 @@ async fn port_to_another_host_or_a_privileged_port_is_refused() {
 /// that leaves the handshake until the transfer command hits it.
 const EARLY_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
+/// The data connection's TLS handshake, before any transfer command; fails if wharf leaves it waiting.
+async fn early_handshake(ftp: &Ftp, tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
+    tokio::time::timeout(EARLY_HANDSHAKE_LIMIT, ftp.secure(tcp))
+        .await
+        .expect("the data handshake waited for the transfer command")
+        .expect("data handshake")
+}
+
 /// curl starts the TLS handshake on a passive data connection as soon as it has connected, and reads the
 /// replies to TYPE, SIZE and the transfer command only once that handshake is done: no reply may wait for
 /// the transfer command to arrive first.
@@ -567,10 +575,7 @@ async fn a_data_handshake_begun_before_the_transfer_command_is_answered_without_
     let mut ftp = wharf.login().await;
 
     let tcp = ftp.epsv().await;
-    let mut tls = tokio::time::timeout(EARLY_HANDSHAKE_LIMIT, ftp.secure(tcp))
-        .await
-        .expect("the data handshake waited for the transfer command")
-        .expect("data handshake");
+    let mut tls = early_handshake(&ftp, tcp).await;
     assert_eq!(ftp.cmd("TYPE I").await.code, 200);
     assert_eq!(ftp.cmd("SIZE early.bin").await.text, format!("213 {}", data.len()));
     assert_eq!(ftp.cmd("RETR early.bin").await.code, 150);
@@ -582,10 +587,7 @@ async fn a_data_handshake_begun_before_the_transfer_command_is_answered_without_
 
     // The same for an upload.
     let tcp = ftp.epsv().await;
-    let mut tls = tokio::time::timeout(EARLY_HANDSHAKE_LIMIT, ftp.secure(tcp))
-        .await
-        .expect("the data handshake waited for the transfer command")
-        .expect("data handshake");
+    let mut tls = early_handshake(&ftp, tcp).await;
     assert_eq!(ftp.cmd("STOR up.bin").await.code, 150);
     tls.write_all(&data).await.unwrap();
     tls.shutdown().await.unwrap();

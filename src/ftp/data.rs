@@ -224,7 +224,10 @@ impl DataPlan {
                 match tokio::time::timeout(timeout, accepted).await {
                     Ok(Ok(())) => {}
                     // The task ended before any connection: its error says why.
-                    Ok(Err(_)) => return Err(finished(&mut passive.task).await),
+                    Ok(Err(_)) => {
+                        let ended = outcome(&mut passive.task).await.err();
+                        return Err(ended.unwrap_or(DataError::Refused("the passive port closed")));
+                    }
                     Err(_) if passive.refused.load(Ordering::Relaxed) => {
                         return Err(DataError::Refused("it came from another address than the control connection"))
                     }
@@ -233,10 +236,7 @@ impl DataPlan {
                 opened();
                 // Ignored when the task secured the connection early.
                 let _ = passive.claim.take().expect("claimed once").send(tls);
-                match (&mut passive.task).await {
-                    Ok(result) => result,
-                    Err(e) => Err(DataError::Io(io::Error::other(e))),
-                }
+                outcome(&mut passive.task).await
             }
             DataPlan::Active(addr) => {
                 let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -251,12 +251,9 @@ impl DataPlan {
     }
 }
 
-async fn finished(task: &mut JoinHandle<Result<DataStream, DataError>>) -> DataError {
-    match task.await {
-        Ok(Err(e)) => e,
-        Ok(Ok(_)) => DataError::Refused("the data connection came without being accepted"),
-        Err(e) => DataError::Io(io::Error::other(e)),
-    }
+/// What the passive task ended with.
+async fn outcome(task: &mut JoinHandle<Result<DataStream, DataError>>) -> Result<DataStream, DataError> {
+    task.await.unwrap_or_else(|e| Err(DataError::Io(io::Error::other(e))))
 }
 
 /// Compares addresses, treating an IPv4-mapped IPv6 address as the IPv4 one.
