@@ -17,7 +17,7 @@ use chrono::{TimeDelta, Utc};
 
 use crate::config::{BanRule, LoginDefenceConfig};
 use crate::directory::login_failures::{ip_scope, user_scope};
-use crate::directory::password::{HashError, Params, Verifier};
+use crate::directory::password::Verifier;
 use crate::directory::{Directory, DirectoryError, FailureCount, FailurePolicy, LoginRecord, Tenant, User};
 
 /// How often, at most, one instance deletes forgotten failure counters (on the next failed login).
@@ -64,19 +64,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// `concurrency`: verifications at once; `None` is one per CPU.
-    pub fn new(
-        directory: Arc<dyn Directory>,
-        params: Params,
-        concurrency: Option<usize>,
-        failure_delay: Duration,
-    ) -> Result<Self, HashError> {
-        let verifier = match concurrency {
-            Some(n) => Verifier::with_concurrency(params, n)?,
-            None => Verifier::new(params)?,
-        };
+    pub fn new(directory: Arc<dyn Directory>, verifier: Verifier, failure_delay: Duration) -> Self {
         let failure_delay_ms = AtomicU64::new(failure_delay.as_millis().try_into().unwrap_or(u64::MAX));
-        Ok(Authenticator { directory, verifier, failure_delay_ms, last_forget: AtomicI64::new(0) })
+        Authenticator { directory, verifier, failure_delay_ms, last_forget: AtomicI64::new(0) }
     }
 
     /// Sets the delay before the 530 of a client's first recent failure (`ftp.login_failure_delay_ms`).
@@ -258,12 +248,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
         let directory = crate::directory::open(&url).await.unwrap();
-        let params = Params { m_kib: 64, t: 1, p: 1 };
+        let params = crate::directory::password::Params { m_kib: 64, t: 1, p: 1 };
         let acme = directory.create_tenant("acme").await.unwrap();
         let hash = crate::directory::password::hash("right", &params).unwrap();
         let alice = crate::directory::NewUser { username: "alice".into(), password_hash: hash, home: "/".into() };
         directory.create_user(acme.id, alice).await.unwrap();
-        let auth = Authenticator::new(directory, params, None, Duration::ZERO).unwrap();
+        let auth = Authenticator::new(directory, Verifier::new(params).unwrap(), Duration::ZERO);
         let mut defence = LoginDefenceConfig { max_delay_ms: 0, ..LoginDefenceConfig::default() };
         defence.ip.threshold = 2;
         let login = |password| LoginAttempt {

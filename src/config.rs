@@ -495,7 +495,9 @@ impl Default for DatabaseConfig {
 /// argon2id parameters for new and rehashed passwords. Defaults follow OWASP's guidance (19 MiB, 2
 /// iterations, 1 lane); a stored hash made with other parameters is replaced at its user's next login.
 /// `verify_concurrency` (default: one per CPU) bounds the verifications running at once, so a login flood
-/// queues instead of starving transfers.
+/// queues instead of starving transfers. `remember_secs` (default 300, 0 = off): a password that verified
+/// is accepted again for that long without hashing (see `password::Verifier::remembering`), so clients that
+/// log in for every transfer (curl, cron scripts) pay the hash once.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordConfig {
@@ -503,11 +505,12 @@ pub struct PasswordConfig {
     pub iterations: u32,
     pub lanes: u32,
     pub verify_concurrency: Option<usize>,
+    pub remember_secs: u64,
 }
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        PasswordConfig { memory_kib: 19 * 1024, iterations: 2, lanes: 1, verify_concurrency: None }
+        PasswordConfig { memory_kib: 19 * 1024, iterations: 2, lanes: 1, verify_concurrency: None, remember_secs: 300 }
     }
 }
 
@@ -726,6 +729,9 @@ impl Config {
         }
         if p.verify_concurrency == Some(0) {
             return invalid("passwords.verify_concurrency", "must be at least 1");
+        }
+        if p.remember_secs > 86_400 {
+            return invalid("passwords.remember_secs", "must be at most 86400 seconds (one day)");
         }
         if self.ftp.max_login_attempts == 0 {
             return invalid("ftp.max_login_attempts", "must be at least 1");

@@ -24,6 +24,7 @@ use crate::admin::{self, AdminState, StorageCheck};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::config::{Backend, PassiveMode};
+use crate::directory::password::Verifier;
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{ProxyTrust, Session, Shared};
@@ -103,12 +104,13 @@ impl Server {
                 (s3.clone(), Some(s3))
             }
         };
-        let auth = Authenticator::new(
-            directory.clone(),
-            config.password_params(),
-            config.passwords.verify_concurrency,
-            Duration::from_millis(config.ftp.login_failure_delay_ms),
-        )?;
+        let verifier = match config.passwords.verify_concurrency {
+            Some(n) => Verifier::with_concurrency(config.password_params(), n)?,
+            None => Verifier::new(config.password_params())?,
+        }
+        .remembering(Duration::from_secs(config.passwords.remember_secs));
+        let auth =
+            Authenticator::new(directory.clone(), verifier, Duration::from_millis(config.ftp.login_failure_delay_ms));
         let explicit = match config.ftp.explicit_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?),
             None => None,

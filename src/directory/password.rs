@@ -2,13 +2,17 @@
 //!
 //! Hashing is deliberately slow, so the login path verifies through a [`Verifier`]: off the async runtime,
 //! with bounded concurrency, at the same cost whether or not the user exists, in working memory kept from
-//! one login to the next, and with a fresh hash when the stored one was made with other parameters.
+//! one login to the next, and with a fresh hash when the stored one was made with other parameters. A
+//! password verified a moment ago may be remembered for a while ([`Verifier::remembering`]), so a client
+//! that logs in for every transfer pays the hash once.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use argon2::password_hash::{self, Output, PasswordHash, PasswordHasher, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Version};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use zeroize::Zeroize;
@@ -75,6 +79,8 @@ pub struct Verifier {
     memory: Arc<Memory>,
     /// Verified against when the user does not exist, so that costs as much as a wrong password.
     dummy: Arc<str>,
+    /// Passwords verified lately, when remembering is on.
+    recent: Option<Recent>,
 }
 
 impl Verifier {
@@ -94,7 +100,16 @@ impl Verifier {
             permits: Arc::new(Semaphore::new(concurrency)),
             memory: Arc::new(Memory::new(params.m_kib as usize, concurrency)),
             dummy: dummy.into(),
+            recent: None,
         })
+    }
+
+    /// Remembers each successful verification for `ttl` (none when zero): the same password against the
+    /// same stored hash is then accepted without hashing until `ttl` after the verification that hashed.
+    /// Wrong passwords are never remembered and always cost a full hash.
+    pub fn remembering(mut self, ttl: Duration) -> Self {
+        self.recent = (!ttl.is_zero()).then(|| Recent::new(ttl));
+        self
     }
 
     pub fn params(&self) -> &Params {
@@ -104,21 +119,33 @@ impl Verifier {
     /// Checks `password` against `stored`, or against a dummy hash of the same cost when there is no user.
     pub async fn verify(&self, stored: Option<&str>, password: &str) -> Verdict {
         let refused = Verdict { ok: false, rehash: None };
+        if let (Some(recent), Some(stored)) = (&self.recent, stored) {
+            if recent.knows(stored, password, Instant::now()) {
+                return Verdict { ok: true, rehash: None };
+            }
+        }
         // The semaphore is never closed, so acquiring only fails if that changes.
         let Ok(permit) = self.permits.clone().acquire_owned().await else { return refused };
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy.clone(), Arc::from);
-        let password = password.to_owned();
+        let owned = password.to_owned();
         let params = self.params;
         let memory = self.memory.clone();
+        let stored_for_task = stored.clone();
         let task = tokio::task::spawn_blocking(move || {
             // The permit moves here so it is held for as long as the work runs, even if the caller gives up;
             // `check` has given its working memory back before the permit goes.
             let _permit = permit;
-            check(&stored, &password, &params, &memory)
+            check(&stored_for_task, &owned, &params, &memory)
         });
         match task.await {
-            Ok(verdict) if known => verdict,
+            Ok(verdict) if known => {
+                // A hash to be replaced is not remembered: the next login must find the new one stored.
+                if let (Some(recent), true, None) = (&self.recent, verdict.ok, &verdict.rehash) {
+                    recent.remember(&stored, password, Instant::now());
+                }
+                verdict
+            }
             Ok(_) => refused,
             Err(e) => {
                 tracing::warn!(error = %e, "password verification task failed");
@@ -126,6 +153,86 @@ impl Verifier {
             }
         }
     }
+}
+
+/// The most verifications remembered at once; past it, new ones are not remembered until old ones expire.
+const RECENT_LIMIT: usize = 10_000;
+
+/// Successful verifications of the last `ttl`, to accept the same password again without hashing.
+///
+/// Neither the password nor anything derived from it alone is kept: each entry is an HMAC-SHA256, under a
+/// key made at random when the process starts and never stored, of the stored hash and the password,
+/// filed under the HMAC of the stored hash. A changed password has a new stored hash (new salt), so its
+/// entry can never match again; a disabled user or a ban is checked before the password, as ever. The
+/// price: someone who can read this process's memory could test guesses at SHA-256 speed for the users
+/// who logged in within `ttl`, instead of at argon2id speed; `passwords.remember_secs = 0` turns this off.
+struct Recent {
+    ttl: Duration,
+    key: ring::hmac::Key,
+    entries: Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+struct Remembered {
+    proof: [u8; 32],
+    /// When the hash that proved it was computed, plus the ttl.
+    until: Instant,
+}
+
+impl Recent {
+    fn new(ttl: Duration) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        // The system's random source failing is not survivable anywhere else either.
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).expect("system random source");
+        Recent { ttl, key, entries: Mutex::default() }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<[u8; 32], Remembered>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slot(&self, stored: &str) -> [u8; 32] {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        ctx.update(b"slot\0");
+        ctx.update(stored.as_bytes());
+        digest(ctx)
+    }
+
+    fn proof(&self, stored: &str, password: &str) -> ring::hmac::Context {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        ctx.update(b"proof\0");
+        // Length-prefixed, so no other (stored, password) pair feeds the same bytes.
+        ctx.update(&(stored.len() as u64).to_le_bytes());
+        ctx.update(stored.as_bytes());
+        ctx.update(password.as_bytes());
+        ctx
+    }
+
+    /// Whether `password` was verified against `stored` within the ttl.
+    fn knows(&self, stored: &str, password: &str, now: Instant) -> bool {
+        let slot = self.slot(stored);
+        let Some(proof) = self.entries().get(&slot).filter(|e| e.until > now).map(|e| e.proof) else {
+            return false;
+        };
+        digest(self.proof(stored, password)).ct_eq(&proof).into()
+    }
+
+    fn remember(&self, stored: &str, password: &str, now: Instant) {
+        let (slot, proof) = (self.slot(stored), digest(self.proof(stored, password)));
+        let mut entries = self.entries();
+        if entries.len() >= RECENT_LIMIT && !entries.contains_key(&slot) {
+            entries.retain(|_, e| e.until > now);
+            if entries.len() >= RECENT_LIMIT {
+                return;
+            }
+        }
+        entries.insert(slot, Remembered { proof, until: now + self.ttl });
+    }
+}
+
+fn digest(ctx: ring::hmac::Context) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
 }
 
 fn check(stored: &str, password: &str, params: &Params, memory: &Arc<Memory>) -> Verdict {
@@ -450,6 +557,69 @@ mod tests {
         // A well-formed hash of another argon2 variant still verifies, and is upgraded to argon2id.
         let verdict = verifier.verify(Some(&argon2i), "pw").await;
         assert!(verdict.ok && verdict.rehash.is_some_and(|h| h.starts_with("$argon2id$")));
+    }
+
+    /// A verification that hashes needs a permit; with the only one held, it cannot finish at once.
+    fn answered_without_hashing(verifier: &Verifier, stored: &str, password: &str) -> Option<Verdict> {
+        use futures_util::FutureExt as _;
+        let _held = verifier.permits.try_acquire().expect("the only permit is free");
+        verifier.verify(Some(stored), password).now_or_never()
+    }
+
+    #[tokio::test]
+    async fn a_remembered_password_is_accepted_without_hashing_and_a_wrong_one_still_hashes() {
+        let verifier = Verifier::with_concurrency(SMALL, 1).unwrap().remembering(Duration::from_secs(60));
+        let stored = hash("correct horse", &SMALL).unwrap();
+        assert_eq!(answered_without_hashing(&verifier, &stored, "correct horse"), None, "nothing remembered yet");
+        assert!(verifier.verify(Some(&stored), "correct horse").await.ok);
+        let hit = answered_without_hashing(&verifier, &stored, "correct horse");
+        assert_eq!(hit, Some(Verdict { ok: true, rehash: None }));
+        for wrong in ["correct horsf", "", "correct horse "] {
+            assert_eq!(answered_without_hashing(&verifier, &stored, wrong), None, "{wrong:?} skipped the hash");
+            assert!(!verifier.verify(Some(&stored), wrong).await.ok, "{wrong:?}");
+        }
+        // A new password is a new stored hash: the old password is hashed against it, and fails.
+        let changed = hash("battery staple", &SMALL).unwrap();
+        assert_eq!(answered_without_hashing(&verifier, &changed, "correct horse"), None);
+        assert!(!verifier.verify(Some(&changed), "correct horse").await.ok);
+        // Without remembering, every verification hashes.
+        let plain = Verifier::with_concurrency(SMALL, 1).unwrap();
+        assert!(plain.verify(Some(&stored), "correct horse").await.ok);
+        assert_eq!(answered_without_hashing(&plain, &stored, "correct horse"), None);
+        let off = Verifier::with_concurrency(SMALL, 1).unwrap().remembering(Duration::ZERO);
+        assert!(off.verify(Some(&stored), "correct horse").await.ok);
+        assert_eq!(answered_without_hashing(&off, &stored, "correct horse"), None);
+    }
+
+    #[tokio::test]
+    async fn a_hash_due_for_an_upgrade_is_not_remembered() {
+        let verifier = Verifier::with_concurrency(SMALL, 1).unwrap().remembering(Duration::from_secs(60));
+        let old = hash("correct horse", &Params { m_kib: 32, t: 1, p: 1 }).unwrap();
+        assert!(verifier.verify(Some(&old), "correct horse").await.rehash.is_some());
+        assert_eq!(answered_without_hashing(&verifier, &old, "correct horse"), None);
+        assert!(verifier.verify(Some(&old), "correct horse").await.rehash.is_some(), "the upgrade is offered again");
+    }
+
+    #[test]
+    fn remembered_verifications_expire_and_are_bounded() {
+        let recent = Recent::new(Duration::from_secs(10));
+        let now = Instant::now();
+        recent.remember("$stored-a", "pw", now);
+        assert!(recent.knows("$stored-a", "pw", now + Duration::from_secs(9)));
+        assert!(!recent.knows("$stored-a", "pw", now + Duration::from_secs(10)));
+        assert!(!recent.knows("$stored-b", "pw", now), "another stored hash");
+        // The length prefix keeps the split between stored hash and password.
+        assert!(!recent.knows("$stored-", "apw", now));
+
+        for i in 0..RECENT_LIMIT {
+            recent.remember(&format!("$filler-{i}"), "pw", now);
+        }
+        recent.remember("$late", "pw", now + Duration::from_secs(1));
+        assert!(!recent.knows("$late", "pw", now + Duration::from_secs(1)), "full of live entries");
+        // Once the old ones have expired, a new one takes their place, and they are gone.
+        recent.remember("$late", "pw", now + Duration::from_secs(11));
+        assert!(recent.knows("$late", "pw", now + Duration::from_secs(11)));
+        assert_eq!(recent.entries().len(), 1);
     }
 
     #[test]
