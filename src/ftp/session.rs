@@ -166,6 +166,8 @@ pub struct Session {
     pub(super) rename_from: Option<VirtualPath>,
     pub(super) data: Option<DataPlan>,
     pub(super) epsv_all: bool,
+    /// Whether the last command was PWD (see `params::curl_pause`).
+    pub(super) after_pwd: bool,
     pub(super) facts: Facts,
     /// The algorithm HASH answers with (OPTS HASH).
     pub(super) hash: HashAlgorithm,
@@ -227,6 +229,7 @@ impl Session {
             rename_from: None,
             data: None,
             epsv_all: false,
+            after_pwd: false,
             facts: Facts::default(),
             hash: HashAlgorithm::Sha256,
             transfer: None,

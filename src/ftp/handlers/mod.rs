@@ -34,6 +34,7 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
     if !matches!(command, Command::Rnfr(_) | Command::Rnto(_)) {
         s.rename_from = None;
     }
+    let after_pwd = std::mem::replace(&mut s.after_pwd, matches!(command, Command::Pwd));
     let reply = match command {
         Command::User(name) => return auth::user(s, name).await,
         Command::Pass(password) => return auth::pass(s, password).await,
@@ -63,8 +64,8 @@ pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Fl
         Command::Mode(mode) => params::mode(mode),
         Command::Stru(structure) => params::structure(structure),
         Command::Allo(size) => params::allo(s, size),
-        Command::Pasv => params::pasv(s).await,
-        Command::Epsv(arg) => params::epsv(s, arg).await,
+        Command::Pasv => params::pasv(s, after_pwd).await,
+        Command::Epsv(arg) => params::epsv(s, arg, after_pwd).await,
         Command::Port(addr) => params::port(s, addr, "PORT"),
         Command::Eprt(addr) => params::port(s, addr, "EPRT"),
         Command::List(path) => return dirs::list(s, path, dirs::Format::List).await,
