@@ -247,3 +247,20 @@ async fn data_connections_resume_the_control_session_under_tls12_and_tls13() {
         }
     }
 }
+
+/// rustls clients use each TLS 1.3 ticket once and keep at most 8 per server. The control connection
+/// sends 8, and a connection the client only writes to sends none unless the client is about to run
+/// out, so a long run of uploads with no download in between must still resume every time.
+#[tokio::test]
+async fn a_hundred_uploads_in_a_row_resume_every_time_under_tls13() {
+    let wharf = Wharf::start().await;
+    let mut ftp = login_with(&wharf, verifying_config(&wharf, TLS13)).await;
+    let data = bytes(10_000, 17);
+    for i in 0..100 {
+        upload(&mut ftp, &format!("run-{i}.bin"), &data).await;
+    }
+    ftp.quit().await.unwrap();
+    for i in 0..100 {
+        assert_eq!(wharf.read_file(&format!("run-{i}.bin")).await, data, "upload {i}");
+    }
+}

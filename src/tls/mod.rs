@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,11 @@ pub struct SessionOwner {
     /// Sessions issued while not logged in: forgotten if the connection closes that way, so connections
     /// that never log in cannot crowd the users' sessions out of the store.
     anonymous_ids: Mutex<Vec<Vec<u8>>>,
+    /// How many unused TLS 1.3 tickets the client of this control connection holds, as far as wharf can
+    /// tell: tickets issued to it and its data connections, less the ones its data connections presented
+    /// for the first time. A client that presents one ticket again and again (curl, Python, GnuTLS) keeps
+    /// this high; one that uses each ticket once (rustls) drains it. See [`Tls::data_acceptor`].
+    client_tickets: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +92,11 @@ enum Owner {
 
 impl SessionOwner {
     pub fn new() -> Arc<SessionOwner> {
-        Arc::new(SessionOwner { state: watch::Sender::new(Owner::Anonymous), anonymous_ids: Mutex::default() })
+        Arc::new(SessionOwner {
+            state: watch::Sender::new(Owner::Anonymous),
+            anonymous_ids: Mutex::default(),
+            client_tickets: AtomicUsize::new(0),
+        })
     }
 
     pub fn set_user(&self, tenant_id: i64, user_id: i64) {
@@ -113,6 +122,18 @@ impl SessionOwner {
         self.state.send_replace(Owner::Refused);
     }
 
+    /// A ticket was issued to this connection's client. Clients keep at most [`CLIENT_TICKETS`] per server.
+    fn ticket_issued(&self) {
+        let _ = self
+            .client_tickets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| Some((held + 1).min(CLIENT_TICKETS)));
+    }
+
+    /// The client presented a ticket it had never presented before.
+    fn ticket_spent(&self) {
+        let _ = self.client_tickets.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| held.checked_sub(1));
+    }
+
     /// Waits until this connection is logged in (or `limit` passes).
     async fn logged_in(&self, limit: Duration) {
         let mut changes = self.state.subscribe();
@@ -124,6 +145,8 @@ struct StoredSession {
     value: Vec<u8>,
     owner: Arc<SessionOwner>,
     issued: Instant,
+    /// Presented by a client before: a client that presents it again reuses tickets.
+    presented: bool,
 }
 
 /// The instance's memory of issued TLS sessions. A cache: losing it only costs clients a full handshake.
@@ -165,7 +188,7 @@ impl SessionStore {
         if owner.get() == Owner::Anonymous {
             owner.anonymous_ids.lock().unwrap().push(id.clone());
         }
-        inner.sessions.insert(id, StoredSession { value, owner, issued: now });
+        inner.sessions.insert(id, StoredSession { value, owner, issued: now, presented: false });
     }
 
     /// Drops what was issued to a connection that is closing without having logged in.
@@ -180,23 +203,31 @@ impl SessionStore {
         }
     }
 
+    #[cfg(test)]
     fn lookup(&self, id: &[u8], requester: &SessionOwner) -> Grant {
-        let inner = self.inner.lock().unwrap();
-        let Some(stored) = inner.sessions.get(id) else {
-            return Grant::Refused;
+        self.present(id, requester).0
+    }
+
+    /// Looks `id` up for `requester` and marks it presented; the flag is true when a granted session had
+    /// never been presented before.
+    fn present(&self, id: &[u8], requester: &SessionOwner) -> (Grant, bool) {
+        let mut inner = self.inner.lock().unwrap();
+        let Some(stored) = inner.sessions.get_mut(id) else {
+            return (Grant::Refused, false);
         };
         if stored.issued.elapsed() >= SESSION_LIFETIME {
-            return Grant::Refused;
+            return (Grant::Refused, false);
         }
-        if stored.owner.same_user(requester) {
-            return Grant::Granted(stored.value.clone());
-        }
-        let requester_logged_in = matches!(requester.get(), Owner::User { .. });
-        if requester_logged_in && stored.owner.get() == Owner::Anonymous {
-            return Grant::Provisional(stored.value.clone(), stored.owner.clone());
-        }
-        tracing::debug!("TLS session resumption refused: the session belongs to another user");
-        Grant::Refused
+        let grant = if stored.owner.same_user(requester) {
+            Grant::Granted(stored.value.clone())
+        } else if matches!(requester.get(), Owner::User { .. }) && stored.owner.get() == Owner::Anonymous {
+            Grant::Provisional(stored.value.clone(), stored.owner.clone())
+        } else {
+            tracing::debug!("TLS session resumption refused: the session belongs to another user");
+            return (Grant::Refused, false);
+        };
+        let first = !std::mem::replace(&mut stored.presented, true);
+        (grant, first)
     }
 
     pub fn len(&self) -> usize {
@@ -239,11 +270,15 @@ impl fmt::Debug for ConnectionStore {
 
 impl ConnectionStore {
     fn resume(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let (value, provisional) = match self.store.lookup(key, &self.owner) {
+        let (grant, first) = self.store.present(key, &self.owner);
+        let (value, provisional) = match grant {
             Grant::Granted(value) => (value, None),
             Grant::Provisional(value, issuer) if self.role == Role::Data => (value, Some(issuer)),
             Grant::Provisional(..) | Grant::Refused => return None,
         };
+        if first {
+            self.owner.ticket_spent();
+        }
         *self.provisional.lock().unwrap() = provisional;
         self.resumed.store(true, Ordering::Release);
         Some(value)
@@ -260,6 +295,7 @@ impl StoresServerSessions for ConnectionStore {
             Role::Data if self.resumed.load(Ordering::Acquire) => self.store.insert(key, value, self.issued_as.clone()),
             Role::Data => return false,
         }
+        self.owner.ticket_issued();
         true
     }
 
@@ -285,9 +321,10 @@ pub enum DataDirection {
     /// The client reads (RETR, listings): tickets sent after the handshake are read along with the data and
     /// replenish clients that use each ticket once (rustls).
     ToClient,
-    /// The client only writes (STOR, APPE, STOU). It never reads the tickets, and a socket closed with
-    /// unread data is reset, which throws away whatever the client's kernel had not sent yet: the end of
-    /// the upload. So upload connections send no tickets.
+    /// The client only writes (STOR, APPE, STOU). Most clients never read tickets sent there, and a socket
+    /// closed with unread data is reset, which throws away whatever the client's kernel had not sent yet:
+    /// the end of the upload. So upload connections send no tickets, except to a client that uses each
+    /// ticket once and is down to its last: without them its next data connection could not resume at all.
     FromClient,
 }
 
@@ -327,9 +364,12 @@ impl DataAcceptor {
     }
 }
 
-/// TLS 1.3 tickets a control connection sends: the most a rustls client keeps per server, so clients that
-/// use each ticket once can open that many upload connections before a download or listing sends more.
-const CONTROL_TICKETS: usize = 8;
+/// The most TLS 1.3 tickets a rustls client keeps per server.
+const CLIENT_TICKETS: usize = 8;
+
+/// TLS 1.3 tickets a control connection sends: all a rustls client keeps, so clients that use each ticket
+/// once can open that many data connections before one of them has to send more.
+const CONTROL_TICKETS: usize = CLIENT_TICKETS;
 
 /// Everything TLS the listeners and sessions need.
 pub struct Tls {
@@ -394,14 +434,24 @@ impl Tls {
     }
 
     /// An acceptor for one data connection of the session that `owner` describes.
+    ///
+    /// Downloads and listings send the usual tickets. An upload sends none while its client seems to hold
+    /// two or more unused ones (which is always the case for clients that reuse a ticket); when this
+    /// connection is about to take the client's last, it refills the client's store. A rustls client that
+    /// uploads file after file (suppaftp) would otherwise fail its ninth upload under `enforced`.
     pub fn data_acceptor(&self, owner: &Arc<SessionOwner>, direction: DataDirection) -> DataAcceptor {
-        let tickets = match direction {
-            DataDirection::ToClient => self.base.send_tls13_tickets,
-            DataDirection::FromClient => 0,
-        };
+        let tickets = self.data_tickets(owner, direction);
         match self.connection_config(owner, Role::Data, tickets) {
             Some((config, store)) => DataAcceptor { acceptor: TlsAcceptor::from(config), binding: Some(store) },
             None => DataAcceptor { acceptor: TlsAcceptor::from(self.base.clone()), binding: None },
+        }
+    }
+
+    fn data_tickets(&self, owner: &SessionOwner, direction: DataDirection) -> usize {
+        match direction {
+            DataDirection::ToClient => self.base.send_tls13_tickets,
+            DataDirection::FromClient if owner.client_tickets.load(Ordering::Acquire) <= 1 => CLIENT_TICKETS,
+            DataDirection::FromClient => 0,
         }
     }
 

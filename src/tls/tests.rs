@@ -104,6 +104,54 @@ async fn a_data_connection_records_sessions_only_after_a_confirmed_resumption() 
     assert!(matches!(tls.store.lookup(b"stolen", &alice), Grant::Refused));
 }
 
+/// Drives what one data connection's handshake does to the store: it presents `ticket` and, when `issues`,
+/// rustls issues it one new ticket.
+fn data_handshake(tls: &Tls, owner: &Arc<SessionOwner>, direction: DataDirection, ticket: &[u8], issues: usize) {
+    let data = tls.data_acceptor(owner, direction);
+    let binding = data.binding.as_ref().unwrap();
+    assert!(binding.take(ticket).is_some(), "ticket {ticket:?} resumes");
+    for n in 0..issues {
+        binding.put([ticket, &n.to_le_bytes()].concat(), b"v".to_vec());
+    }
+}
+
+#[test]
+fn uploads_send_tickets_only_to_a_client_about_to_use_its_last() {
+    let tls = test_tls();
+    // The control handshake issues its tickets: t0 .. t7.
+    let once = SessionOwner::new();
+    let control = tls.connection_config(&once, Role::Control, CONTROL_TICKETS).unwrap().1;
+    let tickets: Vec<Vec<u8>> = (0..CONTROL_TICKETS).map(|n| format!("t{n}").into_bytes()).collect();
+    for ticket in &tickets {
+        assert!(control.put(ticket.clone(), b"v".to_vec()));
+    }
+    once.set_user(1, 10);
+
+    // A client that uses each ticket once: uploads send nothing while it holds two or more.
+    for ticket in &tickets[..CONTROL_TICKETS - 1] {
+        assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), 0);
+        data_handshake(&tls, &once, DataDirection::FromClient, ticket, 0);
+    }
+    // The eighth upload takes the last one, so it refills the client.
+    assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), CLIENT_TICKETS);
+    data_handshake(&tls, &once, DataDirection::FromClient, &tickets[CONTROL_TICKETS - 1], CLIENT_TICKETS);
+    assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), 0);
+
+    // A client that presents the same ticket every time never gets tickets on an upload connection.
+    let reuse = SessionOwner::new();
+    let control = tls.connection_config(&reuse, Role::Control, CONTROL_TICKETS).unwrap().1;
+    for n in 0..CONTROL_TICKETS {
+        control.put(format!("r{n}").into_bytes(), b"v".to_vec());
+    }
+    reuse.set_user(1, 11);
+    for _ in 0..100 {
+        assert_eq!(tls.data_tickets(&reuse, DataDirection::FromClient), 0);
+        data_handshake(&tls, &reuse, DataDirection::FromClient, b"r7", 0);
+    }
+    // Downloads always send the usual tickets.
+    assert_eq!(tls.data_tickets(&reuse, DataDirection::ToClient), tls.base.send_tls13_tickets);
+}
+
 #[test]
 fn sessions_of_connections_that_never_log_in_are_forgotten_when_they_close() {
     let store = SessionStore::default();
