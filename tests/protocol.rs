@@ -598,6 +598,37 @@ async fn a_data_handshake_begun_before_the_transfer_command_is_answered_without_
     assert!(wharf.read_file("up.bin").await == data, "upload through an early handshake differs");
 }
 
+/// Under TLS 1.3 wharf holds back reading an early handshake's last message until the transfer command
+/// names the direction; under TLS 1.2 the client waits for the server's Finished, so nothing may be held
+/// back. Several downloads in a row, each through an early handshake, under both versions.
+#[tokio::test]
+async fn early_data_handshakes_complete_under_tls12_and_tls13_and_keep_resuming() {
+    let wharf = Wharf::start().await;
+    let data = bytes(70_000, 23);
+    wharf.put_file("early.bin", &data).await;
+    for versions in [crate::tls_policy::TLS12, crate::tls_policy::TLS13] {
+        let (mut ftp, greeting) =
+            Ftp::connect_with(wharf.explicit, crate::tls_policy::verifying_config(&wharf, versions)).await;
+        assert_eq!(greeting.code, 220);
+        ftp.auth_tls().await;
+        assert_eq!(ftp.cmd("PBSZ 0").await.code, 200);
+        assert_eq!(ftp.cmd("PROT P").await.code, 200);
+        assert_eq!(ftp.cmd("USER alice@acme").await.code, 331);
+        assert_eq!(ftp.cmd(&format!("PASS {PASSWORD}")).await.code, 230);
+        for round in 0..12 {
+            let tcp = ftp.epsv().await;
+            let mut tls = early_handshake(&ftp, tcp).await;
+            let opening = ftp.cmd("RETR early.bin").await;
+            assert_eq!(opening.code, 150, "{versions:?} round {round}: {opening:?}");
+            let mut back = Vec::new();
+            tls.read_to_end(&mut back).await.unwrap();
+            drop(tls);
+            assert!(back == data, "{versions:?} round {round}: the download differs");
+            assert_eq!(ftp.reply().await.code, 226, "{versions:?} round {round}");
+        }
+    }
+}
+
 /// An early handshake is held to the same resumption policy as one after the 150: a data connection that
 /// does not resume the control connection's session gets 522, however early it came.
 #[tokio::test]

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 use tracing::Instrument as _;
 
 use crate::config::{PortRange, Resumption};
@@ -111,7 +113,7 @@ pub struct PassiveRules {
     /// How to find the client behind a connection relayed by a load balancer.
     pub proxy: Option<Arc<Trust>>,
     /// Under PROT P: the TLS of a data connection whose client starts its handshake before it sends the
-    /// transfer command. Such a connection sends no TLS 1.3 tickets, as an upload's does not.
+    /// transfer command (an acceptor from `Tls::early_data_acceptor`).
     pub early_tls: Option<Box<dyn FnOnce() -> DataTls + Send>>,
     /// For the TLS handshake.
     pub timeout: Duration,
@@ -192,20 +194,115 @@ async fn passive_task(
     tcp.set_nodelay(true)?;
     let _ = accepted.send(());
     let mut first = [0u8; 1];
+    let mut claimed = claimed;
     let tls = match rules.early_tls {
         Some(early) => tokio::select! {
             biased;
-            claim = claimed => claim.map_err(|_| DataError::Refused("the transfer ended"))?,
+            claim = &mut claimed => claim.map_err(|_| DataError::Refused("the transfer ended"))?,
             // The client speaks first: its ClientHello is here before the transfer command. A peek, not
-            // readiness, which may be reported spuriously and would cost a download its TLS 1.3 tickets.
+            // readiness, which may be reported spuriously.
             peeked = tcp.peek(&mut first) => {
                 peeked?;
-                Some(early())
+                return secure_early(tcp, early(), claimed, rules.timeout).await;
             }
         },
         None => claimed.await.map_err(|_| DataError::Refused("the transfer ended"))?,
     };
     secure(tcp, tls, rules.timeout).await
+}
+
+/// The handshake of a data connection whose client started it before naming the transfer.
+///
+/// Under TLS 1.3 the client is done once it has sent its Finished, so wharf answers the ClientHello at
+/// once and holds back reading that Finished until the transfer command tells the direction: rustls issues
+/// the connection's session tickets as it reads the Finished, and only a download may send them (see
+/// `DataDirection`). curl keeps one ticket and uses it once, so a download that sent none would leave its
+/// next transfer on the same control connection without a session to resume. Under TLS 1.2 the client
+/// waits for the server's Finished, so nothing is held back (and TLS 1.2 sends no tickets).
+async fn secure_early(
+    tcp: TcpStream,
+    tls: DataTls,
+    mut claimed: oneshot::Receiver<Option<DataTls>>,
+    timeout: Duration,
+) -> Result<DataStream, DataError> {
+    let gate = Arc::new(ReadGate::default());
+    let socket = AckingSocket { tcp, gate: Some(gate.clone()) };
+    let config = tls.acceptor.acceptor.config().clone();
+    let handshake = async {
+        let buffered = BufReader::with_capacity(TLS_READ_BUFFER, socket);
+        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), buffered).await?;
+        if offers_tls13(&start.client_hello()) {
+            gate.close();
+        }
+        start.into_stream(config).await
+    };
+    let handshake = async {
+        tokio::pin!(handshake);
+        let mut waiting = true;
+        loop {
+            tokio::select! {
+                done = &mut handshake => return done.map_err(DataError::Handshake),
+                claim = &mut claimed, if waiting => {
+                    waiting = false;
+                    match claim {
+                        Ok(claim) => {
+                            if let Some(direction) = claim.and_then(|c| c.acceptor.direction()) {
+                                tls.acceptor.direction_known(direction);
+                            }
+                            gate.open();
+                        }
+                        Err(_) => return Err(DataError::Refused("the transfer ended")),
+                    }
+                }
+            }
+        }
+    };
+    let stream = match tokio::time::timeout(timeout, handshake).await {
+        Ok(stream) => stream?,
+        Err(_) => return Err(DataError::Timeout(timeout)),
+    };
+    resumption_checked(stream, tls, timeout).await
+}
+
+/// True when the client offers TLS 1.3, which wharf then negotiates.
+fn offers_tls13(hello: &rustls::server::ClientHello<'_>) -> bool {
+    hello.cipher_suites().iter().any(|suite| {
+        matches!(
+            suite,
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+                | rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+        )
+    })
+}
+
+/// Holds a data connection's reads back while closed; see [`secure_early`].
+#[derive(Default)]
+struct ReadGate {
+    closed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl ReadGate {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn open(&self) {
+        self.closed.store(false, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        match self.closed.load(Ordering::Acquire) {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    }
 }
 
 impl DataPlan {
@@ -269,7 +366,7 @@ pub struct DataTls {
 
 /// Runs the TLS handshake (when PROT P) and enforces the resumption policy.
 pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> Result<DataStream, DataError> {
-    let tcp = AckingSocket(tcp);
+    let tcp = AckingSocket { tcp, gate: None };
     let Some(tls) = tls else {
         return Ok(DataStream::Plain(tcp));
     };
@@ -279,6 +376,15 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
         Ok(Err(e)) => return Err(DataError::Handshake(e)),
         Err(_) => return Err(DataError::Timeout(timeout)),
     };
+    resumption_checked(stream, tls, timeout).await
+}
+
+/// Enforces the resumption policy on a finished handshake.
+async fn resumption_checked(
+    stream: TlsStream<BufReader<AckingSocket>>,
+    tls: DataTls,
+    timeout: Duration,
+) -> Result<DataStream, DataError> {
     let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     let confirmed = resumed && tls.acceptor.confirm(timeout).await;
     if tls.resumption == Resumption::Enforced && !confirmed {
@@ -297,11 +403,18 @@ const TLS_READ_BUFFER: usize = 128 * 1024;
 /// connection never replies, and clients that leave Nagle's algorithm on (Python's ftplib, lftp) hold
 /// their TLS close_notify until their last segment is acknowledged: every upload's end would wait out
 /// the delay. So whenever a read finds nothing more to read, the pending ACK goes out at once.
-pub struct AckingSocket(TcpStream);
+pub struct AckingSocket {
+    tcp: TcpStream,
+    gate: Option<Arc<ReadGate>>,
+}
 
 impl AsyncRead for AckingSocket {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let socket = &mut self.get_mut().0;
+        let this = self.get_mut();
+        if let Some(gate) = &this.gate {
+            std::task::ready!(gate.poll_open(cx));
+        }
+        let socket = &mut this.tcp;
         let polled = Pin::new(&mut *socket).poll_read(cx, buf);
         if polled.is_pending() {
             // Only a hint to the kernel; a failure changes nothing but the timing.
@@ -313,15 +426,15 @@ impl AsyncRead for AckingSocket {
 
 impl AsyncWrite for AckingSocket {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -329,11 +442,11 @@ impl AsyncWrite for AckingSocket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.tcp.is_write_vectored()
     }
 }
 

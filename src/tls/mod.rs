@@ -260,6 +260,11 @@ struct ConnectionStore {
     /// Until then another connection presenting one waits for that decision (as for a control connection
     /// that is still logging in); after a refusal they never resume.
     issued_as: Arc<SessionOwner>,
+    /// How many more TLS 1.3 tickets this connection may issue. rustls is told the most it may send; a data
+    /// connection whose direction is not known yet issues none until [`DataAcceptor::direction_known`].
+    ticket_budget: AtomicUsize,
+    /// What a download sends, for a direction learnt late.
+    download_tickets: usize,
 }
 
 impl fmt::Debug for ConnectionStore {
@@ -290,6 +295,9 @@ impl StoresServerSessions for ConnectionStore {
     /// [`DataAcceptor::confirm`] finds that resumption was the same user's: a full or provisional handshake
     /// on a data connection proves nothing about who is on the other end.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        if self.ticket_budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1)).is_err() {
+            return false;
+        }
         match self.role {
             Role::Control => self.store.insert(key, value, self.owner.clone()),
             Role::Data if self.resumed.load(Ordering::Acquire) => self.store.insert(key, value, self.issued_as.clone()),
@@ -332,9 +340,33 @@ pub enum DataDirection {
 pub struct DataAcceptor {
     pub acceptor: TlsAcceptor,
     binding: Option<Arc<ConnectionStore>>,
+    /// `None` for a connection whose client starts its handshake before it names the transfer.
+    direction: Option<DataDirection>,
+}
+
+/// How many TLS 1.3 tickets a data connection sends; see [`Tls::data_acceptor`].
+fn data_tickets(owner: &SessionOwner, direction: DataDirection, download_tickets: usize) -> usize {
+    match direction {
+        DataDirection::ToClient => download_tickets,
+        DataDirection::FromClient if owner.client_tickets.load(Ordering::Acquire) <= 1 => CLIENT_TICKETS,
+        DataDirection::FromClient => 0,
+    }
 }
 
 impl DataAcceptor {
+    pub fn direction(&self) -> Option<DataDirection> {
+        self.direction
+    }
+
+    /// For an acceptor from [`Tls::early_data_acceptor`]: the transfer command arrived, so the tickets this
+    /// connection issues can be chosen. Must come before the handshake reads the client's Finished.
+    pub fn direction_known(&self, direction: DataDirection) {
+        if let Some(binding) = &self.binding {
+            let tickets = data_tickets(&binding.owner, direction, binding.download_tickets);
+            binding.ticket_budget.store(tickets, Ordering::Release);
+        }
+    }
+
     /// After a resumed handshake: true when the session belongs to this connection's user, and only then
     /// are the sessions this connection issued recorded. A session of a control connection that was still
     /// logging in is given up to `wait` to finish its login.
@@ -440,18 +472,31 @@ impl Tls {
     /// connection is about to take the client's last, it refills the client's store. A rustls client that
     /// uploads file after file (suppaftp) would otherwise fail its ninth upload under `enforced`.
     pub fn data_acceptor(&self, owner: &Arc<SessionOwner>, direction: DataDirection) -> DataAcceptor {
-        let tickets = self.data_tickets(owner, direction);
-        match self.connection_config(owner, Role::Data, tickets) {
-            Some((config, store)) => DataAcceptor { acceptor: TlsAcceptor::from(config), binding: Some(store) },
-            None => DataAcceptor { acceptor: TlsAcceptor::from(self.base.clone()), binding: None },
-        }
+        let tickets = data_tickets(owner, direction, self.base.send_tls13_tickets);
+        self.data_acceptor_with(owner, tickets, tickets, Some(direction))
     }
 
-    fn data_tickets(&self, owner: &SessionOwner, direction: DataDirection) -> usize {
-        match direction {
-            DataDirection::ToClient => self.base.send_tls13_tickets,
-            DataDirection::FromClient if owner.client_tickets.load(Ordering::Acquire) <= 1 => CLIENT_TICKETS,
-            DataDirection::FromClient => 0,
+    /// An acceptor for a data connection whose client starts its TLS handshake before it sends the transfer
+    /// command (curl). It issues no tickets until [`DataAcceptor::direction_known`]; the caller holds back
+    /// the client's Finished until then (rustls issues tickets when it reads that message).
+    pub fn early_data_acceptor(&self, owner: &Arc<SessionOwner>) -> DataAcceptor {
+        let most = CLIENT_TICKETS.max(self.base.send_tls13_tickets);
+        self.data_acceptor_with(owner, most, 0, None)
+    }
+
+    fn data_acceptor_with(
+        &self,
+        owner: &Arc<SessionOwner>,
+        most: usize,
+        budget: usize,
+        direction: Option<DataDirection>,
+    ) -> DataAcceptor {
+        match self.connection_config(owner, Role::Data, most) {
+            Some((config, store)) => {
+                store.ticket_budget.store(budget, Ordering::Release);
+                DataAcceptor { acceptor: TlsAcceptor::from(config), binding: Some(store), direction }
+            }
+            None => DataAcceptor { acceptor: TlsAcceptor::from(self.base.clone()), binding: None, direction },
         }
     }
 
@@ -471,6 +516,8 @@ impl Tls {
             resumed: AtomicBool::new(false),
             provisional: Mutex::new(None),
             issued_as: SessionOwner::new(),
+            ticket_budget: AtomicUsize::new(tickets),
+            download_tickets: self.base.send_tls13_tickets,
         });
         let mut config = (*self.base).clone();
         config.session_storage = store.clone();

@@ -129,13 +129,13 @@ fn uploads_send_tickets_only_to_a_client_about_to_use_its_last() {
 
     // A client that uses each ticket once: uploads send nothing while it holds two or more.
     for ticket in &tickets[..CONTROL_TICKETS - 1] {
-        assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), 0);
+        assert_eq!(data_tickets(&once, DataDirection::FromClient, 2), 0);
         data_handshake(&tls, &once, DataDirection::FromClient, ticket, 0);
     }
     // The eighth upload takes the last one, so it refills the client.
-    assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), CLIENT_TICKETS);
+    assert_eq!(data_tickets(&once, DataDirection::FromClient, 2), CLIENT_TICKETS);
     data_handshake(&tls, &once, DataDirection::FromClient, &tickets[CONTROL_TICKETS - 1], CLIENT_TICKETS);
-    assert_eq!(tls.data_tickets(&once, DataDirection::FromClient), 0);
+    assert_eq!(data_tickets(&once, DataDirection::FromClient, 2), 0);
 
     // A client that presents the same ticket every time never gets tickets on an upload connection.
     let reuse = SessionOwner::new();
@@ -145,11 +145,34 @@ fn uploads_send_tickets_only_to_a_client_about_to_use_its_last() {
     }
     reuse.set_user(1, 11);
     for _ in 0..100 {
-        assert_eq!(tls.data_tickets(&reuse, DataDirection::FromClient), 0);
+        assert_eq!(data_tickets(&reuse, DataDirection::FromClient, 2), 0);
         data_handshake(&tls, &reuse, DataDirection::FromClient, b"r7", 0);
     }
     // Downloads always send the usual tickets.
-    assert_eq!(tls.data_tickets(&reuse, DataDirection::ToClient), tls.base.send_tls13_tickets);
+    assert_eq!(data_tickets(&reuse, DataDirection::ToClient, 2), 2);
+}
+
+#[test]
+fn an_early_data_connection_issues_tickets_only_once_its_direction_is_known() {
+    let tls = test_tls();
+    let alice = SessionOwner::new();
+    let control = tls.connection_config(&alice, Role::Control, CONTROL_TICKETS).unwrap().1;
+    for n in 0..CONTROL_TICKETS {
+        assert!(control.put(format!("c{n}").into_bytes(), b"v".to_vec()));
+    }
+    alice.set_user(1, 10);
+    let cases = [(None, 0), (Some(DataDirection::FromClient), 0), (Some(DataDirection::ToClient), 2)];
+    for (n, (direction, issued)) in cases.into_iter().enumerate() {
+        let early = tls.early_data_acceptor(&alice);
+        let binding = early.binding.as_ref().unwrap();
+        assert!(binding.take(format!("c{n}").as_bytes()).is_some());
+        if let Some(direction) = direction {
+            early.direction_known(direction);
+        }
+        let recorded =
+            (0..CLIENT_TICKETS).filter(|i| binding.put(format!("d{n}-{i}").into_bytes(), b"v".to_vec())).count();
+        assert_eq!(recorded, issued, "{direction:?}");
+    }
 }
 
 #[test]

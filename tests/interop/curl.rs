@@ -232,3 +232,29 @@ async fn curl_round_trips_a_unicode_name_with_spaces() {
     assert_eq!(std::fs::read(&back).unwrap(), data);
     assert_no_temp_files(&wharf, "acme").await;
 }
+
+/// One curl command with several URLs keeps its control connection. curl keeps one TLS session and uses it
+/// once, and it starts each data handshake before it sends RETR: every download must leave it a new session
+/// for the next, or the next data connection cannot resume and gets 522 under `enforced`.
+#[tokio::test]
+async fn curl_downloads_and_lists_several_urls_in_one_command() {
+    let wharf = Wharf::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let curl = Curl::explicit(&wharf, USER, PASSWORD);
+    let files: Vec<(String, Vec<u8>)> =
+        (0..4).map(|i| (format!("multi-{i}.bin"), bytes(200_000 + i, 40 + i as u64))).collect();
+    let mut args = vec![curl.url("/"), "--output".to_owned(), dir.path().join("listing").to_str().unwrap().to_owned()];
+    for (name, data) in &files {
+        wharf.put_file(name, data).await;
+        let back = dir.path().join(format!("{name}.back"));
+        args.extend([curl.url(name), "--output".to_owned(), back.to_str().unwrap().to_owned()]);
+    }
+    let run = curl.run(&args).await;
+    assert!(run.status.success(), "curl: {}", run.stderr);
+    let listing = std::fs::read_to_string(dir.path().join("listing")).unwrap();
+    for (name, data) in &files {
+        assert!(listing.contains(name.as_str()), "{name} missing from the listing: {listing}");
+        let back = std::fs::read(dir.path().join(format!("{name}.back"))).unwrap();
+        assert_eq!(sha256(&back), sha256(data), "{name} as downloaded");
+    }
+}

@@ -8,7 +8,6 @@ use crate::ftp::command::{EpsvArg, FileStructure, TransferMode, TransferType};
 use crate::ftp::data::{pasv_address, same_address, DataPlan, DataTls, Passive, PassiveRules, PassiveSource};
 use crate::ftp::reply::Reply;
 use crate::ftp::session::Session;
-use crate::tls::DataDirection;
 
 pub(super) fn transfer_type(s: &mut Session, kind: TransferType) -> Reply {
     s.ascii = kind == TransferType::Ascii;
@@ -116,7 +115,7 @@ async fn listen(s: &mut Session) -> Result<u16, Reply> {
     let policy = s.policy();
     let early_tls = s.prot_private.then(|| {
         let (shared, owner, resumption) = (s.shared.clone(), s.owner.clone(), policy.resumption);
-        Box::new(move || DataTls { acceptor: shared.tls.data_acceptor(&owner, DataDirection::FromClient), resumption })
+        Box::new(move || DataTls { acceptor: shared.tls.early_data_acceptor(&owner), resumption })
             as Box<dyn FnOnce() -> DataTls + Send>
     });
     let rules = PassiveRules {
