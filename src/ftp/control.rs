@@ -9,10 +9,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::ftp::data::AckingSocket;
+
 /// The control connection before and after AUTH TLS.
 pub(crate) enum Control {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    /// On an [`AckingSocket`]: clients that leave Nagle's algorithm on (lftp) send their last handshake
+    /// records in two segments, and the second waits for the ACK of the first, which Linux would delay
+    /// by 40 ms.
+    Tls(Box<TlsStream<AckingSocket>>),
     /// Only while the TLS handshake of AUTH TLS runs, or after it failed.
     Closed,
 }

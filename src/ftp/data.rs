@@ -366,7 +366,7 @@ pub struct DataTls {
 
 /// Runs the TLS handshake (when PROT P) and enforces the resumption policy.
 pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> Result<DataStream, DataError> {
-    let tcp = AckingSocket { tcp, gate: None };
+    let tcp = AckingSocket::new(tcp);
     let Some(tls) = tls else {
         return Ok(DataStream::Plain(tcp));
     };
@@ -406,6 +406,12 @@ const TLS_READ_BUFFER: usize = 128 * 1024;
 pub struct AckingSocket {
     tcp: TcpStream,
     gate: Option<Arc<ReadGate>>,
+}
+
+impl AckingSocket {
+    pub fn new(tcp: TcpStream) -> AckingSocket {
+        AckingSocket { tcp, gate: None }
+    }
 }
 
 impl AsyncRead for AckingSocket {

@@ -33,6 +33,7 @@ use super::transfer::Outcome;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::directory::Tenant;
+use crate::ftp::data::AckingSocket;
 use crate::ftp::policy::Policy;
 use crate::ftp::proxy::Trust;
 use crate::ftp::shared_passive::SharedPassive;
@@ -450,7 +451,7 @@ impl Session {
             return Err(io::Error::other("control connection is not plain TCP"));
         };
         let acceptor = self.shared.tls.control_acceptor(&self.owner);
-        let stream = tokio::time::timeout(timeout, acceptor.accept(tcp))
+        let stream = tokio::time::timeout(timeout, acceptor.accept(AckingSocket::new(tcp)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         self.sni = stream.get_ref().1.server_name().map(str::to_owned);
