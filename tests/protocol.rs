@@ -629,6 +629,25 @@ async fn early_data_handshakes_complete_under_tls12_and_tls13_and_keep_resuming(
     }
 }
 
+/// A client that starts its data handshake early and names the transfer only later than
+/// `data_connect_timeout_secs` (here 1 s) still gets it: the wait for the command is not the handshake's.
+#[tokio::test]
+async fn an_early_data_handshake_waits_for_a_late_transfer_command() {
+    let wharf = Wharf::start_with(|c| c.ftp.data_connect_timeout_secs = 1).await;
+    let data = bytes(10_000, 24);
+    wharf.put_file("late.bin", &data).await;
+    let mut ftp = wharf.login().await;
+    let tcp = ftp.epsv().await;
+    let mut tls = early_handshake(&ftp, tcp).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let opening = ftp.cmd("RETR late.bin").await;
+    assert_eq!(opening.code, 150, "{opening:?}");
+    let mut back = Vec::new();
+    tls.read_to_end(&mut back).await.unwrap();
+    assert!(back == data, "the late download differs");
+    assert_eq!(ftp.reply().await.code, 226);
+}
+
 /// An early handshake is held to the same resumption policy as one after the 150: a data connection that
 /// does not resume the control connection's session gets 522, however early it came.
 #[tokio::test]

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
+use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -227,38 +228,33 @@ async fn secure_early(
 ) -> Result<DataStream, DataError> {
     let gate = Arc::new(ReadGate::default());
     let socket = AckingSocket { tcp, gate: Some(gate.clone()) };
-    let config = tls.acceptor.acceptor.config().clone();
-    let handshake = async {
-        let buffered = BufReader::with_capacity(TLS_READ_BUFFER, socket);
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), buffered).await?;
-        if offers_tls13(&start.client_hello()) {
-            gate.close();
-        }
-        start.into_stream(config).await
+    let buffered = BufReader::with_capacity(TLS_READ_BUFFER, socket);
+    let start = match tokio::time::timeout(timeout, LazyConfigAcceptor::new(Acceptor::default(), buffered)).await {
+        Ok(start) => start.map_err(DataError::Handshake)?,
+        Err(_) => return Err(DataError::Timeout(timeout)),
     };
-    let handshake = async {
-        tokio::pin!(handshake);
-        let mut waiting = true;
-        loop {
-            tokio::select! {
-                done = &mut handshake => return done.map_err(DataError::Handshake),
-                claim = &mut claimed, if waiting => {
-                    waiting = false;
-                    match claim {
-                        Ok(claim) => {
-                            if let Some(direction) = claim.and_then(|c| c.acceptor.direction()) {
-                                tls.acceptor.direction_known(direction);
-                            }
-                            gate.open();
-                        }
-                        Err(_) => return Err(DataError::Refused("the transfer ended")),
-                    }
+    let held = offers_tls13(&start.client_hello());
+    let mut handshake = start.into_stream(tls.acceptor.acceptor.config().clone());
+    if held {
+        gate.close();
+        // As long as the command takes, like a connection that waits for it before its handshake; the
+        // plan's owner drops this task if the session moves on.
+        tokio::select! {
+            done = &mut handshake => {
+                let stream = done.map_err(DataError::Handshake)?;
+                return resumption_checked(stream, tls, timeout).await;
+            }
+            claim = &mut claimed => {
+                let claim = claim.map_err(|_| DataError::Refused("the transfer ended"))?;
+                if let Some(direction) = claim.and_then(|c| c.acceptor.direction()) {
+                    tls.acceptor.direction_known(direction);
                 }
+                gate.open();
             }
         }
-    };
+    }
     let stream = match tokio::time::timeout(timeout, handshake).await {
-        Ok(stream) => stream?,
+        Ok(stream) => stream.map_err(DataError::Handshake)?,
         Err(_) => return Err(DataError::Timeout(timeout)),
     };
     resumption_checked(stream, tls, timeout).await
