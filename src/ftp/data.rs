@@ -165,7 +165,7 @@ async fn passive_task(
     rules: PassiveRules,
     refused: Arc<AtomicBool>,
     accepted: oneshot::Sender<()>,
-    claimed: oneshot::Receiver<Option<DataTls>>,
+    mut claimed: oneshot::Receiver<Option<DataTls>>,
 ) -> Result<DataStream, DataError> {
     let tcp = match source {
         PassiveSource::Listener(listener) => loop {
@@ -195,7 +195,6 @@ async fn passive_task(
     tcp.set_nodelay(true)?;
     let _ = accepted.send(());
     let mut first = [0u8; 1];
-    let mut claimed = claimed;
     let tls = match rules.early_tls {
         Some(early) => tokio::select! {
             biased;
@@ -229,12 +228,10 @@ async fn secure_early(
     let gate = Arc::new(ReadGate::default());
     let socket = AckingSocket { tcp, gate: Some(gate.clone()) };
     let buffered = BufReader::with_capacity(TLS_READ_BUFFER, socket);
-    let start = match tokio::time::timeout(timeout, LazyConfigAcceptor::new(Acceptor::default(), buffered)).await {
-        Ok(start) => start.map_err(DataError::Handshake)?,
-        Err(_) => return Err(DataError::Timeout(timeout)),
-    };
-    let held = offers_tls13(&start.client_hello());
-    let mut handshake = start.into_stream(tls.acceptor.acceptor.config().clone());
+    let start = handshake_step(timeout, LazyConfigAcceptor::new(Acceptor::default(), buffered)).await?;
+    let config = tls.acceptor.acceptor.config().clone();
+    let held = negotiates_tls13(&config, &start.client_hello());
+    let mut handshake = start.into_stream(config);
     if held {
         gate.close();
         // As long as the command takes, like a connection that waits for it before its handshake; the
@@ -253,23 +250,29 @@ async fn secure_early(
             }
         }
     }
-    let stream = match tokio::time::timeout(timeout, handshake).await {
-        Ok(stream) => stream.map_err(DataError::Handshake)?,
-        Err(_) => return Err(DataError::Timeout(timeout)),
-    };
+    let stream = handshake_step(timeout, handshake).await?;
     resumption_checked(stream, tls, timeout).await
 }
 
-/// True when the client offers TLS 1.3, which wharf then negotiates.
-fn offers_tls13(hello: &rustls::server::ClientHello<'_>) -> bool {
-    hello.cipher_suites().iter().any(|suite| {
-        matches!(
-            suite,
-            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
-                | rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
-                | rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
-        )
-    })
+/// One step of a data connection's TLS handshake, given `timeout`.
+async fn handshake_step<T>(
+    timeout: Duration,
+    step: impl std::future::Future<Output = io::Result<T>>,
+) -> Result<T, DataError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(done) => done.map_err(DataError::Handshake),
+        Err(_) => Err(DataError::Timeout(timeout)),
+    }
+}
+
+/// True when `config` will settle on TLS 1.3 with this client: it offers a TLS 1.3 suite wharf has.
+fn negotiates_tls13(config: &rustls::ServerConfig, hello: &rustls::server::ClientHello<'_>) -> bool {
+    let offered = hello.cipher_suites();
+    config
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .any(|suite| suite.tls13().is_some() && offered.contains(&suite.suite()))
 }
 
 /// Holds a data connection's reads back while closed; see [`secure_early`].
@@ -367,11 +370,7 @@ pub async fn secure(tcp: TcpStream, tls: Option<DataTls>, timeout: Duration) -> 
         return Ok(DataStream::Plain(tcp));
     };
     let buffered = BufReader::with_capacity(TLS_READ_BUFFER, tcp);
-    let stream = match tokio::time::timeout(timeout, tls.acceptor.acceptor.accept(buffered)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(DataError::Handshake(e)),
-        Err(_) => return Err(DataError::Timeout(timeout)),
-    };
+    let stream = handshake_step(timeout, tls.acceptor.acceptor.accept(buffered)).await?;
     resumption_checked(stream, tls, timeout).await
 }
 
