@@ -109,24 +109,26 @@ async fn send(
     let mut sent = 0u64;
     let copy = async {
         let mut reader = download.reader;
-        let mut buf = vec![0u8; BUFFER];
+        // Capacity only: reads fill the spare room, so no transfer pays for zeroing a buffer first.
+        let mut buf = Vec::with_capacity(BUFFER);
         let mut converted = Vec::new();
         let mut last_was_cr = false;
         loop {
-            let mut n = timed(stall, reader.read(&mut buf)).await.map_err(Side::Storage)?;
-            if n == 0 {
+            buf.clear();
+            if timed(stall, reader.read_buf(&mut buf)).await.map_err(Side::Storage)? == 0 {
                 break;
             }
             // Whatever else the storage already has waiting joins this write: S3 bodies arrive in chunks
             // of a few KiB, and one TLS write (and one syscall) per chunk costs more than the copy.
-            while n < buf.len() {
-                match reader.read(&mut buf[n..]).now_or_never() {
-                    Some(Ok(more)) if more > 0 => n += more,
+            while buf.len() < BUFFER {
+                match reader.read_buf(&mut buf).now_or_never() {
+                    Some(Ok(more)) if more > 0 => {}
                     Some(Err(e)) => return Err(Side::Storage(e)),
                     // Nothing waiting, or the end (which the next read reports again).
                     _ => break,
                 }
             }
+            let n = buf.len();
             let chunk = if ascii {
                 converted.clear();
                 to_network_ascii(&buf[..n], &mut converted, &mut last_was_cr);
@@ -169,11 +171,12 @@ async fn receive(
 ) -> (Reply, u64) {
     let mut received = 0u64;
     let pump = async {
-        let mut buf = vec![0u8; BUFFER];
+        let mut buf = Vec::with_capacity(BUFFER);
         let mut converted = Vec::new();
         let mut pending_cr = false;
         loop {
-            let n = timed(stall, stream.read(&mut buf)).await.map_err(Failure::Client)?;
+            buf.clear();
+            let n = timed(stall, stream.read_buf(&mut buf)).await.map_err(Failure::Client)?;
             if n == 0 {
                 break;
             }
