@@ -530,7 +530,7 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
                 ensure_hostname_free(dir, hostname).await?;
             }
             let storage = storage.settings();
-            storage.validate().map_err(|e| explain(e, "storage", &name))?;
+            storage.validate().map_err(|e| explain(e.into(), "storage", &name))?;
             let tenant = dir.create_tenant(&name).await.map_err(|e| explain(e, "tenant", &name))?;
             if storage != TenantStorage::default() {
                 dir.set_tenant_storage(tenant.id, &storage)

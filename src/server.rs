@@ -33,7 +33,7 @@ use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
 use crate::storage::fs::FsProvider;
 use crate::storage::s3::S3Provider;
-use crate::storage::StorageProvider;
+use crate::storage::{StorageProvider, UploadLedger};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Telemetry;
 use crate::tls::{self, Tls};
@@ -98,7 +98,7 @@ impl Server {
                 (Arc::new(fs), None)
             }
             Backend::S3 => {
-                let s3 = S3Provider::new(&config.storage.s3, directory.clone(), metrics.s3())
+                let s3 = S3Provider::new(&config.storage.s3, directory.clone() as Arc<dyn UploadLedger>, metrics.s3())
                     .await
                     .context("setting up S3")?;
                 (s3.clone(), Some(s3))
@@ -159,10 +159,11 @@ impl Server {
             }
         };
         let admin = if config.admin.enabled {
-            let check = match &s3 {
-                Some(s3) => StorageCheck::Provider(s3.clone()),
-                None => StorageCheck::Folder(config.fs_root()),
-            };
+            let provider = storage.clone();
+            let check: StorageCheck = Arc::new(move || {
+                let provider = provider.clone();
+                Box::pin(async move { provider.ready().await.is_ok() })
+            });
             let state = AdminState::new(
                 directory.clone(),
                 check,

@@ -7,8 +7,7 @@
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 
-use crate::access::{Access, Networks};
-use crate::directory::{Directory, Tenant, Usage, User};
+use crate::directory::{Directory, Tenant, Usage};
 use crate::storage::{StorageKey, StorageProvider};
 use crate::vfs::VirtualPath;
 
@@ -28,20 +27,12 @@ pub async fn recompute(
     tenant: &Tenant,
 ) -> anyhow::Result<Recomputed> {
     let users = directory.list_users(Some(tenant.id)).await?;
-    // The whole tree, whoever looks: keys are relative to the tenant's root, not to a user's home.
-    let viewer = User {
-        id: 0,
-        tenant_id: tenant.id,
-        username: String::new(),
-        home: "/".to_owned(),
-        enabled: true,
-        created_at: tenant.created_at,
-        last_login_at: None,
-        access: Access::default(),
-        allowed_networks: Networks::default(),
-    };
-    let storage =
-        provider.open(tenant, &viewer).await.with_context(|| format!("opening the storage of {}", tenant.name))?;
+    // The whole tree, whoever looks: keys are relative to the tenant's root, not to a user's home; user 0
+    // owns no interrupted uploads.
+    let storage = provider
+        .open(&tenant.storage_owner(), 0)
+        .await
+        .with_context(|| format!("opening the storage of {}", tenant.name))?;
     let root = VirtualPath::root();
     let homes = users
         .iter()

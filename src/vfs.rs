@@ -5,12 +5,12 @@
 //! `..` clamps at the root. Segments holding NUL, CR, LF or any other control character, or a backslash,
 //! are refused rather than rewritten: a client never gets a file under a name other than the one it sent.
 
-use crate::storage::StorageKey;
+use crate::storage::{BadSegment, StorageKey};
 
 /// S3's limit on a key, in bytes; a tenant's key prefix counts against it.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub const MAX_KEY_BYTES: usize = StorageKey::MAX_BYTES;
 /// The common file-system limit on one name, in bytes.
-pub const MAX_SEGMENT_BYTES: usize = 255;
+pub const MAX_SEGMENT_BYTES: usize = StorageKey::MAX_SEGMENT_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VfsError {
@@ -118,17 +118,13 @@ impl VirtualPath {
     }
 }
 
-/// Refuses a name a client could not have meant literally: control characters (C0, DEL and C1, which
-/// `char::is_control` covers exactly) and backslashes, which some clients and file systems treat as
-/// separators. Everything else, spaces, `%` and any Unicode included, is kept as sent.
+/// Refuses a name a client could not have meant literally, by the rule storage keys follow
+/// ([`StorageKey::check_segment`]): a client never gets a file under a name other than the one it sent.
 fn check_segment(name: &str) -> Result<(), VfsError> {
-    if name.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(VfsError::InvalidName);
-    }
-    if name.len() > MAX_SEGMENT_BYTES {
-        return Err(VfsError::TooLong);
-    }
-    Ok(())
+    StorageKey::check_segment(name).map_err(|e| match e {
+        BadSegment::Invalid => VfsError::InvalidName,
+        BadSegment::TooLong => VfsError::TooLong,
+    })
 }
 
 impl std::fmt::Display for VirtualPath {

@@ -7,6 +7,7 @@ mod bans;
 mod cli;
 mod database;
 mod interop;
+mod layers;
 mod limits;
 mod metrics;
 mod passive_pool;

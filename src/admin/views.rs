@@ -193,7 +193,7 @@ impl StorageView {
             access_key_id: self.access_key_id.clone(),
             secret_ref: self.secret_ref.clone(),
         };
-        settings.validate().field("storage")?;
+        settings.validate().map_err(directory::DirectoryError::from).field("storage")?;
         Ok(settings)
     }
 }

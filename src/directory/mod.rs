@@ -22,6 +22,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::access::{Access, Networks, Permissions};
+use crate::storage::{ErrorKind as StorageErrorKind, StorageError};
+pub use crate::storage::{InvalidSettings, ParkedUpload, StorageOwner, TenantStorage, UploadLedger};
 use crate::vfs::VirtualPath;
 
 pub use admin::{AdminStore, Page};
@@ -42,6 +44,13 @@ pub struct Tenant {
     pub allowed_networks: Networks,
     /// Where this tenant's TLS policy differs from the server's `[tls]` section.
     pub tls: TenantTlsPolicy,
+}
+
+impl Tenant {
+    /// What the storage backends need to know of this tenant.
+    pub fn storage_owner(&self) -> StorageOwner {
+        StorageOwner { tenant_id: self.id, tenant_name: self.name.clone(), settings: self.storage.clone() }
+    }
 }
 
 /// A tenant's overrides of the server's TLS policy (`[tls]`); `None` keeps the server's setting. Stored as
@@ -128,94 +137,6 @@ impl TenantTlsPolicy {
     }
 }
 
-/// A tenant's own S3 settings (bring-your-own-bucket). Unset fields fall back to the server's S3 config;
-/// with no bucket of its own the tenant lives under `<server prefix><tenant>/` in the default bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TenantStorage {
-    pub bucket: Option<String>,
-    /// Key prefix inside the bucket, stored with a trailing `/` (or empty).
-    pub prefix: Option<String>,
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub path_style: Option<bool>,
-    pub access_key_id: Option<String>,
-    /// Where the secret key is: `env:NAME` or `file:/path`. The secret itself is never stored.
-    pub secret_ref: Option<String>,
-}
-
-impl TenantStorage {
-    /// Checks what an operator typed, so that a tenant's storage fails at `tenant add`, not at login.
-    pub fn validate(&self) -> Result<(), DirectoryError> {
-        let invalid = |why: &str| Err(DirectoryError::Invalid(why.to_owned()));
-        if let Some(bucket) = &self.bucket {
-            let ok = (3..=63).contains(&bucket.len())
-                && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-            if !ok {
-                return invalid("bucket must be 3-63 lower-case letters, digits, '-' or '.'");
-            }
-        }
-        if let Some(prefix) = &self.prefix {
-            if prefix.starts_with('/')
-                || prefix.contains("//")
-                || prefix.len() > 512
-                || prefix.chars().any(char::is_control)
-            {
-                return invalid("prefix must be relative, without '//' or control characters, at most 512 bytes");
-            }
-        }
-        if self.bucket.is_none() && self.prefix.as_deref().is_some_and(|p| Self::normalised_prefix(p).is_empty()) {
-            return invalid("a tenant in the shared bucket needs a non-empty prefix");
-        }
-        if let Some(endpoint) = &self.endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return invalid("endpoint must start with http:// or https://");
-            }
-        }
-        // The server's own credentials (static keys, an instance role) must never be sent to a store that a
-        // tenant names: whoever runs that endpoint would receive them.
-        if self.endpoint.is_some() && self.access_key_id.is_none() {
-            return invalid("a tenant with its own endpoint must bring its own access key id and secret reference");
-        }
-        if self.access_key_id.is_some() != self.secret_ref.is_some() {
-            return invalid("access key id and secret reference must be given together");
-        }
-        if let Some(reference) = &self.secret_ref {
-            if !(reference.starts_with("env:") || reference.starts_with("file:")) || reference.len() < 6 {
-                return invalid("secret reference must be env:NAME or file:/path");
-            }
-        }
-        Ok(())
-    }
-
-    /// The prefix with exactly one trailing `/` (or empty).
-    pub fn normalised_prefix(prefix: &str) -> String {
-        let trimmed = prefix.trim_matches('/');
-        if trimmed.is_empty() {
-            String::new()
-        } else {
-            format!("{trimmed}/")
-        }
-    }
-}
-
-/// An open S3 multipart upload: running (its row is a lease, so that one lost with its process is aborted
-/// when the lease runs out) or interrupted and parked for the same user to continue (REST n + STOR, APPE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParkedUpload {
-    /// The store and bucket (`<endpoint>/<bucket>`), so that tenants sharing a bucket never collide.
-    pub location: String,
-    pub key: String,
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub upload_id: String,
-    /// `false` while the upload runs (the row is its lease), `true` once parked for a client to continue.
-    pub resumable: bool,
-    /// Committed parts and running checksums, owned by the S3 backend (JSON).
-    pub state: String,
-    pub parked_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
 /// One instance's claim on a (client address, port) pair of the shared passive pool, so that any instance
 /// receiving the data connection knows where to relay it (`ftp.passive_relay`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,8 +203,27 @@ pub enum DirectoryError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl From<InvalidSettings> for DirectoryError {
+    fn from(e: InvalidSettings) -> Self {
+        DirectoryError::Invalid(e.0)
+    }
+}
+
+/// How the stores the directory keeps for other layers ([`UploadLedger`]) report its failures: an
+/// unreachable database is worth retrying, anything else is the server's fault.
+impl From<DirectoryError> for StorageError {
+    fn from(e: DirectoryError) -> Self {
+        let kind = match e {
+            DirectoryError::Unavailable(_) => StorageErrorKind::Transient,
+            _ => StorageErrorKind::Internal,
+        };
+        StorageError::with_source(kind, e)
+    }
+}
+
 #[async_trait]
-pub trait Directory: admin::AdminStore + Send + Sync {
+/// The directory also keeps the S3 backend's [`UploadLedger`], the store that layer declares.
+pub trait Directory: admin::AdminStore + UploadLedger + Send + Sync {
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError>;
     /// The tenant a TLS SNI name or `HOST` argument belongs to (case-insensitive).
@@ -340,30 +280,6 @@ pub trait Directory: admin::AdminStore + Send + Sync {
     async fn set_tenant_networks(&self, tenant_id: i64, networks: &Networks) -> Result<(), DirectoryError>;
     /// Replaces the tenant's TLS policy overrides (checked with [`TenantTlsPolicy::validate`]).
     async fn set_tenant_tls(&self, tenant_id: i64, policy: &TenantTlsPolicy) -> Result<(), DirectoryError>;
-
-    /// Records (or updates) an open multipart upload.
-    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError>;
-    /// The newest unexpired resumable upload of an object parked by `user_id` (another user's parked upload
-    /// of the same key is never continued, nor does it hide this user's).
-    async fn resumable_upload(
-        &self,
-        location: &str,
-        key: &str,
-        user_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ParkedUpload>, DirectoryError>;
-    /// All resumable uploads of an object.
-    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError>;
-    /// Takes an upload out of the directory; `false` when another session (or instance) took it first.
-    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError>;
-    /// Parked uploads whose time ran out before `now`, oldest first, at most `limit`.
-    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError>;
-
-    /// Records the checksums of an object as stored with `etag`.
-    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError>;
-    /// The recorded `(etag, digest)` of an object.
-    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError>;
-    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError>;
 
     /// Counts a failed login against `scope` at `now` and returns the scope's state after it, banning the
     /// scope when `policy` says so. One atomic upsert: concurrent failures, on any instance, are never lost.

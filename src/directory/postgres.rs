@@ -362,112 +362,6 @@ impl Directory for PostgresDirectory {
         found_if(done.rows_affected() > 0)
     }
 
-    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError> {
-        let sql = format!(
-            "INSERT INTO parked_uploads ({PARKED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (location, object_key, upload_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
-             user_id = EXCLUDED.user_id, resumable = EXCLUDED.resumable, state = EXCLUDED.state, \
-             parked_at = EXCLUDED.parked_at, expires_at = EXCLUDED.expires_at"
-        );
-        sqlx::query(&sql)
-            .bind(&upload.location)
-            .bind(&upload.key)
-            .bind(&upload.upload_id)
-            .bind(upload.tenant_id)
-            .bind(upload.user_id)
-            .bind(upload.resumable)
-            .bind(&upload.state)
-            .bind(upload.parked_at)
-            .bind(upload.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn resumable_upload(
-        &self,
-        location: &str,
-        key: &str,
-        user_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ParkedUpload>, DirectoryError> {
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
-             AND user_id = $3 AND expires_at > $4 ORDER BY parked_at DESC LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(location)
-            .bind(key)
-            .bind(user_id)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(parked_from_row).transpose()
-    }
-
-    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError> {
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
-             ORDER BY parked_at DESC"
-        );
-        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter().map(parked_from_row).collect()
-    }
-
-    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = $1 AND object_key = $2 AND upload_id = $3")
-            .bind(location)
-            .bind(key)
-            .bind(upload_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError> {
-        let sql =
-            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2");
-        let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter().map(parked_from_row).collect()
-    }
-
-    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError> {
-        sqlx::query(
-            "INSERT INTO object_digests (location, object_key, etag, digest) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (location, object_key) DO UPDATE SET etag = EXCLUDED.etag, digest = EXCLUDED.digest",
-        )
-        .bind(location)
-        .bind(key)
-        .bind(etag)
-        .bind(digest)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError> {
-        sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = $1 AND object_key = $2")
-            .bind(location)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM object_digests WHERE location = $1 AND object_key = $2")
-            .bind(location)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
     async fn record_login_failure(
         &self,
         scope: &str,
@@ -778,6 +672,120 @@ impl Directory for PostgresDirectory {
         .await
         .map_err(db_error)?;
         found_if(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl UploadLedger for PostgresDirectory {
+    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), StorageError> {
+        let sql = format!(
+            "INSERT INTO parked_uploads ({PARKED_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (location, object_key, upload_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, \
+             user_id = EXCLUDED.user_id, resumable = EXCLUDED.resumable, state = EXCLUDED.state, \
+             parked_at = EXCLUDED.parked_at, expires_at = EXCLUDED.expires_at"
+        );
+        sqlx::query(&sql)
+            .bind(&upload.location)
+            .bind(&upload.key)
+            .bind(&upload.upload_id)
+            .bind(upload.tenant_id)
+            .bind(upload.user_id)
+            .bind(upload.resumable)
+            .bind(&upload.state)
+            .bind(upload.parked_at)
+            .bind(upload.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn resumable_upload(
+        &self,
+        location: &str,
+        key: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ParkedUpload>, StorageError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
+             AND user_id = $3 AND expires_at > $4 ORDER BY parked_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(location)
+            .bind(key)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row.as_ref().map(parked_from_row).transpose()?)
+    }
+
+    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, StorageError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
+             ORDER BY parked_at DESC"
+        );
+        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
+        Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
+    }
+
+    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = $1 AND object_key = $2 AND upload_id = $3")
+            .bind(location)
+            .bind(key)
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError> {
+        let sql =
+            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2");
+        let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
+        Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
+    }
+
+    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO object_digests (location, object_key, etag, digest) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (location, object_key) DO UPDATE SET etag = EXCLUDED.etag, digest = EXCLUDED.digest",
+        )
+        .bind(location)
+        .bind(key)
+        .bind(etag)
+        .bind(digest)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, StorageError> {
+        let row = sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = $1 AND object_key = $2")
+            .bind(location)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row)
+    }
+
+    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM object_digests WHERE location = $1 AND object_key = $2")
+            .bind(location)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn tenant_storage(&self, tenant_id: i64) -> Result<Option<StorageOwner>, StorageError> {
+        Ok(self.tenant_by_id(tenant_id).await?.map(|t| t.storage_owner()))
     }
 }
 

@@ -379,105 +379,6 @@ impl Directory for SqliteDirectory {
         found_if(done.rows_affected() > 0)
     }
 
-    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), DirectoryError> {
-        let sql =
-            format!("INSERT OR REPLACE INTO parked_uploads ({PARKED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        sqlx::query(&sql)
-            .bind(&upload.location)
-            .bind(&upload.key)
-            .bind(&upload.upload_id)
-            .bind(upload.tenant_id)
-            .bind(upload.user_id)
-            .bind(upload.resumable)
-            .bind(&upload.state)
-            .bind(time_text(upload.parked_at))
-            .bind(time_text(upload.expires_at))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn resumable_upload(
-        &self,
-        location: &str,
-        key: &str,
-        user_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<ParkedUpload>, DirectoryError> {
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
-             AND user_id = ? AND expires_at > ? ORDER BY parked_at DESC LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(location)
-            .bind(key)
-            .bind(user_id)
-            .bind(time_text(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(parked_from_row).transpose()
-    }
-
-    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, DirectoryError> {
-        let sql = format!(
-            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
-             ORDER BY parked_at DESC"
-        );
-        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter().map(parked_from_row).collect()
-    }
-
-    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = ? AND object_key = ? AND upload_id = ?")
-            .bind(location)
-            .bind(key)
-            .bind(upload_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, DirectoryError> {
-        let sql =
-            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < ? ORDER BY expires_at LIMIT ?");
-        let rows = sqlx::query(&sql).bind(time_text(now)).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
-        rows.iter().map(parked_from_row).collect()
-    }
-
-    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), DirectoryError> {
-        sqlx::query("INSERT OR REPLACE INTO object_digests (location, object_key, etag, digest) VALUES (?, ?, ?, ?)")
-            .bind(location)
-            .bind(key)
-            .bind(etag)
-            .bind(digest)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, DirectoryError> {
-        sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = ? AND object_key = ?")
-            .bind(location)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), DirectoryError> {
-        sqlx::query("DELETE FROM object_digests WHERE location = ? AND object_key = ?")
-            .bind(location)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
-    }
-
     async fn record_login_failure(
         &self,
         scope: &str,
@@ -801,6 +702,113 @@ impl Directory for SqliteDirectory {
         .await
         .map_err(db_error)?;
         found_if(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl UploadLedger for SqliteDirectory {
+    async fn save_upload(&self, upload: &ParkedUpload) -> Result<(), StorageError> {
+        let sql =
+            format!("INSERT OR REPLACE INTO parked_uploads ({PARKED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        sqlx::query(&sql)
+            .bind(&upload.location)
+            .bind(&upload.key)
+            .bind(&upload.upload_id)
+            .bind(upload.tenant_id)
+            .bind(upload.user_id)
+            .bind(upload.resumable)
+            .bind(&upload.state)
+            .bind(time_text(upload.parked_at))
+            .bind(time_text(upload.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn resumable_upload(
+        &self,
+        location: &str,
+        key: &str,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ParkedUpload>, StorageError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
+             AND user_id = ? AND expires_at > ? ORDER BY parked_at DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(location)
+            .bind(key)
+            .bind(user_id)
+            .bind(time_text(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row.as_ref().map(parked_from_row).transpose()?)
+    }
+
+    async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, StorageError> {
+        let sql = format!(
+            "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = ? AND object_key = ? AND resumable = 1 \
+             ORDER BY parked_at DESC"
+        );
+        let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
+        Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
+    }
+
+    async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM parked_uploads WHERE location = ? AND object_key = ? AND upload_id = ?")
+            .bind(location)
+            .bind(key)
+            .bind(upload_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError> {
+        let sql =
+            format!("SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < ? ORDER BY expires_at LIMIT ?");
+        let rows = sqlx::query(&sql).bind(time_text(now)).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
+        Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
+    }
+
+    async fn record_digest(&self, location: &str, key: &str, etag: &str, digest: &str) -> Result<(), StorageError> {
+        sqlx::query("INSERT OR REPLACE INTO object_digests (location, object_key, etag, digest) VALUES (?, ?, ?, ?)")
+            .bind(location)
+            .bind(key)
+            .bind(etag)
+            .bind(digest)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn digest(&self, location: &str, key: &str) -> Result<Option<(String, String)>, StorageError> {
+        let row = sqlx::query_as("SELECT etag, digest FROM object_digests WHERE location = ? AND object_key = ?")
+            .bind(location)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row)
+    }
+
+    async fn forget_digest(&self, location: &str, key: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM object_digests WHERE location = ? AND object_key = ?")
+            .bind(location)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn tenant_storage(&self, tenant_id: i64) -> Result<Option<StorageOwner>, StorageError> {
+        Ok(self.tenant_by_id(tenant_id).await?.map(|t| t.storage_owner()))
     }
 }
 

@@ -3,9 +3,15 @@
 //! Every transfer streams: [`Storage::get`] hands back a reader, [`Storage::put`] an [`Upload`] that takes
 //! the bytes as they arrive. An upload becomes visible only when [`Upload::commit`] succeeds; one that is
 //! aborted, dropped or fails leaves nothing behind.
+//!
+//! Storage knows nothing above it: no tenants or users (a backend opens for a [`StorageOwner`]), no SQL
+//! (what S3 must remember goes through the [`UploadLedger`] it declares, which the directory keeps), no
+//! virtual paths (the rule for a key segment lives with [`StorageKey`], and vfs applies it).
 
 pub mod digest;
 pub mod fs;
+mod ledger;
+mod owner;
 pub mod s3;
 
 use std::fmt;
@@ -15,6 +21,9 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use tokio::io::AsyncRead;
+
+pub use self::ledger::{ParkedUpload, UploadLedger};
+pub use self::owner::{InvalidSettings, StorageOwner, TenantStorage};
 
 /// A key inside one tenant's storage: `/`-separated, no leading or trailing slash; `""` is the root.
 /// Only [`crate::vfs`] makes keys, so every key has passed path normalisation.
@@ -36,6 +45,25 @@ impl StorageKey {
         self.0.is_empty()
     }
 
+    /// S3's limit on a key, in bytes; a tenant's key prefix counts against it.
+    pub const MAX_BYTES: usize = 1024;
+    /// The common file-system limit on one name, in bytes.
+    pub const MAX_SEGMENT_BYTES: usize = 255;
+
+    /// The rule for one segment of a key, for every backend: not empty, `.` or `..`, no `/`, no control
+    /// character (C0, DEL and C1, which `char::is_control` covers exactly) and no backslash, which some
+    /// clients and file systems treat as a separator; at most [`Self::MAX_SEGMENT_BYTES`]. Everything else,
+    /// spaces, `%` and any Unicode included, is a valid name. Listings leave out names that break it.
+    pub fn check_segment(name: &str) -> Result<(), BadSegment> {
+        if matches!(name, "" | "." | "..") || name.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+            return Err(BadSegment::Invalid);
+        }
+        if name.len() > Self::MAX_SEGMENT_BYTES {
+            return Err(BadSegment::TooLong);
+        }
+        Ok(())
+    }
+
     /// The key of `name` inside this directory key. `name` must be one normalised path segment.
     pub fn child(&self, name: &str) -> StorageKey {
         debug_assert!(!name.is_empty() && !name.contains('/'));
@@ -45,6 +73,13 @@ impl StorageKey {
             StorageKey(format!("{}/{}", self.0, name))
         }
     }
+}
+
+/// Why a name cannot be one segment of a key ([`StorageKey::check_segment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadSegment {
+    Invalid,
+    TooLong,
 }
 
 impl fmt::Display for StorageKey {
@@ -168,11 +203,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
 /// Opens the storage of a tenant for one logged-in user. One provider serves the whole process.
 #[async_trait]
 pub trait StorageProvider: Send + Sync {
-    async fn open(
-        &self,
-        tenant: &crate::directory::Tenant,
-        user: &crate::directory::User,
-    ) -> Result<Arc<dyn Storage>, StorageError>;
+    /// `user_id` names whose interrupted uploads the storage may continue.
+    async fn open(&self, owner: &StorageOwner, user_id: i64) -> Result<Arc<dyn Storage>, StorageError>;
+    /// Whether the store answers now, for readiness probes: with the server's own settings and
+    /// credentials, never a tenant's.
+    async fn ready(&self) -> Result<(), StorageError>;
 }
 
 /// What went wrong, in terms a protocol can act on; `ftp::error` maps each kind to one reply code.

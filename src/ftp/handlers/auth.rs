@@ -94,7 +94,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 s.send(&Reply::new(530, why)).await?;
                 return Ok(Flow::Continue);
             }
-            let storage = match s.shared.storage.open(&principal.tenant, &principal.user).await {
+            let storage = match s.shared.storage.open(&principal.tenant.storage_owner(), principal.user.id).await {
                 Ok(storage) => storage,
                 Err(e) => {
                     s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));

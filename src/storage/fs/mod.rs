@@ -23,8 +23,8 @@ use self::download::ReadAhead;
 use self::upload::FsUpload;
 use super::digest::Digest;
 use super::{
-    Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageProvider,
-    Upload, WriteMode,
+    Download, Entry, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, StorageOwner,
+    StorageProvider, Upload, WriteMode,
 };
 
 mod download;
@@ -80,19 +80,24 @@ impl FsProvider {
 
 #[async_trait]
 impl StorageProvider for FsProvider {
-    async fn open(
-        &self,
-        tenant: &crate::directory::Tenant,
-        _user: &crate::directory::User,
-    ) -> Result<Arc<dyn Storage>, StorageError> {
+    async fn open(&self, owner: &StorageOwner, _user_id: i64) -> Result<Arc<dyn Storage>, StorageError> {
         // The directory validates names; checked again because this one becomes a path.
-        let name = &tenant.name;
+        let name = &owner.tenant_name;
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(StorageError::new(ErrorKind::Denied));
         }
         let (root, fsync) = (self.root.join(name), self.fsync);
         let storage = blocking(move || FsStorage::new(root, fsync).map_err(io_error)).await?;
         Ok(Arc::new(storage))
+    }
+
+    /// The root folder is there.
+    async fn ready(&self) -> Result<(), StorageError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(ErrorKind::NotADirectory.into()),
+            Err(e) => Err(io_error(e)),
+        }
     }
 }
 
@@ -406,11 +411,11 @@ fn read_batch(mut entries: fs::ReadDir) -> (Vec<Result<Entry, StorageError>>, Op
 }
 
 /// The listing entry for `entry`, or `None` when clients must not see it: wharf's own files, symlinks,
-/// special files, and names that are not UTF-8 or that vfs would refuse (a name holding CR LF would
+/// special files, and names that are not UTF-8 or break the key rule ([`StorageKey::check_segment`]) (a name holding CR LF would
 /// otherwise forge lines in a listing).
 fn list_entry(entry: &fs::DirEntry) -> Result<Option<Entry>, StorageError> {
     let Ok(name) = entry.file_name().into_string() else { return Ok(None) };
-    if name.starts_with(HIDDEN_PREFIX) || crate::vfs::VirtualPath::root().join(&name).is_err() {
+    if name.starts_with(HIDDEN_PREFIX) || StorageKey::check_segment(&name).is_err() {
         return Ok(None);
     }
     // `DirEntry::metadata` does not follow symlinks, so a symlink yields no `Metadata` below.

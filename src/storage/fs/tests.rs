@@ -305,31 +305,13 @@ async fn modification_time_is_set_and_read_back() {
 async fn provider_gives_each_tenant_its_own_folder() {
     let dir = tempfile::tempdir().unwrap();
     let provider = FsProvider::new(dir.path().join("data"), false).unwrap();
-    let tenant = |name: &str| crate::directory::Tenant {
-        id: 1,
-        name: name.to_owned(),
-        enabled: true,
-        created_at: chrono::Utc::now(),
-        storage: Default::default(),
-        allowed_networks: Default::default(),
-        tls: Default::default(),
-    };
-    let user = crate::directory::User {
-        id: 1,
-        tenant_id: 1,
-        username: "u".to_owned(),
-        home: "/".to_owned(),
-        enabled: true,
-        created_at: chrono::Utc::now(),
-        last_login_at: None,
-        access: Default::default(),
-        allowed_networks: Default::default(),
-    };
-    let acme = provider.open(&tenant("acme-1"), &user).await.unwrap();
+    let tenant = |name: &str| StorageOwner { tenant_id: 1, tenant_name: name.to_owned(), settings: Default::default() };
+    let acme = provider.open(&tenant("acme-1"), 1).await.unwrap();
     acme.make_dir(&key("in")).await.unwrap();
     assert!(dir.path().join("data/acme-1/in").is_dir());
+    provider.ready().await.unwrap();
     for bad in ["", "..", "a/b", "Acme", ".wharf"] {
-        assert_eq!(kind(provider.open(&tenant(bad), &user).await), ErrorKind::Denied, "{bad:?}");
+        assert_eq!(kind(provider.open(&tenant(bad), 1).await), ErrorKind::Denied, "{bad:?}");
     }
 }
 

@@ -13,7 +13,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use super::super::{ErrorKind, StorageError};
 use super::metered::Metered;
 use crate::config::S3Config;
-use crate::directory::TenantStorage;
+use crate::storage::TenantStorage;
 use crate::telemetry::metrics::S3Metrics;
 
 /// A client for the server's settings, overridden field by field by a tenant's own. Credentials come

@@ -1,10 +1,9 @@
-//! The one mapping from SDK and directory errors to storage kinds; the full report stays in the source
+//! The one mapping from SDK errors to storage kinds; the full report stays in the source
 //! for the log.
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::directory::DirectoryError;
 use crate::storage::{ErrorKind, StorageError};
 
 /// The one mapping from SDK errors to storage kinds; the SDK's full report stays in the source for the log.
@@ -38,12 +37,4 @@ where
     };
     let report = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
     StorageError::with_source(kind, report)
-}
-
-pub(super) fn dir_error(e: DirectoryError) -> StorageError {
-    let kind = match e {
-        DirectoryError::Unavailable(_) => ErrorKind::Transient,
-        _ => ErrorKind::Internal,
-    };
-    StorageError::with_source(kind, e)
 }

@@ -6,12 +6,12 @@ use std::time::SystemTime;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 
 use super::dir_metadata;
-use crate::storage::{Entry, EntryKind, Metadata};
+use crate::storage::{Entry, EntryKind, Metadata, StorageKey};
 
 /// The entries of one listing page below `prefix`: its common prefixes are directories, its objects files;
 /// the directory's own marker and names a client could not address are left out.
 pub(super) fn page_entries(page: &ListObjectsV2Output, prefix: &str) -> Vec<Entry> {
-    let visible = |name: &str| crate::vfs::VirtualPath::root().join(name).is_ok();
+    let visible = |name: &str| StorageKey::check_segment(name).is_ok();
     let dirs = page.common_prefixes().iter().filter_map(|p| {
         let name = p.prefix()?.strip_prefix(prefix)?.strip_suffix('/')?;
         visible(name).then(|| Entry { name: name.to_owned(), meta: dir_metadata(None) })

@@ -9,7 +9,7 @@
 //! A directory exists when its marker does or when any object lies below it. Uploads are one PutObject
 //! below one part and a multipart upload above ([`upload`]); listings page through ListObjectsV2 with
 //! delimiter `/` as the client reads them; renames copy then delete ([`rename`]). Every open multipart upload
-//! is recorded in the directory, so an interrupted one can be continued (REST + STOR, APPE) and none is
+//! is recorded in the upload ledger ([`crate::storage::UploadLedger`], kept by the directory), so an interrupted one can be continued (REST + STOR, APPE) and none is
 //! orphaned: the sweeper aborts those whose time ran out.
 
 mod budget;
@@ -36,7 +36,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 pub use self::budget::Budget;
 use self::budget::TenantBudget;
 use self::download::read_ahead;
-use self::error::{dir_error, sdk_error};
+use self::error::sdk_error;
 use self::list::page_entries;
 pub use self::provider::S3Provider;
 pub use self::upload::largest_upload;
@@ -46,7 +46,7 @@ use super::{
     Download, EntryKind, EntryStream, ErrorKind, Metadata, Storage, StorageError, StorageKey, Upload, WriteMode,
 };
 use crate::config::S3Config;
-use crate::directory::Directory;
+use crate::storage::UploadLedger;
 use crate::telemetry::metrics::S3Metrics;
 
 /// The first `len` bytes of an object cut into copy ranges `(first, last)` (inclusive) of at most 5 GiB each
@@ -67,11 +67,11 @@ fn base64(bytes: &[u8]) -> String {
 const MIN_PART: u64 = 5 * 1024 * 1024;
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
-/// What every tenant's storage shares: settings, the budget, the directory, the default client.
+/// What every tenant's storage shares: settings, the budget, the upload ledger, the default client.
 struct Shared {
     config: S3Config,
     budget: Arc<Budget>,
-    directory: Arc<dyn Directory>,
+    ledger: Arc<dyn UploadLedger>,
     default_client: Client,
     /// Given to every client built later (tenants' own stores).
     metrics: S3Metrics,
@@ -339,7 +339,7 @@ impl S3Storage {
         if head.digest.is_some() {
             return Ok(head.digest);
         }
-        let recorded = self.shared.directory.digest(&self.bucket.location, object).await.map_err(dir_error)?;
+        let recorded = self.shared.ledger.digest(&self.bucket.location, object).await?;
         // Valid only for the object as wharf stored it: another writer changes the ETag.
         Ok(recorded
             .filter(|(etag, _)| *etag == head.etag)
@@ -348,10 +348,10 @@ impl S3Storage {
     }
 
     /// The resumable upload of `object` this user may continue.
-    async fn own_parked(&self, object: &str) -> Result<Option<crate::directory::ParkedUpload>, StorageError> {
-        let directory = &self.shared.directory;
-        let parked = directory.resumable_upload(&self.bucket.location, object, self.user_id, chrono::Utc::now());
-        parked.await.map_err(dir_error)
+    async fn own_parked(&self, object: &str) -> Result<Option<crate::storage::ParkedUpload>, StorageError> {
+        let ledger = &self.shared.ledger;
+        let parked = ledger.resumable_upload(&self.bucket.location, object, self.user_id, chrono::Utc::now());
+        parked.await
     }
 }
 
@@ -467,7 +467,7 @@ impl Storage for S3Storage {
             });
         };
         self.delete_object(&object).await?;
-        self.shared.directory.forget_digest(&self.bucket.location, &object).await.map_err(dir_error)?;
+        self.shared.ledger.forget_digest(&self.bucket.location, &object).await?;
         self.keep_parent(key).await?;
         Ok(head.size)
     }

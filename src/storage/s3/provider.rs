@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::budget::{Budget, TenantBudget};
-use super::{abort_upload, client, dir_error, Bucket, S3Storage, Shared};
+use super::{abort_upload, client, Bucket, S3Storage, Shared};
 use crate::config::S3Config;
-use crate::directory::{Directory, ParkedUpload, Tenant, TenantStorage, User};
 use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
+use crate::storage::{ParkedUpload, StorageOwner, TenantStorage, UploadLedger};
 use crate::telemetry::metrics::S3Metrics;
 
 /// Opens tenants' storage on S3; one per process.
@@ -30,7 +30,7 @@ impl S3Provider {
     /// Every client it builds reports its requests to `metrics`.
     pub async fn new(
         config: &S3Config,
-        directory: Arc<dyn Directory>,
+        ledger: Arc<dyn UploadLedger>,
         metrics: S3Metrics,
     ) -> Result<Arc<S3Provider>, StorageError> {
         let default_client = client::build(config, None, &metrics).await?;
@@ -38,7 +38,7 @@ impl S3Provider {
             budget: Budget::new(config.memory_budget),
             default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
             config: config.clone(),
-            directory,
+            ledger,
             default_client,
             metrics,
         };
@@ -50,13 +50,13 @@ impl S3Provider {
         &self.shared.budget
     }
 
-    async fn bucket(&self, tenant: &Tenant) -> Result<Arc<Bucket>, StorageError> {
-        if let Some((settings, bucket)) = self.buckets.lock().expect("not poisoned").get(&tenant.id) {
-            if *settings == tenant.storage {
+    async fn bucket(&self, tenant: &StorageOwner) -> Result<Arc<Bucket>, StorageError> {
+        if let Some((settings, bucket)) = self.buckets.lock().expect("not poisoned").get(&tenant.tenant_id) {
+            if *settings == tenant.settings {
                 return Ok(bucket.clone());
             }
         }
-        let own = &tenant.storage;
+        let own = &tenant.settings;
         let config = &self.shared.config;
         let client = if own.endpoint.is_some()
             || own.region.is_some()
@@ -71,42 +71,38 @@ impl S3Provider {
         let prefix = match (&own.bucket, &own.prefix) {
             (_, Some(prefix)) => TenantStorage::normalised_prefix(prefix),
             (Some(_), None) => String::new(),
-            (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.name)),
+            (None, None) => TenantStorage::normalised_prefix(&format!("{}{}", config.prefix, tenant.tenant_name)),
         };
         // The shared bucket's root holds every tenant: a tenant there always gets a prefix of its own.
         if own.bucket.is_none() && prefix.is_empty() {
-            tracing::error!(tenant = %tenant.name, "tenant has an empty prefix in the shared bucket; refusing");
+            tracing::error!(tenant = %tenant.tenant_name, "tenant has an empty prefix in the shared bucket; refusing");
             return Err(ErrorKind::Denied.into());
         }
         let endpoint = own.endpoint.as_deref().unwrap_or(&self.shared.default_endpoint);
         let location = format!("{endpoint}/{name}");
         // A settings change keeps the tenant's budget: its uploads in flight still hold room in it.
-        let budget = match self.buckets.lock().expect("not poisoned").get(&tenant.id) {
+        let budget = match self.buckets.lock().expect("not poisoned").get(&tenant.tenant_id) {
             Some((_, old)) => old.budget.clone(),
             None => TenantBudget::new(config.tenant_memory_budget),
         };
         let bucket = Arc::new(Bucket { client, name, prefix, location, budget });
-        self.buckets.lock().expect("not poisoned").insert(tenant.id, (tenant.storage.clone(), bucket.clone()));
+        self.buckets.lock().expect("not poisoned").insert(tenant.tenant_id, (tenant.settings.clone(), bucket.clone()));
         Ok(bucket)
     }
 
     /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
-    /// every instance at once: each upload is taken out of the directory by exactly one of them. An upload
-    /// that cannot be aborted now goes back into the directory for a later sweep, never out of sight.
+    /// every instance at once: each upload is taken out of the ledger by exactly one of them. An upload
+    /// that cannot be aborted now goes back into the ledger for a later sweep, never out of sight.
     pub async fn sweep(&self) -> Result<usize, StorageError> {
-        let directory = &self.shared.directory;
+        let ledger = &self.shared.ledger;
         let (mut aborted, mut failed) = (0, None);
         loop {
-            let expired = directory.expired_uploads(chrono::Utc::now(), 100).await.map_err(dir_error)?;
+            let expired = ledger.expired_uploads(chrono::Utc::now(), 100).await?;
             if expired.is_empty() {
                 return failed.map_or(Ok(aborted), Err);
             }
             for upload in expired {
-                if !directory
-                    .remove_upload(&upload.location, &upload.key, &upload.upload_id)
-                    .await
-                    .map_err(dir_error)?
-                {
+                if !ledger.remove_upload(&upload.location, &upload.key, &upload.upload_id).await? {
                     continue;
                 }
                 match self.abort_expired(&upload).await {
@@ -115,7 +111,7 @@ impl S3Provider {
                         tracing::warn!(key = %upload.key, location = %upload.location, error = %e,
                             "aborting an expired upload failed; it stays recorded and is tried again later");
                         let retry = ParkedUpload { expires_at: chrono::Utc::now() + retry_in, ..upload };
-                        directory.save_upload(&retry).await.map_err(dir_error)?;
+                        ledger.save_upload(&retry).await?;
                         failed = Some(e);
                     }
                 }
@@ -129,7 +125,7 @@ impl S3Provider {
     /// the upload's store any more (an operator then has to abort it, or a lifecycle rule does).
     async fn abort_expired(&self, upload: &ParkedUpload) -> Result<(), (StorageError, chrono::TimeDelta)> {
         let soon = chrono::TimeDelta::seconds(self.shared.config.sweep_interval_secs as i64);
-        let tenant = self.shared.directory.tenant_by_id(upload.tenant_id).await.map_err(|e| (dir_error(e), soon))?;
+        let tenant = self.shared.ledger.tenant_storage(upload.tenant_id).await.map_err(|e| (e, soon))?;
         if let Some(tenant) = tenant {
             let bucket = self.bucket(&tenant).await.map_err(|e| (e, soon))?;
             if bucket.location == upload.location {
@@ -152,14 +148,24 @@ impl S3Provider {
 
 #[async_trait]
 impl StorageProvider for S3Provider {
-    async fn open(&self, tenant: &Tenant, user: &User) -> Result<Arc<dyn Storage>, StorageError> {
-        let bucket = self.bucket(tenant).await?;
+    async fn open(&self, owner: &StorageOwner, user_id: i64) -> Result<Arc<dyn Storage>, StorageError> {
+        let bucket = self.bucket(owner).await?;
         Ok(Arc::new(S3Storage {
             bucket,
             shared: self.shared.clone(),
-            tenant_id: tenant.id,
-            user_id: user.id,
+            tenant_id: owner.tenant_id,
+            user_id,
             known_dirs: Default::default(),
         }))
+    }
+
+    /// One listing of at most one key under the server's prefix in the server's bucket, with the
+    /// server's own client and keys.
+    async fn ready(&self) -> Result<(), StorageError> {
+        let config = &self.shared.config;
+        let bucket = config.bucket.as_deref().ok_or(ErrorKind::Internal)?;
+        let request = self.shared.default_client.list_objects_v2().bucket(bucket).prefix(&config.prefix).max_keys(1);
+        request.send().await.map_err(super::sdk_error)?;
+        Ok(())
     }
 }

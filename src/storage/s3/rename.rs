@@ -9,7 +9,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectI
 
 use super::resume::encode_key;
 use super::upload::record_lease;
-use super::{dir_error, sdk_error, S3Storage, MAX_COPY};
+use super::{sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 
 /// Copies run this many at a time.
@@ -159,20 +159,20 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
             return result;
         }
     }
-    let _ = s.shared.directory.remove_upload(&b.location, target, &upload_id).await;
+    let _ = s.shared.ledger.remove_upload(&b.location, target, &upload_id).await;
     result
 }
 
 /// The copy has the same bytes, so the source's recorded checksums describe it too (under its new ETag).
 /// The source's record stays until the source itself is deleted ([`forget_digests`]).
 async fn move_digest(s: &S3Storage, source: &str, target: &str, source_etag: &str, target_etag: Option<&str>) {
-    let directory = &s.shared.directory;
+    let ledger = &s.shared.ledger;
     let location = &s.bucket.location;
-    let recorded = directory.digest(location, source).await.ok().flatten();
-    let _ = directory.forget_digest(location, target).await;
+    let recorded = ledger.digest(location, source).await.ok().flatten();
+    let _ = ledger.forget_digest(location, target).await;
     if let (Some((etag, digest)), Some(target_etag)) = (recorded, target_etag) {
         if etag == source_etag {
-            if let Err(e) = directory.record_digest(location, target, target_etag, &digest).await.map_err(dir_error) {
+            if let Err(e) = ledger.record_digest(location, target, target_etag, &digest).await {
                 tracing::warn!(error = %e, "moving an object's checksums failed");
             }
         }
@@ -182,7 +182,7 @@ async fn move_digest(s: &S3Storage, source: &str, target: &str, source_etag: &st
 /// Drops the checksum records of objects that were deleted.
 async fn forget_digests(s: &S3Storage, objects: &[String]) {
     for object in objects {
-        let _ = s.shared.directory.forget_digest(&s.bucket.location, object).await;
+        let _ = s.shared.ledger.forget_digest(&s.bucket.location, object).await;
     }
 }
 

@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 
 use super::upload::{Multipart, S3Upload};
 use super::{sdk_error, Head, MIN_PART};
-use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
+use crate::storage::ParkedUpload;
 use crate::storage::{ErrorKind, StorageError};
 
 /// A part S3 confirmed.

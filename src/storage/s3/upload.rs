@@ -25,10 +25,10 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::budget::{Reservation, STARTER};
 use super::resume::{ParkedState, PartDone};
-use super::{base64, dir_error, sdk_error, S3Storage, DIGEST_METADATA};
+use super::{base64, sdk_error, S3Storage, DIGEST_METADATA};
 use crate::config::S3Config;
-use crate::directory::ParkedUpload;
 use crate::storage::digest::Digest;
+use crate::storage::ParkedUpload;
 use crate::storage::{ErrorKind, StorageError, Upload, WriteMode};
 
 /// Parts per size step: the part size doubles after every 900 parts, so 10,000 parts of a file of unknown
@@ -111,12 +111,7 @@ impl S3Upload {
                     let shared = &upload.storage.shared;
                     let b = &upload.storage.bucket;
                     // Whoever removes the row owns the upload; a second session resuming at once loses.
-                    if shared
-                        .directory
-                        .remove_upload(&b.location, &parked.key, &parked.upload_id)
-                        .await
-                        .map_err(dir_error)?
-                    {
+                    if shared.ledger.remove_upload(&b.location, &parked.key, &parked.upload_id).await? {
                         upload.resume(parked, state).await?;
                         return Ok(upload);
                     }
@@ -207,7 +202,7 @@ impl S3Upload {
             .await;
             if let Err(Ok(upload_id)) = reply.send(result) {
                 if b.abort_upload(&object, &upload_id).await.is_ok() {
-                    let _ = storage.shared.directory.remove_upload(&b.location, &object, &upload_id).await;
+                    let _ = storage.shared.ledger.remove_upload(&b.location, &object, &upload_id).await;
                 }
             }
         });
@@ -240,7 +235,7 @@ impl S3Upload {
         let state = ParkedState { bytes, part_size: self.base, parts, digest };
         let row = upload_row(&self.storage, &self.object, &multipart.upload_id, &state, resumable);
         multipart.lease_renewed = now;
-        self.storage.shared.directory.save_upload(&row).await.map_err(dir_error)
+        self.storage.shared.ledger.save_upload(&row).await
     }
 
     /// Hands the full buffer to an UploadPart task, first waiting for room among the parts in flight.
@@ -299,8 +294,7 @@ impl S3Upload {
         let b = &self.storage.bucket;
         match b.abort_upload(&self.object, &multipart.upload_id).await {
             Ok(()) => {
-                let _ =
-                    self.storage.shared.directory.remove_upload(&b.location, &self.object, &multipart.upload_id).await;
+                let _ = self.storage.shared.ledger.remove_upload(&b.location, &self.object, &multipart.upload_id).await;
             }
             // The row stays, so the sweeper tries again when the lease runs out.
             Err(e) => tracing::warn!(error = %e, "aborting a multipart upload failed; the sweeper will retry"),
@@ -313,15 +307,15 @@ impl S3Upload {
         let shared = &self.storage.shared;
         let b = &self.storage.bucket;
         if let (Some(etag), Some(digest)) = (multipart_etag, &self.digest) {
-            if let Err(e) = shared.directory.record_digest(&b.location, &self.object, etag, &digest.to_text()).await {
+            if let Err(e) = shared.ledger.record_digest(&b.location, &self.object, etag, &digest.to_text()).await {
                 tracing::warn!(error = %e, "recording an object's checksums failed; HASH will not know them");
             }
         } else if multipart_etag.is_some() {
-            let _ = shared.directory.forget_digest(&b.location, &self.object).await;
+            let _ = shared.ledger.forget_digest(&b.location, &self.object).await;
         }
-        let superseded = shared.directory.resumable_uploads(&b.location, &self.object).await.unwrap_or_default();
+        let superseded = shared.ledger.resumable_uploads(&b.location, &self.object).await.unwrap_or_default();
         for old in superseded {
-            if shared.directory.remove_upload(&old.location, &old.key, &old.upload_id).await.unwrap_or(false) {
+            if shared.ledger.remove_upload(&old.location, &old.key, &old.upload_id).await.unwrap_or(false) {
                 if let Err(e) = b.abort_upload(&old.key, &old.upload_id).await {
                     tracing::warn!(error = %e, "aborting a superseded parked upload failed; its parts stay");
                 }
@@ -399,15 +393,15 @@ impl Upload for S3Upload {
         match result {
             Ok(etag) => {
                 let upload_id = self.multipart.take().expect("multipart").upload_id;
-                let directory = &self.storage.shared.directory;
-                let _ = directory.remove_upload(&b.location, &self.object, &upload_id).await;
+                let ledger = &self.storage.shared.ledger;
+                let _ = ledger.remove_upload(&b.location, &self.object, &upload_id).await;
                 self.stored(etag.as_deref()).await;
                 Ok(self.sent)
             }
             Err(e) if self.completed_anyway().await => {
                 tracing::warn!(error = %e, "CompleteMultipartUpload failed, but S3 had completed the upload");
                 let upload_id = self.multipart.take().expect("multipart").upload_id;
-                let _ = self.storage.shared.directory.remove_upload(&b.location, &self.object, &upload_id).await;
+                let _ = self.storage.shared.ledger.remove_upload(&b.location, &self.object, &upload_id).await;
                 let etag = self.storage.head(&self.object).await.ok().flatten().map(|h| h.etag);
                 self.stored(etag.as_deref()).await;
                 Ok(self.sent)
@@ -472,7 +466,7 @@ impl Drop for S3Upload {
         runtime.spawn(async move {
             let b = &storage.bucket;
             if b.abort_upload(&object, &multipart.upload_id).await.is_ok() {
-                let _ = storage.shared.directory.remove_upload(&b.location, &object, &multipart.upload_id).await;
+                let _ = storage.shared.ledger.remove_upload(&b.location, &object, &multipart.upload_id).await;
             }
         });
     }
@@ -535,7 +529,7 @@ fn upload_row(
 pub(super) async fn record_lease(storage: &S3Storage, object: &str, upload_id: &str) -> Result<(), StorageError> {
     let state = ParkedState { bytes: 0, part_size: 0, parts: Vec::new(), digest: None };
     let row = upload_row(storage, object, upload_id, &state, false);
-    storage.shared.directory.save_upload(&row).await.map_err(dir_error)
+    storage.shared.ledger.save_upload(&row).await
 }
 
 /// The last part of the unbroken run of confirmed parts from part 1.
