@@ -35,7 +35,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 pub use self::budget::Budget;
 use self::budget::TenantBudget;
-use self::download::read_ahead;
+use self::download::body_reader;
 use self::error::sdk_error;
 use self::list::page_entries;
 pub use self::provider::S3Provider;
@@ -420,7 +420,7 @@ impl Storage for S3Storage {
         match request.send().await.map_err(sdk_error) {
             Ok(out) => {
                 let length = out.content_length().unwrap_or(0).max(0) as u64;
-                Ok(Download { size: offset + length, reader: read_ahead(out.body) })
+                Ok(Download { size: offset + length, reader: body_reader(out.body) })
             }
             // S3 answers 416 for a range starting at the end; a client resuming a complete file does that.
             Err(e) if e.kind() == ErrorKind::InvalidOffset => match self.head(&object).await? {
