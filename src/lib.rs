@@ -19,6 +19,7 @@ pub mod directory;
 pub mod ftp;
 pub mod reload;
 pub mod server;
+pub mod services;
 pub mod sessions;
 pub mod storage;
 pub mod telemetry;

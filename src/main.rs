@@ -526,23 +526,21 @@ async fn tenant_command(command: TenantCommand, dir: &dyn Directory) -> anyhow::
             println!("quota of tenant {name:?}: {}", quota_summary(&quota));
         }
         TenantCommand::Add { name, hostnames, storage } => {
+            // Checked by the workflow too; here first, to name the tenant that holds the hostname.
             for hostname in &hostnames {
                 ensure_hostname_free(dir, hostname).await?;
             }
-            let storage = storage.settings();
-            storage.validate().map_err(|e| explain(e.into(), "storage", &name))?;
-            let tenant = dir.create_tenant(&name).await.map_err(|e| explain(e, "tenant", &name))?;
-            if storage != TenantStorage::default() {
-                dir.set_tenant_storage(tenant.id, &storage)
-                    .await
-                    .with_context(|| format!("tenant {name:?} was created, but setting its storage failed"))?;
-            }
-            for hostname in &hostnames {
-                dir.add_hostname(tenant.id, hostname)
-                    .await
-                    .map_err(|e| explain(e, "hostname", hostname))
-                    .with_context(|| format!("tenant {name:?} was created, but adding hostname {hostname:?} failed"))?;
-            }
+            let new = wharf::services::NewTenant {
+                name: &name,
+                storage: Some(storage.settings()),
+                enabled: true,
+                hostnames: &hostnames,
+                ..Default::default()
+            };
+            wharf::services::create_tenant(dir, new).await.map_err(|refused| match refused.field {
+                "hostnames" => explain(refused.error, "hostname", &refused.value),
+                field => explain(refused.error, if field == "name" { "tenant" } else { field }, &name),
+            })?;
             println!("tenant {name:?} created");
         }
         TenantCommand::List => {

@@ -16,7 +16,8 @@ use super::extract::{paged, segment, Body, Created, List, PageQuery, Path, Query
 use super::views::{network_texts, networks, QuotaPatch, QuotaView, StorageView};
 use super::AdminState;
 use crate::config::Resumption;
-use crate::directory::{self, Quota, Tenant, TenantStorage, TenantTlsPolicy, TlsVersion};
+use crate::directory::{self, Quota, Tenant, TenantTlsPolicy, TlsVersion};
+use crate::services;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -191,31 +192,17 @@ pub async fn create(
     let networks = new.allowed_networks.as_deref().map(|n| networks("allowed_networks", n)).transpose()?;
     let quota = new.quota.map(|q| QuotaPatch { max_bytes: Some(q.max_bytes), max_files: Some(q.max_files) });
     let quota = quota.map(|q| q.apply(Quota::default(), "quota")).transpose()?;
-    let tenant = state.directory.create_tenant(&new.name).await.field("name")?;
-    // Everything was checked first; should a write still fail, the half-made tenant goes again.
-    let configured = async {
-        if let Some(storage) = storage.as_ref().filter(|s| **s != TenantStorage::default()) {
-            state.directory.set_tenant_storage(tenant.id, storage).await.field("storage")?;
-        }
-        if let Some(networks) = &networks {
-            state.directory.set_tenant_networks(tenant.id, networks).await.field("allowed_networks")?;
-        }
-        if let Some(quota) = &quota {
-            state.directory.set_tenant_quota(tenant.id, quota).await.field("quota")?;
-        }
-        if new.enabled == Some(false) {
-            state.directory.set_tenant_enabled(tenant.id, false).await?;
-        }
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(e) = configured {
-        if let Err(undo) = state.directory.delete_tenant(tenant.id).await {
-            tracing::error!(tenant = %tenant.name, error = %undo, "removing a half-created tenant failed");
-        }
-        return Err(e);
-    }
-    let tenant = state.directory.tenant_by_id(tenant.id).await?.ok_or(ApiError::NotFound)?;
+    let spec = services::NewTenant {
+        name: &new.name,
+        storage,
+        allowed_networks: networks,
+        quota,
+        enabled: new.enabled != Some(false),
+        hostnames: &[],
+    };
+    let tenant = services::create_tenant(&*state.directory, spec)
+        .await
+        .map_err(|refused| ApiError::from(refused.error).at(refused.field))?;
     let target = format!("tenant/{}", tenant.name);
     audit::record(&state, &caller, Some(tenant.id), "tenant.create", target, json!({})).await?;
     Ok(Created { location: location(&tenant.name), body: view(&state, tenant).await? })
