@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::{Config, LoginDefenceConfig};
-use crate::ftp::session::Shared;
+use crate::ftp::session::FtpContext;
 use crate::server::Limits;
 use crate::telemetry::Telemetry;
 
@@ -29,7 +29,7 @@ use crate::telemetry::Telemetry;
 /// once rather than at the next poll, the tenants' certificates.
 #[derive(Clone)]
 pub struct Reloader {
-    shared: Arc<Shared>,
+    shared: Arc<FtpContext>,
     certificates: Arc<tokio::sync::Notify>,
     limits: Arc<Limits>,
     config_file: Option<PathBuf>,
@@ -47,7 +47,7 @@ pub struct Reloaded {
 
 impl Reloader {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        shared: Arc<FtpContext>,
         certificates: Arc<tokio::sync::Notify>,
         limits: Arc<Limits>,
         config_file: Option<PathBuf>,

@@ -27,7 +27,7 @@ use crate::config::{Backend, PassiveMode};
 use crate::directory::password::Verifier;
 use crate::directory::{self, Directory};
 use crate::ftp::data::PassivePorts;
-use crate::ftp::session::{ProxyTrust, Session, Shared};
+use crate::ftp::session::{FtpContext, ProxyTrust, Session};
 use crate::ftp::shared_passive::{Relay, SharedPassive};
 use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
@@ -43,7 +43,7 @@ use crate::tls::{self, Tls};
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 pub struct Server {
-    shared: Arc<Shared>,
+    shared: Arc<FtpContext>,
     directory: Arc<dyn Directory>,
     s3: Option<Arc<S3Provider>>,
     explicit: Option<TcpListener>,
@@ -179,7 +179,8 @@ impl Server {
         };
         let limits = Arc::new(Limits::new(config.ftp.max_sessions, config.ftp.max_sessions_per_ip));
         let config = ArcSwap::from_pointee(config);
-        let shared = Arc::new(Shared { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
+        let shared =
+            Arc::new(FtpContext { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
         Ok(Server {
             shared,
             directory,
@@ -323,7 +324,7 @@ async fn sweep_uploads(s3: Arc<S3Provider>, every: Duration, shutdown: Cancellat
 }
 
 struct Acceptor {
-    shared: Arc<Shared>,
+    shared: Arc<FtpContext>,
     limits: Arc<Limits>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -391,7 +392,13 @@ impl Acceptor {
 }
 
 /// Tells a refused client why, in the protocol it expects, then closes.
-async fn refuse(shared: Arc<Shared>, tcp: TcpStream, implicit: bool, why: &'static str, _slot: OwnedSemaphorePermit) {
+async fn refuse(
+    shared: Arc<FtpContext>,
+    tcp: TcpStream,
+    implicit: bool,
+    why: &'static str,
+    _slot: OwnedSemaphorePermit,
+) {
     let text = format!("421 {why}; try again later\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         if implicit {

@@ -11,6 +11,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("directory", &["ftp", "admin", "server"]),
     ("admin", &["storage", "ftp", "server"]),
     ("ftp", &["admin", "server"]),
+    ("services", &["ftp", "admin", "server", "storage", "vfs"]),
 ];
 
 fn sources(layer: &str) -> Vec<PathBuf> {

@@ -56,9 +56,9 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// What the handlers share; cheap to clone.
 #[derive(Clone)]
-pub struct AdminState(Arc<Shared>);
+pub struct AdminState(Arc<AdminContext>);
 
-pub struct Shared {
+pub struct AdminContext {
     pub directory: Arc<dyn Directory>,
     pub storage: StorageCheck,
     /// argon2id parameters for passwords set through the API (the same as the CLI's).
@@ -87,7 +87,7 @@ impl AdminState {
         metrics: Arc<Metrics>,
         config: &Config,
     ) -> AdminState {
-        AdminState(Arc::new(Shared {
+        AdminState(Arc::new(AdminContext {
             directory,
             storage,
             passwords: config.password_params(),
@@ -102,9 +102,9 @@ impl AdminState {
 }
 
 impl std::ops::Deref for AdminState {
-    type Target = Shared;
+    type Target = AdminContext;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &AdminContext {
         &self.0
     }
 }

@@ -47,8 +47,8 @@ use crate::vfs::VirtualPath;
 const MAX_DEFERRED: usize = 16;
 
 /// What every session of an instance shares.
-pub struct Shared {
-    /// Swapped whole by a reload (SIGHUP); read it through [`Shared::config`].
+pub struct FtpContext {
+    /// Swapped whole by a reload (SIGHUP); read it through [`FtpContext::config`].
     pub config: ArcSwap<Config>,
     pub auth: Authenticator,
     pub storage: Arc<dyn StorageProvider>,
@@ -64,7 +64,7 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
-impl Shared {
+impl FtpContext {
     /// The configuration in force now. A reload swaps it, so a session reads it again for each command
     /// rather than keeping it.
     pub fn config(&self) -> Arc<Config> {
@@ -145,7 +145,7 @@ pub(super) enum Flow {
 }
 
 pub struct Session {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<FtpContext>,
     pub(super) control: Control,
     pub(super) lines: LineReader,
     pub(super) peer: SocketAddr,
@@ -183,9 +183,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// The logged-in user, for handlers of commands that need a login: the dispatcher answers 530 to
+    /// those before login, so a handler never runs without one.
+    pub(super) fn login(&self) -> &Login {
+        self.login.as_ref().expect("command needs login; checked before dispatch")
+    }
+
+    pub(super) fn login_mut(&mut self) -> &mut Login {
+        self.login.as_mut().expect("command needs login; checked before dispatch")
+    }
+
     /// Serves one accepted connection to its end. `implicit` sessions start with a TLS handshake.
     pub async fn run(
-        shared: Arc<Shared>,
+        shared: Arc<FtpContext>,
         tcp: TcpStream,
         peer: SocketAddr,
         implicit: bool,

@@ -105,7 +105,7 @@ async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crat
 
 /// What the logged-in user may do where (the session checked the login).
 fn view_access(s: &Session) -> crate::access::Access {
-    s.login.as_ref().expect("command needs login; checked before dispatch").principal.user.access.clone()
+    s.login().principal.user.access.clone()
 }
 
 /// MLST on the control connection (RFC 3659 §7.2): one fact line for the path itself.

@@ -113,7 +113,7 @@ async fn abort(s: &mut Session) -> io::Result<Flow> {
 
 /// The user's storage, home and working directory; only called after login (the session checked).
 fn view(s: &Session) -> (std::sync::Arc<dyn Storage>, VirtualPath) {
-    let login = s.login.as_ref().expect("command needs login; checked before dispatch");
+    let login = s.login();
     (login.storage.clone(), login.home.clone())
 }
 

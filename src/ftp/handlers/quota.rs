@@ -37,7 +37,7 @@ pub(super) struct Ledger {
 
 impl Ledger {
     pub(super) fn of(s: &Session) -> Ledger {
-        let login = s.login.as_ref().expect("command needs login; checked before dispatch");
+        let login = s.login();
         Ledger {
             directory: s.shared.auth.directory().clone(),
             tenant_id: login.principal.tenant.id,
@@ -125,18 +125,18 @@ pub(super) async fn reserve(
     key: &StorageKey,
     mode: WriteMode,
     announced: Option<u64>,
-) -> Result<Reservation, Reply> {
+) -> Result<QuotaHold, Reply> {
     let ledger = Ledger::of(s);
-    let (limited, read_at) = s.login.as_ref().expect("command needs login; checked before dispatch").limited;
+    let (limited, read_at) = s.login().limited;
     let limited = if read_at.elapsed() < super::QUOTA_RECHECK {
         limited
     } else {
         let limited = self::limited(s, ledger.tenant_id, ledger.user_id).await;
-        s.login.as_mut().expect("checked above").limited = (limited, Instant::now());
+        s.login_mut().limited = (limited, Instant::now());
         limited
     };
     if !limited {
-        return Ok(Reservation { ledger, grant: None, files: 0, base: 0 });
+        return Ok(QuotaHold { ledger, grant: None, files: 0, base: 0 });
     }
     let reply = |e: StorageError| error::storage_reply(&e, "reserving room for the upload");
     let (_, new) = target(storage, key).await.map_err(reply)?;
@@ -152,18 +152,18 @@ pub(super) async fn reserve(
         None => (base, base + FIRST_STEP),
     };
     let grant = ledger.reserve(None, min, want, files).await.map_err(reply)?;
-    Ok(Reservation { ledger, grant: Some(grant), files, base })
+    Ok(QuotaHold { ledger, grant: Some(grant), files, base })
 }
 
 /// Room held for one upload, not yet attached to it; none when no quota applies.
-pub(super) struct Reservation {
+pub(super) struct QuotaHold {
     ledger: Ledger,
     grant: Option<Grant>,
     files: i64,
     base: i64,
 }
 
-impl Reservation {
+impl QuotaHold {
     /// The upload failed to start.
     pub(super) async fn release(self) {
         if let Some(grant) = self.grant {

@@ -37,13 +37,13 @@ impl Budget {
         })
     }
 
-    pub async fn starter(&self) -> Reservation {
+    pub async fn starter(&self) -> MemoryHold {
         let permit = acquire(&self.starter, units(STARTER)).await;
-        Reservation { global: vec![permit], tenant: Vec::new() }
+        MemoryHold { global: vec![permit], tenant: Vec::new() }
     }
 
     /// Grows `reservation` to hold `bytes`: first from the tenant's pool, then from the global one.
-    pub async fn grow(&self, tenant: &TenantBudget, reservation: &mut Reservation, bytes: u64) {
+    pub async fn grow(&self, tenant: &TenantBudget, reservation: &mut MemoryHold, bytes: u64) {
         let missing = units(bytes).saturating_sub(reservation.units());
         if missing == 0 {
             return;
@@ -77,14 +77,14 @@ impl TenantBudget {
 
 /// Room held for one part buffer; released when dropped (after S3 has the part).
 #[derive(Debug, Default)]
-pub struct Reservation {
+pub struct MemoryHold {
     /// Starter and global parts permits: together, the bytes this buffer may hold.
     global: Vec<OwnedSemaphorePermit>,
     /// The tenant's permits, covering the same bytes as the global parts permits.
     tenant: Vec<OwnedSemaphorePermit>,
 }
 
-impl Reservation {
+impl MemoryHold {
     /// Holds no room at all (not even a starter's).
     pub fn is_empty(&self) -> bool {
         self.global.is_empty()

@@ -68,7 +68,7 @@ const MIN_PART: u64 = 5 * 1024 * 1024;
 const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
 /// What every tenant's storage shares: settings, the budget, the upload ledger, the default client.
-struct Shared {
+struct S3Context {
     config: S3Config,
     budget: Arc<Budget>,
     ledger: Arc<dyn UploadLedger>,
@@ -79,9 +79,9 @@ struct Shared {
     default_endpoint: String,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for S3Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("bucket", &self.config.bucket).finish_non_exhaustive()
+        f.debug_struct("S3Context").field("bucket", &self.config.bucket).finish_non_exhaustive()
     }
 }
 
@@ -158,7 +158,7 @@ async fn abort_upload(client: &Client, bucket: &str, object: &str, upload_id: &s
 #[derive(Debug, Clone)]
 pub struct S3Storage {
     bucket: Arc<Bucket>,
-    shared: Arc<Shared>,
+    shared: Arc<S3Context>,
     tenant_id: i64,
     user_id: i64,
     known_dirs: Arc<KnownDirs>,

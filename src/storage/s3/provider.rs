@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::budget::{Budget, TenantBudget};
-use super::{abort_upload, client, Bucket, S3Storage, Shared};
+use super::{abort_upload, client, Bucket, S3Context, S3Storage};
 use crate::config::S3Config;
 use crate::storage::{ErrorKind, Storage, StorageError, StorageProvider};
 use crate::storage::{ParkedUpload, StorageOwner, TenantStorage, UploadLedger};
@@ -15,7 +15,7 @@ use crate::telemetry::metrics::S3Metrics;
 
 /// Opens tenants' storage on S3; one per process.
 pub struct S3Provider {
-    shared: Arc<Shared>,
+    shared: Arc<S3Context>,
     /// Tenants' buckets by tenant id, rebuilt when a tenant's settings change.
     buckets: Mutex<HashMap<i64, (TenantStorage, Arc<Bucket>)>>,
 }
@@ -34,7 +34,7 @@ impl S3Provider {
         metrics: S3Metrics,
     ) -> Result<Arc<S3Provider>, StorageError> {
         let default_client = client::build(config, None, &metrics).await?;
-        let shared = Shared {
+        let shared = S3Context {
             budget: Budget::new(config.memory_budget),
             default_endpoint: config.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
             config: config.clone(),

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::budget::{Reservation, STARTER};
+use super::budget::{MemoryHold, STARTER};
 use super::resume::{ParkedState, PartDone};
 use super::{base64, sdk_error, S3Storage, DIGEST_METADATA};
 use crate::config::S3Config;
@@ -64,7 +64,7 @@ pub(super) struct S3Upload {
     pub(super) buf: BytesMut,
     /// Empty until the first bytes arrive: waiting for room happens in the transfer (after `150`, where
     /// ABOR is read), never in `put`.
-    pub(super) room: Reservation,
+    pub(super) room: MemoryHold,
     pub(super) digest: Option<Digest>,
     pub(super) next_part: i32,
     /// Bytes in parts before the buffer (sent or copied).
@@ -93,7 +93,7 @@ impl S3Upload {
             storage,
             object,
             buf: BytesMut::new(),
-            room: Reservation::default(),
+            room: MemoryHold::default(),
             prefix: None,
             digest: Some(Digest::default()),
             next_part: 1,
@@ -478,7 +478,7 @@ async fn upload_part(
     upload_id: String,
     number: i32,
     body: Bytes,
-    room: Reservation,
+    room: MemoryHold,
 ) -> Result<PartDone, StorageError> {
     let crc32 = base64(&crc32fast::hash(&body).to_be_bytes());
     let out = b
