@@ -18,7 +18,7 @@ use chrono::{TimeDelta, Utc};
 use crate::config::{BanRule, LoginDefenceConfig};
 use crate::directory::login_failures::{ip_scope, user_scope};
 use crate::directory::password::Verifier;
-use crate::directory::{Directory, DirectoryError, FailureCount, FailurePolicy, LoginRecord, Tenant, User};
+use crate::directory::{Directory, DirectoryError, FailureCount, FailurePolicy, Tenant, User};
 
 /// How often, at most, one instance deletes forgotten failure counters (on the next failed login).
 const FORGET_INTERVAL_SECS: i64 = 60;
@@ -43,13 +43,14 @@ pub enum LoginError {
     Unavailable(#[source] DirectoryError),
 }
 
-/// What a client offered: the argument of USER, the tenant its HOST or SNI name selected, the password of
-/// PASS, and the address it connects from.
+/// What a client offered: the argument of USER, the tenant its HOST command selected and the name it
+/// sent in TLS SNI, the password of PASS, and the address it connects from.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginAttempt<'a> {
-    /// `user@tenant`, or `user` when `host_tenant` is known.
+    /// `user@tenant`, or `user` when HOST or SNI names the tenant.
     pub login: &'a str,
     pub host_tenant: Option<&'a Tenant>,
+    pub sni: Option<&'a str>,
     pub password: &'a str,
     pub client: IpAddr,
 }
@@ -84,6 +85,31 @@ impl Authenticator {
         self.directory.tenant_by_hostname(&host.to_ascii_lowercase()).await
     }
 
+    /// The tenant a login names and the username inside it, in the order of DESIGN.md §7: the tenant of
+    /// the `HOST` command (`host`), else the one the TLS SNI name maps to, else `user@tenant`. `None` when
+    /// none is named, the name is unknown, or `user@tenant` contradicts the host's tenant. USER (for the
+    /// tenant's TLS policy) and PASS both resolve through here, so they never disagree.
+    pub async fn resolve<'l>(
+        &self,
+        login: &'l str,
+        host: Option<&Tenant>,
+        sni: Option<&str>,
+    ) -> Result<Option<(Tenant, &'l str)>, DirectoryError> {
+        let host = match (host, sni) {
+            (Some(tenant), _) => Some(tenant.clone()),
+            (None, Some(sni)) => self.tenant_for_host(sni).await?,
+            (None, None) => None,
+        };
+        Ok(match (login.rsplit_once('@'), host) {
+            (Some((user, name)), Some(host)) => name.eq_ignore_ascii_case(&host.name).then_some((host, user)),
+            (Some((user, name)), None) => {
+                self.directory.tenant_by_name(&name.to_ascii_lowercase()).await?.map(|tenant| (tenant, user))
+            }
+            (None, Some(host)) => Some((host, login)),
+            (None, None) => None,
+        })
+    }
+
     /// Checks a login under the brute-force `defence`. Any directory error on the way is
     /// [`LoginError::Unavailable`]: a right password must never get a 530 because the database was away.
     pub async fn login(
@@ -91,7 +117,13 @@ impl Authenticator {
         attempt: LoginAttempt<'_>,
         defence: &LoginDefenceConfig,
     ) -> Result<Principal, LoginError> {
-        let record = self.lookup(attempt.login, attempt.host_tenant).await.map_err(LoginError::Unavailable)?;
+        let named = self.resolve(attempt.login, attempt.host_tenant, attempt.sni).await;
+        let record = match named.map_err(LoginError::Unavailable)? {
+            Some((tenant, username)) => {
+                self.directory.login_record(tenant.id, username).await.map_err(LoginError::Unavailable)?
+            }
+            None => None,
+        };
         // A user scope only for users that exist: arbitrary names must not grow the table.
         let user = record.as_ref().map(|r| user_scope(r.tenant.id, &r.user.username));
         let ip = ip_scope(attempt.client, defence.ipv6_prefix_len);
@@ -191,23 +223,7 @@ impl Authenticator {
             Err(e) => tracing::warn!(error = %e, "could not forget old failed-login counters"),
         }
     }
-
-    async fn lookup(&self, login: &str, host_tenant: Option<&Tenant>) -> Result<Option<LoginRecord>, DirectoryError> {
-        let (username, tenant) = match (login.rsplit_once('@'), host_tenant) {
-            (Some((user, name)), Some(host)) if name.eq_ignore_ascii_case(&host.name) => (user, Some(host.clone())),
-            // A tenant in the login that contradicts the host's tenant is no tenant at all.
-            (Some(_), Some(_)) => return Ok(None),
-            (Some((user, name)), None) => (user, self.directory.tenant_by_name(&name.to_ascii_lowercase()).await?),
-            (None, Some(host)) => (login, Some(host.clone())),
-            (None, None) => return Ok(None),
-        };
-        match tenant {
-            Some(t) => self.directory.login_record(t.id, username).await,
-            None => Ok(None),
-        }
-    }
 }
-
 /// The directory's view of one ban rule.
 fn policy(rule: &BanRule, defence: &LoginDefenceConfig) -> FailurePolicy {
     FailurePolicy {
@@ -259,6 +275,7 @@ mod tests {
         let login = |password| LoginAttempt {
             login: "alice@acme",
             host_tenant: None,
+            sni: None,
             password,
             client: "192.0.2.1".parse().unwrap(),
         };
@@ -280,6 +297,37 @@ mod tests {
         assert!(matches!(counted, Err(LoginError::Unavailable(_))), "counting: {counted:?}");
         // Only forgetting the counters fails: the login itself stands.
         assert!(auth.login(login("right"), &defence).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn host_then_sni_then_the_login_name_the_tenant() {
+        let directory: Arc<dyn Directory> =
+            Arc::new(crate::directory::sqlite::SqliteDirectory::open_in_memory().await.unwrap());
+        let acme = directory.create_tenant("acme").await.unwrap();
+        let beta = directory.create_tenant("beta").await.unwrap();
+        directory.add_hostname(beta.id, "ftp.beta.example").await.unwrap();
+        let params = crate::directory::password::Params { m_kib: 8, t: 1, p: 1 };
+        let auth = Authenticator::new(directory, Verifier::new(params).unwrap(), Duration::ZERO);
+        let named = |login: &'static str, host: Option<&Tenant>, sni: Option<&'static str>| {
+            let auth = &auth;
+            let host = host.cloned();
+            async move { auth.resolve(login, host.as_ref(), sni).await.unwrap().map(|(t, user)| (t.name, user.to_owned())) }
+        };
+        let pair = |tenant: &str, user: &str| Some((tenant.to_owned(), user.to_owned()));
+        assert_eq!(named("u@acme", None, None).await, pair("acme", "u"));
+        assert_eq!(named("u@ACME", None, None).await, pair("acme", "u"));
+        assert_eq!(named("u", None, None).await, None);
+        assert_eq!(named("u@nobody", None, None).await, None);
+        // SNI names the tenant; the login may repeat it but not contradict it.
+        assert_eq!(named("u", None, Some("FTP.beta.example")).await, pair("beta", "u"));
+        assert_eq!(named("u@beta", None, Some("ftp.beta.example")).await, pair("beta", "u"));
+        assert_eq!(named("u@acme", None, Some("ftp.beta.example")).await, None);
+        // An SNI name that selects no tenant (the operator's own hostname) leaves the login to name it.
+        assert_eq!(named("u@acme", None, Some("ftp.operator.example")).await, pair("acme", "u"));
+        // HOST wins over SNI.
+        assert_eq!(named("u", Some(&acme), Some("ftp.beta.example")).await, pair("acme", "u"));
+        // A login name with an `@` of its own keeps it: the last `@` separates the tenant.
+        assert_eq!(named("a@b@acme", None, None).await, pair("acme", "a@b"));
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //! RFC 7151 (HOST).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::{LoginAttempt, LoginError};
-use crate::directory::{DirectoryError, Tenant, TlsVersion};
+use crate::auth::{LoginAttempt, LoginError, Principal};
+use crate::directory::{DirectoryError, TlsVersion};
 use crate::ftp::command::Prot;
 use crate::ftp::error;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Login, Session};
-use crate::storage::{ErrorKind, StorageKey};
+use crate::sessions::Registration;
+use crate::storage::{ErrorKind, Storage, StorageKey};
 use crate::telemetry::metrics::LoginResult;
 use crate::vfs::VirtualPath;
 
@@ -25,8 +27,8 @@ pub(super) async fn user(s: &mut Session, name: String) -> io::Result<Flow> {
     // sends its password. Over TLS 1.3 no policy can refuse, so that common case costs no lookup.
     let negotiated = s.control.tls_version();
     if negotiated != Some(TlsVersion::Tls13) {
-        let tenant = match named_tenant(s, &name).await {
-            Ok(tenant) => tenant,
+        let tenant = match s.shared.auth.resolve(&name, s.host_tenant.as_ref(), s.sni.as_deref()).await {
+            Ok(named) => named.map(|(tenant, _)| tenant),
             Err(e) => return unavailable(s, &e).await,
         };
         let mut policy = s.policy();
@@ -43,21 +45,6 @@ pub(super) async fn user(s: &mut Session, name: String) -> io::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The tenant a login names, as PASS will resolve it: HOST, else the TLS SNI name, else `user@tenant`.
-/// `None` when it names none or an unknown one.
-async fn named_tenant(s: &Session, login: &str) -> Result<Option<Tenant>, DirectoryError> {
-    if let Some(tenant) = &s.host_tenant {
-        return Ok(Some(tenant.clone()));
-    }
-    if let Some(sni) = &s.sni {
-        return s.shared.auth.tenant_for_host(sni).await;
-    }
-    match login.rsplit_once('@') {
-        Some((_, name)) => s.shared.auth.directory().tenant_by_name(&name.to_ascii_lowercase()).await,
-        None => Ok(None),
-    }
-}
-
 pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> {
     if s.login.is_some() {
         s.send(&Reply::new(503, "Already logged in")).await?;
@@ -67,16 +54,13 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
         s.send(&Reply::new(503, "Send USER first")).await?;
         return Ok(Flow::Continue);
     };
-    let host_tenant = match (&s.host_tenant, &s.sni) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(sni)) => match s.shared.auth.tenant_for_host(sni).await {
-            Ok(t) => t,
-            Err(e) => return unavailable(s, &e).await,
-        },
-        (None, None) => None,
+    let attempt = LoginAttempt {
+        login: &name,
+        host_tenant: s.host_tenant.as_ref(),
+        sni: s.sni.as_deref(),
+        password: &password,
+        client: s.peer.ip(),
     };
-    let attempt =
-        LoginAttempt { login: &name, host_tenant: host_tenant.as_ref(), password: &password, client: s.peer.ip() };
     match s.shared.auth.login(attempt, &s.shared.config().login_defence).await {
         Ok(principal) => {
             // The tenant is certain only now (USER checked the one the login named).
@@ -94,32 +78,12 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 s.send(&Reply::new(530, why)).await?;
                 return Ok(Flow::Continue);
             }
-            let storage = match s.shared.storage.open(&principal.tenant.storage_owner(), principal.user.id).await {
-                Ok(storage) => storage,
-                Err(e) => {
-                    s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
-                    s.send(&error::storage_reply(&e, "opening the tenant's storage")).await?;
-                    return Ok(Flow::Continue);
-                }
-            };
-            // The directory only stores homes that resolve; one that does not is refused, never widened.
-            let Ok(home) = VirtualPath::root().resolve(&principal.user.home) else {
-                tracing::error!(user = %principal.user.username, tenant = %principal.tenant.name, "home does not resolve");
-                s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
-                s.send(&Reply::new(530, "Login incorrect")).await?;
-                return Ok(Flow::Continue);
-            };
-            if let Err(reply) = ensure_dir(storage.as_ref(), &home).await {
-                s.shared.metrics.login(LoginResult::Error, Some(&principal.tenant.name));
-                s.send(&reply).await?;
-                return Ok(Flow::Continue);
-            }
-            // Every logged-in session is listed, so that it can be disconnected: no row, no session.
-            let live = match s.shared.sessions.register(&principal, s.peer).await {
-                Ok(live) => live,
-                Err(e) => {
-                    s.shared.metrics.login(LoginResult::Unavailable, Some(&principal.tenant.name));
-                    return unavailable(s, &e).await;
+            let (storage, home, live) = match start_session(s, &principal).await {
+                Ok(started) => started,
+                Err(refusal) => {
+                    s.shared.metrics.login(refusal.result, Some(&principal.tenant.name));
+                    s.send(&refusal.reply).await?;
+                    return Ok(refusal.flow);
                 }
             };
             tracing::info!(
@@ -160,6 +124,42 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             unavailable(s, &e).await
         }
     }
+}
+
+/// Why a verified login still does not become a session: the metric it counts as, the reply, and
+/// whether the connection goes on.
+struct Refusal {
+    result: LoginResult,
+    reply: Reply,
+    flow: Flow,
+}
+
+/// What a session needs besides its principal: the tenant's storage opened for the user, the user's home
+/// (made if missing) and the session's row among the live sessions (no row, no session: every logged-in
+/// session can be disconnected).
+async fn start_session(
+    s: &Session,
+    principal: &Principal,
+) -> Result<(Arc<dyn Storage>, VirtualPath, Registration), Refusal> {
+    let refused = |result, reply| Refusal { result, reply, flow: Flow::Continue };
+    let storage = s
+        .shared
+        .storage
+        .open(&principal.tenant.storage_owner(), principal.user.id)
+        .await
+        .map_err(|e| refused(LoginResult::Error, error::storage_reply(&e, "opening the tenant's storage")))?;
+    // The directory only stores homes that resolve; one that does not is refused, never widened.
+    let Ok(home) = VirtualPath::root().resolve(&principal.user.home) else {
+        tracing::error!(user = %principal.user.username, tenant = %principal.tenant.name, "home does not resolve");
+        return Err(refused(LoginResult::Error, Reply::new(530, "Login incorrect")));
+    };
+    ensure_dir(storage.as_ref(), &home).await.map_err(|reply| refused(LoginResult::Error, reply))?;
+    let live = s.shared.sessions.register(principal, s.peer).await.map_err(|e| Refusal {
+        result: LoginResult::Unavailable,
+        reply: error::directory_reply(&e),
+        flow: Flow::Close,
+    })?;
+    Ok((storage, home, live))
 }
 
 async fn unavailable(s: &mut Session, e: &DirectoryError) -> io::Result<Flow> {
