@@ -25,7 +25,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::config::{Backend, PassiveMode};
 use crate::directory::password::Verifier;
-use crate::directory::{self, Directory};
+use crate::directory::{self, Directory, QuotaAccounts};
 use crate::ftp::data::PassivePorts;
 use crate::ftp::session::{FtpContext, ProxyTrust, Session};
 use crate::ftp::shared_passive::{Relay, SharedPassive};
@@ -178,9 +178,20 @@ impl Server {
             None
         };
         let limits = Arc::new(Limits::new(config.ftp.max_sessions, config.ftp.max_sessions_per_ip));
+        let quotas = Arc::new(QuotaAccounts(directory.clone()));
         let config = ArcSwap::from_pointee(config);
-        let shared =
-            Arc::new(FtpContext { config, auth, storage, tls, passive, passive_pool, sessions, proxy, metrics });
+        let shared = Arc::new(FtpContext {
+            config,
+            auth,
+            storage,
+            quotas,
+            tls,
+            passive,
+            passive_pool,
+            sessions,
+            proxy,
+            metrics,
+        });
         Ok(Server {
             shared,
             directory,

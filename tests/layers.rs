@@ -107,6 +107,27 @@ fn no_layer_names_a_layer_above_it() {
     assert!(broken.is_empty(), "layer rules broken (see DESIGN.md):\n{}", broken.join("\n"));
 }
 
+/// The user's view is the only door to storage: the FTP layer handles virtual paths and never a storage key,
+/// and only vfs makes keys out of paths.
+#[test]
+fn only_vfs_makes_storage_keys() {
+    let mut broken = Vec::new();
+    for file in sources("ftp") {
+        let code = std::fs::read_to_string(&file).unwrap();
+        if code.contains("StorageKey") {
+            broken.push(format!("{} names StorageKey", file.display()));
+        }
+    }
+    for layer in ["ftp", "admin", "auth", "directory", "server", "usage", "services"] {
+        for file in sources(layer) {
+            if std::fs::read_to_string(&file).unwrap().contains("from_normalised") {
+                broken.push(format!("{} makes a key with from_normalised", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "storage keys outside vfs:\n{}", broken.join("\n"));
+}
+
 #[test]
 fn the_check_sees_every_form_of_import() {
     let code = "use crate::directory::Tenant;\n\

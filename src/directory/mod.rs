@@ -28,7 +28,7 @@ use crate::vfs::VirtualPath;
 
 pub use admin::{AdminStore, Page};
 pub use login_failures::{Ban, FailureCount, FailurePolicy};
-pub use quota::{Account, Grant, Quota, ReservationRequest, Usage};
+pub use quota::{Account, Grant, Quota, QuotaAccounts, ReservationRequest, Usage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {

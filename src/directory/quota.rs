@@ -7,50 +7,16 @@
 //! into usage in one transaction; an upload that fails releases it ([`Directory::release`]). A reservation
 //! is a lease: one left behind by a crashed instance stops counting at its `expires_at`.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// Limits of a tenant or user; `None` means unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Quota {
-    pub max_bytes: Option<i64>,
-    pub max_files: Option<i64>,
-}
+use super::Directory;
+use crate::storage::StorageError;
+use crate::vfs::quota::QuotaStore;
 
-/// Bytes and files: stored, reserved, or a change of either.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub bytes: i64,
-    pub files: i64,
-}
-
-/// A tenant's or user's quota, what it stores and what running uploads hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Account {
-    pub quota: Quota,
-    pub used: Usage,
-    /// Unexpired reservations.
-    pub reserved: Usage,
-}
-
-/// Room an upload asks for: at least `min.bytes`, up to `want.bytes` if it fits, and exactly `want.files`.
-/// With `id`, the reservation of that id is replaced by the new totals (and its lease renewed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReservationRequest {
-    pub tenant_id: i64,
-    pub user_id: i64,
-    pub id: Option<i64>,
-    pub min_bytes: i64,
-    pub want_bytes: i64,
-    pub files: i64,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A reservation that was granted: its id and the bytes it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant {
-    pub id: i64,
-    pub bytes: i64,
-}
+pub use crate::vfs::quota::{Account, Grant, Quota, ReservationRequest, Usage};
 
 /// One side (tenant or user) as a reservation sees it: its quota and usage, and what *other* live
 /// reservations hold.
@@ -83,6 +49,39 @@ pub(super) fn validate(quota: &Quota) -> Result<(), super::DirectoryError> {
         return Err(super::DirectoryError::Invalid("quota limits must not be negative".to_owned()));
     }
     Ok(())
+}
+
+/// The directory as the [`QuotaStore`] the user's view declares.
+pub struct QuotaAccounts(pub Arc<dyn Directory>);
+
+#[async_trait]
+impl QuotaStore for QuotaAccounts {
+    async fn quota_applies(&self, tenant_id: i64, user_id: i64, now: DateTime<Utc>) -> Result<bool, StorageError> {
+        let (tenant, user) = tokio::join!(self.0.tenant_account(tenant_id, now), self.0.user_account(user_id, now));
+        Ok([tenant?.quota, user?.quota].iter().any(|q| q.max_bytes.is_some() || q.max_files.is_some()))
+    }
+
+    async fn reserve_room(
+        &self,
+        request: &ReservationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>, StorageError> {
+        Ok(self.0.reserve(request, now).await?)
+    }
+
+    async fn settle_usage(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        reservation: Option<i64>,
+        change: Usage,
+    ) -> Result<(), StorageError> {
+        Ok(self.0.settle(tenant_id, user_id, reservation, change).await?)
+    }
+
+    async fn release_room(&self, reservation: i64) -> Result<(), StorageError> {
+        Ok(self.0.release(reservation).await?)
+    }
 }
 
 #[cfg(test)]

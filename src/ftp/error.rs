@@ -6,7 +6,7 @@ use super::data::DataError;
 use super::reply::Reply;
 use crate::directory::DirectoryError;
 use crate::storage::{ErrorKind, StorageError};
-use crate::vfs::VfsError;
+use crate::vfs::{VfsError, ViewError};
 
 pub fn parse_reply(err: &ParseError) -> Reply {
     match err {
@@ -49,6 +49,14 @@ pub fn vfs_reply(err: &VfsError) -> Reply {
     match err {
         VfsError::InvalidName => Reply::new(553, "File name not allowed"),
         VfsError::TooLong => Reply::new(553, "File name too long"),
+    }
+}
+
+/// A failure of the user's view: a path that cannot be stored (553) or the storage's answer.
+pub fn view_reply(err: &ViewError, doing: &str) -> Reply {
+    match err {
+        ViewError::Path(e) => vfs_reply(e),
+        ViewError::Storage(e) => storage_reply(e, doing),
     }
 }
 

@@ -38,10 +38,11 @@ use crate::ftp::policy::Policy;
 use crate::ftp::proxy::Trust;
 use crate::ftp::shared_passive::SharedPassive;
 use crate::sessions::{LiveSessions, Registration};
-use crate::storage::{Storage, StorageProvider};
+use crate::storage::StorageProvider;
 use crate::telemetry::metrics::{Direction, Held, Metrics, TransferResult};
 use crate::tls::{SessionOwner, Tls};
-use crate::vfs::VirtualPath;
+use crate::vfs::quota::QuotaStore;
+use crate::vfs::{UserView, VirtualPath};
 
 /// Commands queued behind a running transfer; beyond this the session stops reading until it ends.
 const MAX_DEFERRED: usize = 16;
@@ -52,6 +53,8 @@ pub struct FtpContext {
     pub config: ArcSwap<Config>,
     pub auth: Authenticator,
     pub storage: Arc<dyn StorageProvider>,
+    /// Where quotas and usage are kept (the directory).
+    pub quotas: Arc<dyn QuotaStore>,
     pub tls: Tls,
     pub passive: PassivePorts,
     /// The shared passive ports, when `ftp.passive_mode` is `shared`.
@@ -100,17 +103,12 @@ impl ProxyTrust {
     }
 }
 
-/// A logged-in user's view: its principal (whose user carries the permissions read at login, checked by
-/// `Session::refusal` before each command), its tenant's storage and its home in the tenant's tree.
+/// A logged-in user: its principal (whose user carries the permissions read at login, checked by
+/// `Session::refusal` before each command) and its view of the tenant's storage (home and quotas).
 pub(super) struct Login {
     pub principal: Principal,
-    pub storage: Arc<dyn Storage>,
-    pub home: VirtualPath,
-    /// Whether a quota applies to the tenant or the user, and when that was read. Without one, uploads skip
-    /// reserving room (nothing can be refused) and only their usage is counted at commit. Read at login and
-    /// again by an upload when older than [`super::handlers::QUOTA_RECHECK`], so a quota set meanwhile holds
-    /// for running sessions too.
-    pub limited: (bool, std::time::Instant),
+    /// The only way handlers reach storage.
+    pub view: UserView,
     /// The session's row among the live sessions; its token fires when an administrator disconnects it.
     pub live: Registration,
     /// Counts the session as logged in while the login lasts.
@@ -187,10 +185,6 @@ impl Session {
     /// those before login, so a handler never runs without one.
     pub(super) fn login(&self) -> &Login {
         self.login.as_ref().expect("command needs login; checked before dispatch")
-    }
-
-    pub(super) fn login_mut(&mut self) -> &mut Login {
-        self.login.as_mut().expect("command needs login; checked before dispatch")
     }
 
     /// Serves one accepted connection to its end. `implicit` sessions start with a TLS handshake.

@@ -2,7 +2,6 @@
 //! RFC 7151 (HOST).
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{LoginAttempt, LoginError, Principal};
@@ -12,9 +11,9 @@ use crate::ftp::error;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Login, Session};
 use crate::sessions::Registration;
-use crate::storage::{ErrorKind, Storage, StorageKey};
+use crate::storage::ErrorKind;
 use crate::telemetry::metrics::LoginResult;
-use crate::vfs::VirtualPath;
+use crate::vfs::{UserView, ViewError, ViewOwner, VirtualPath};
 
 pub(super) async fn user(s: &mut Session, name: String) -> io::Result<Flow> {
     if s.login.is_some() {
@@ -78,7 +77,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
                 s.send(&Reply::new(530, why)).await?;
                 return Ok(Flow::Continue);
             }
-            let (storage, home, live) = match start_session(s, &principal).await {
+            let (view, live) = match start_session(s, &principal).await {
                 Ok(started) => started,
                 Err(refusal) => {
                     s.shared.metrics.login(refusal.result, Some(&principal.tenant.name));
@@ -101,8 +100,7 @@ pub(super) async fn pass(s: &mut Session, password: String) -> io::Result<Flow> 
             s.shared.metrics.login(LoginResult::Ok, Some(&principal.tenant.name));
             let counted = s.shared.metrics.logged_in();
             s.owner.set_user(principal.tenant.id, principal.user.id);
-            let limited = (principal.quota_limited, std::time::Instant::now());
-            s.login = Some(Login { principal, storage, home, limited, live, _counted: counted });
+            s.login = Some(Login { principal, view, live, _counted: counted });
             s.cwd = VirtualPath::root();
             s.failed_logins = 0;
             s.send(&Reply::new(230, "Login successful")).await?;
@@ -134,13 +132,10 @@ struct Refusal {
     flow: Flow,
 }
 
-/// What a session needs besides its principal: the tenant's storage opened for the user, the user's home
-/// (made if missing) and the session's row among the live sessions (no row, no session: every logged-in
-/// session can be disconnected).
-async fn start_session(
-    s: &Session,
-    principal: &Principal,
-) -> Result<(Arc<dyn Storage>, VirtualPath, Registration), Refusal> {
+/// What a session needs besides its principal: its view of the tenant's storage (opened for the user,
+/// with the user's home made if missing) and its row among the live sessions (no row, no session: every
+/// logged-in session can be disconnected).
+async fn start_session(s: &Session, principal: &Principal) -> Result<(UserView, Registration), Refusal> {
     let refused = |result, reply| Refusal { result, reply, flow: Flow::Continue };
     let storage = s
         .shared
@@ -153,37 +148,33 @@ async fn start_session(
         tracing::error!(user = %principal.user.username, tenant = %principal.tenant.name, "home does not resolve");
         return Err(refused(LoginResult::Error, Reply::new(530, "Login incorrect")));
     };
-    ensure_dir(storage.as_ref(), &home).await.map_err(|reply| refused(LoginResult::Error, reply))?;
+    let owner = ViewOwner {
+        tenant_id: principal.tenant.id,
+        user_id: principal.user.id,
+        quotas: s.shared.quotas.clone(),
+        limited: principal.quota_limited,
+    };
+    let view = UserView::new(storage, home, owner);
+    view.ensure_home().await.map_err(|e| {
+        let reply = match &e {
+            ViewError::Storage(e) if e.kind() == ErrorKind::NotADirectory => {
+                Reply::new(550, "Home directory is a file; ask your administrator")
+            }
+            e => error::view_reply(e, "opening the home directory"),
+        };
+        refused(LoginResult::Error, reply)
+    })?;
     let live = s.shared.sessions.register(principal, s.peer).await.map_err(|e| Refusal {
         result: LoginResult::Unavailable,
         reply: error::directory_reply(&e),
         flow: Flow::Close,
     })?;
-    Ok((storage, home, live))
+    Ok((view, live))
 }
 
 async fn unavailable(s: &mut Session, e: &DirectoryError) -> io::Result<Flow> {
     s.send(&error::directory_reply(e)).await?;
     Ok(Flow::Close)
-}
-
-/// Creates the user's home (and its parents) if it is missing, so a new user can log in to an empty tree.
-async fn ensure_dir(storage: &dyn crate::storage::Storage, home: &VirtualPath) -> Result<(), Reply> {
-    let mut key = StorageKey::from_normalised(String::new());
-    for segment in home.as_str().split('/').filter(|s| !s.is_empty()) {
-        key = key.child(segment);
-        match storage.stat(&key).await {
-            Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => return Err(Reply::new(550, "Home directory is a file; ask your administrator")),
-            Err(e) if e.kind() == ErrorKind::NotFound => match storage.make_dir(&key).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(error::storage_reply(&e, "creating the home directory")),
-            },
-            Err(e) => return Err(error::storage_reply(&e, "opening the home directory")),
-        }
-    }
-    Ok(())
 }
 
 /// AUTH TLS: 234, then the handshake. Anything the client sent after the command in plaintext is

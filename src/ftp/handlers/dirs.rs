@@ -17,30 +17,30 @@ use crate::storage::{Entry, StorageError};
 const STAT_MAX_LINES: usize = 10_000;
 
 pub(super) async fn mkd(s: &mut Session, input: &str) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
     if path.is_root() {
         return Reply::new(550, "The root directory always exists");
     }
-    match view(s).0.make_dir(&key).await {
+    match view(s).make_dir(&path).await {
         Ok(()) => Reply::new(257, format!("{} created", quote(&path))),
-        Err(e) => error::storage_reply(&e, "creating the directory"),
+        Err(e) => error::view_reply(&e, "creating the directory"),
     }
 }
 
 pub(super) async fn rmd(s: &mut Session, input: &str) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
     if path.is_root() {
         return Reply::new(550, "The root directory cannot be removed");
     }
-    match view(s).0.remove_dir(&key).await {
+    match view(s).remove_dir(&path).await {
         Ok(()) => Reply::new(250, "Directory removed"),
-        Err(e) => error::storage_reply(&e, "removing the directory"),
+        Err(e) => error::view_reply(&e, "removing the directory"),
     }
 }
 
@@ -74,9 +74,9 @@ pub(super) async fn list(s: &mut Session, input: Option<String>, format: Format)
 type Lines = BoxStream<'static, Result<String, StorageError>>;
 
 async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crate::vfs::VirtualPath, Lines), Reply> {
-    let (path, key) = resolve(s, input)?;
-    let storage = view(s).0;
-    let meta = storage.stat(&key).await.map_err(|e| error::storage_reply(&e, "listing"))?;
+    let path = resolve(s, input)?;
+    let view = view(s);
+    let meta = view.stat(&path).await.map_err(|e| error::view_reply(&e, "listing"))?;
     let facts = s.facts;
     let now = SystemTime::now();
     let access = view_access(s);
@@ -99,7 +99,7 @@ async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crat
         let line = render(&Entry { name, meta });
         return Ok((path, stream::once(async move { Ok(line) }).boxed()));
     }
-    let entries = storage.list(&key).await.map_err(|e| error::storage_reply(&e, "listing"))?;
+    let entries = view.list(&path).await.map_err(|e| error::view_reply(&e, "listing"))?;
     Ok((path, entries.map_ok(move |entry| render(&entry)).boxed()))
 }
 
@@ -110,17 +110,17 @@ fn view_access(s: &Session) -> crate::access::Access {
 
 /// MLST on the control connection (RFC 3659 §7.2): one fact line for the path itself.
 pub(super) async fn mlst(s: &mut Session, input: Option<String>) -> Reply {
-    let (path, key) = match resolve(s, input.as_deref().unwrap_or(".")) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input.as_deref().unwrap_or(".")) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).0.stat(&key).await {
+    match view(s).stat(&path).await {
         Ok(meta) => {
             let perms = view_access(s).at(&path);
             let facts = listing::mlsx_line(path.as_str(), &meta, s.facts, perms);
             Reply::multi(250, vec![format!("Listing {path}"), facts, "End".to_owned()])
         }
-        Err(e) => error::storage_reply(&e, "reading the entry"),
+        Err(e) => error::view_reply(&e, "reading the entry"),
     }
 }
 
@@ -135,7 +135,7 @@ pub(super) async fn stat_path(s: &mut Session, input: &str) -> Reply {
     };
     // RFC 959 §4.2: 212 for a directory's status, 213 for a file's.
     let is_dir = match resolve(s, input) {
-        Ok((_, key)) => view(s).0.stat(&key).await.is_ok_and(|meta| meta.is_dir()),
+        Ok(path) => view(s).stat(&path).await.is_ok_and(|meta| meta.is_dir()),
         Err(reply) => return reply,
     };
     let code = if is_dir { 212 } else { 213 };

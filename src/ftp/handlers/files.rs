@@ -8,42 +8,39 @@ use chrono::NaiveDateTime;
 
 use crate::ftp::command::HashAlgorithm;
 
-use super::{check_data_ready, error, quota, refuse, resolve, start_transfer, type_name, view};
+use super::{check_data_ready, error, refuse, resolve, start_transfer, type_name, view};
 use crate::ftp::listing;
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::transfer::Job;
 use crate::storage::{ErrorKind, WriteMode};
-use crate::vfs::VirtualPath;
+use crate::vfs::{ViewError, VirtualPath};
 
 pub(super) async fn dele(s: &mut Session, input: &str) -> Reply {
-    let (_, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).0.delete(&key).await {
-        Ok(size) => {
-            quota::Ledger::of(s).removed(size).await;
-            Reply::new(250, "File deleted")
-        }
-        Err(e) => error::storage_reply(&e, "deleting the file"),
+    match view(s).delete(&path).await {
+        Ok(()) => Reply::new(250, "File deleted"),
+        Err(e) => error::view_reply(&e, "deleting the file"),
     }
 }
 
 pub(super) async fn rnfr(s: &mut Session, input: &str) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
     if path.is_root() {
         return Reply::new(550, "The root directory cannot be renamed");
     }
-    match view(s).0.stat(&key).await {
+    match view(s).stat(&path).await {
         Ok(_) => {
             s.rename_from = Some(path);
             Reply::new(350, "Ready for RNTO")
         }
-        Err(e) => error::storage_reply(&e, "renaming"),
+        Err(e) => error::view_reply(&e, "renaming"),
     }
 }
 
@@ -51,69 +48,56 @@ pub(super) async fn rnto(s: &mut Session, input: &str) -> Reply {
     let Some(from) = s.rename_from.take() else {
         return Reply::new(503, "Send RNFR first");
     };
-    let (to, to_key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let to = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
     if to.is_root() {
         return Reply::new(553, "Cannot rename onto the root directory");
     }
-    let (storage, home) = view(s);
-    let from_key = match from.to_key(&home) {
-        Ok(key) => key,
-        Err(e) => return error::vfs_reply(&e),
-    };
-    // A file the rename replaces leaves the tenant's usage; the moved one stays counted.
-    let replaced = match from_key == to_key {
-        true => None,
-        false => quota::file_size(&*storage, &to_key).await,
-    };
-    match storage.rename(&from_key, &to_key).await {
+    match view(s).rename(&from, &to).await {
         Ok(()) => {
-            if let Some(size) = replaced {
-                quota::Ledger::of(s).removed(size).await;
-            }
             // A renamed working directory would leave the session somewhere that no longer exists.
             if s.cwd == from || s.cwd.as_str().starts_with(&format!("{}/", from.as_str())) {
                 s.cwd = VirtualPath::root();
             }
             Reply::new(250, "Rename successful")
         }
-        Err(e) => error::storage_reply(&e, "renaming"),
+        Err(e) => error::view_reply(&e, "renaming"),
     }
 }
 
 pub(super) async fn size(s: &mut Session, input: &str) -> Reply {
-    let (_, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    let storage = view(s).0;
+    let view = view(s);
     // This user's interrupted upload of the file, kept for resuming, wins over an older stored version:
     // a client asks SIZE to learn where to continue, and the old file's length would splice old and new.
-    match storage.resumable_size(&key).await {
+    match view.resumable_size(&path).await {
         Ok(Some(size)) => return Reply::new(213, size.to_string()),
         Ok(None) => {}
-        Err(e) => return error::storage_reply(&e, "reading the size"),
+        Err(e) => return error::view_reply(&e, "reading the size"),
     }
-    match storage.stat(&key).await {
+    match view.stat(&path).await {
         Ok(meta) if !meta.is_dir() => Reply::new(213, meta.size.to_string()),
         Ok(_) => Reply::new(550, "Not a plain file"),
-        Err(e) => error::storage_reply(&e, "reading the size"),
+        Err(e) => error::view_reply(&e, "reading the size"),
     }
 }
 
 /// HASH (draft-bryan-ftpext-hash §3) and its older forms XSHA256 and XCRC (`legacy`), answered from the
 /// checksums recorded when the file was stored.
 pub(super) async fn hash(s: &mut Session, algorithm: HashAlgorithm, input: &str, legacy: bool) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    let digest = match view(s).0.digest(&key).await {
+    let digest = match view(s).digest(&path).await {
         Ok(Some(digest)) => digest,
         Ok(None) => return Reply::new(550, "No checksum is recorded for this file (it was not stored through wharf)"),
-        Err(e) => return error::storage_reply(&e, "reading the checksum"),
+        Err(e) => return error::view_reply(&e, "reading the checksum"),
     };
     let value = match algorithm {
         HashAlgorithm::Sha256 => digest.sha256().iter().map(|b| format!("{b:02x}")).collect::<String>(),
@@ -131,29 +115,29 @@ pub(super) async fn hash(s: &mut Session, algorithm: HashAlgorithm, input: &str,
 }
 
 pub(super) async fn mdtm(s: &mut Session, input: &str) -> Reply {
-    let (_, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).0.stat(&key).await {
+    match view(s).stat(&path).await {
         Ok(meta) if !meta.is_dir() => match meta.modified {
             Some(time) => Reply::new(213, timeval(time)),
             None => Reply::new(550, "Modification time unknown"),
         },
         Ok(_) => Reply::new(550, "Not a plain file"),
-        Err(e) => error::storage_reply(&e, "reading the modification time"),
+        Err(e) => error::view_reply(&e, "reading the modification time"),
     }
 }
 
 pub(super) async fn mfmt(s: &mut Session, time: NaiveDateTime, input: &str) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
     let when: SystemTime = time.and_utc().into();
-    match view(s).0.set_modified(&key, when).await {
+    match view(s).set_modified(&path, when).await {
         Ok(()) => Reply::new(213, format!("Modify={}; {path}", timeval(when))),
-        Err(e) => error::storage_reply(&e, "setting the modification time"),
+        Err(e) => error::view_reply(&e, "setting the modification time"),
     }
 }
 
@@ -174,8 +158,8 @@ pub(super) async fn retr(s: &mut Session, input: &str) -> io::Result<Flow> {
         return Ok(Flow::Continue);
     }
     let prepared = async {
-        let (path, key) = resolve(s, input)?;
-        let download = view(s).0.get(&key, offset).await.map_err(|e| error::storage_reply(&e, "opening the file"))?;
+        let path = resolve(s, input)?;
+        let download = view(s).get(&path, offset).await.map_err(|e| error::view_reply(&e, "opening the file"))?;
         Ok::<_, Reply>((path, download))
     };
     match prepared.await {
@@ -207,31 +191,22 @@ pub(super) async fn store(s: &mut Session, input: &str, how: Store) -> io::Resul
         (Store::Replace, 0) => WriteMode::Create,
         (Store::Replace, n) => WriteMode::Resume(n),
     };
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return refuse(s, reply).await,
     };
     if path.is_root() {
         return refuse(s, Reply::new(553, "Cannot store onto the root directory")).await;
     }
-    let storage = view(s).0;
-    let reservation = match quota::reserve(s, &*storage, &key, mode, announced).await {
-        Ok(reservation) => reservation,
-        Err(reply) => return refuse(s, reply).await,
-    };
-    match storage.put(&key, mode).await {
+    match view(s).put(&path, mode, announced).await {
         Ok(upload) => {
-            let upload = reservation.attach(upload, storage, key);
             let name = path.file_name().unwrap_or_default().to_owned();
             let opening = format!("Opening {} mode data connection for {path}", type_name(s));
             let job = Job::Receive { upload, ascii: s.ascii, name };
             let verb = if how == Store::Append { "APPE" } else { "STOR" };
             start_transfer(s, verb, &path, job, opening).await
         }
-        Err(e) => {
-            reservation.release().await;
-            refuse(s, error::storage_reply(&e, "starting the upload")).await
-        }
+        Err(e) => refuse(s, error::view_reply(&e, "starting the upload")).await,
     }
 }
 
@@ -243,7 +218,7 @@ pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Res
         s.send(&reply).await?;
         return Ok(Flow::Continue);
     }
-    let (storage, home) = view(s);
+    let view = view(s);
     let base = base.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("file");
     for attempt in 0..16u32 {
         let candidate = if attempt == 0 && base != "file" {
@@ -255,31 +230,19 @@ pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Res
             Ok(path) => path,
             Err(e) => return refuse(s, error::vfs_reply(&e)).await,
         };
-        let key = match path.to_key(&home) {
-            Ok(key) => key,
-            Err(e) => return refuse(s, error::vfs_reply(&e)).await,
-        };
-        match storage.stat(&key).await {
+        match view.stat(&path).await {
             Ok(_) => continue,
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return refuse(s, error::storage_reply(&e, "choosing a unique name")).await,
+            Err(ViewError::Storage(e)) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return refuse(s, error::view_reply(&e, "choosing a unique name")).await,
         }
-        let reservation = match quota::reserve(s, &*storage, &key, WriteMode::Create, announced).await {
-            Ok(reservation) => reservation,
-            Err(reply) => return refuse(s, reply).await,
-        };
-        return match storage.put(&key, WriteMode::Create).await {
+        return match view.put(&path, WriteMode::Create, announced).await {
             Ok(upload) => {
-                let upload = reservation.attach(upload, storage, key);
                 let name = path.file_name().unwrap_or_default().to_owned();
                 let opening = format!("FILE: {name}");
                 let job = Job::Receive { upload, ascii: s.ascii, name };
                 start_transfer(s, "STOU", &path, job, opening).await
             }
-            Err(e) => {
-                reservation.release().await;
-                refuse(s, error::storage_reply(&e, "starting the upload")).await
-            }
+            Err(e) => refuse(s, error::view_reply(&e, "starting the upload")).await,
         };
     }
     refuse(s, Reply::new(553, "Could not find a unique name")).await

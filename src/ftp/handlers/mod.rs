@@ -7,10 +7,6 @@ mod files;
 mod info;
 mod nav;
 mod params;
-mod quota;
-
-/// How long a session trusts what it read about its quotas (whether any applies) before reading again.
-pub(super) const QUOTA_RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 
 use std::io;
 use std::time::Duration;
@@ -24,10 +20,9 @@ use super::error;
 use super::reply::Reply;
 use super::session::{wait, Flow, Running, Session};
 use super::transfer::{self, Job};
-use crate::storage::{Storage, StorageKey};
 use crate::telemetry::metrics::Direction;
 use crate::tls::DataDirection;
-use crate::vfs::VirtualPath;
+use crate::vfs::{UserView, VirtualPath};
 
 pub(super) async fn dispatch(s: &mut Session, command: Command) -> io::Result<Flow> {
     // RNTO must directly follow RNFR (RFC 959 §4.1.3).
@@ -111,18 +106,14 @@ async fn abort(s: &mut Session) -> io::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The user's storage, home and working directory; only called after login (the session checked).
-fn view(s: &Session) -> (std::sync::Arc<dyn Storage>, VirtualPath) {
-    let login = s.login();
-    (login.storage.clone(), login.home.clone())
+/// The user's view of the tenant's storage; only called after login (the session checked).
+fn view(s: &Session) -> UserView {
+    s.login().view.clone()
 }
 
-/// Resolves a client path against the working directory into its virtual path and storage key.
-fn resolve(s: &Session, input: &str) -> Result<(VirtualPath, StorageKey), Reply> {
-    let (_, home) = view(s);
-    let path = s.cwd.resolve(input).map_err(|e| error::vfs_reply(&e))?;
-    let key = path.to_key(&home).map_err(|e| error::vfs_reply(&e))?;
-    Ok((path, key))
+/// Resolves a client path against the working directory.
+fn resolve(s: &Session, input: &str) -> Result<VirtualPath, Reply> {
+    s.cwd.resolve(input).map_err(|e| error::vfs_reply(&e))
 }
 
 /// Refuses a transfer before any storage work when the data channel cannot be used.

@@ -9,18 +9,17 @@ pub(super) fn pwd(s: &Session) -> Reply {
 }
 
 pub(super) async fn cwd(s: &mut Session, input: &str) -> Reply {
-    let (path, key) = match resolve(s, input) {
-        Ok(resolved) => resolved,
+    let path = match resolve(s, input) {
+        Ok(path) => path,
         Err(reply) => return reply,
     };
-    let (storage, _) = view(s);
-    match storage.stat(&key).await {
+    match view(s).stat(&path).await {
         Ok(meta) if meta.is_dir() => {
             let reply = Reply::new(250, format!("Directory changed to {path}"));
             s.cwd = path;
             reply
         }
         Ok(_) => Reply::new(550, "Not a directory"),
-        Err(e) => error::storage_reply(&e, "changing directory"),
+        Err(e) => error::view_reply(&e, "changing directory"),
     }
 }

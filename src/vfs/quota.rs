@@ -1,26 +1,88 @@
-//! Quotas on uploads (RFC 959 §4.1.3 ALLO; 552 "exceeded storage allocation", §4.2.1).
+//! Quotas on uploads (RFC 959 §4.1.3 ALLO; 552 "exceeded storage allocation", §4.2.1), applied by the
+//! user's view, so that every front end gets them.
 //!
-//! The accounting lives above `Storage`, so every backend gets it: an upload reserves room in the directory
-//! before its 150 (the size ALLO announced, else a first [`STEP`], plus one file when the target is new),
-//! then more room a step at a time as bytes arrive, so the directory is asked once per step, not per write.
-//! Commit turns the reservation into usage (`new size - size of the file replaced`, one more file if it
-//! was new); failure or abort releases it. See [`crate::directory::quota`] for how the directory keeps
-//! this exact across sessions and instances.
+//! An upload reserves room before its first byte (the size ALLO announced, else a first [`FIRST_STEP`],
+//! plus one file when the target is new), then more room a step at a time as bytes arrive, so the store is
+//! asked once per step, not per write. Commit turns the reservation into usage (`new size - size of the
+//! file replaced`, one more file if it was new); failure or abort releases it. The [`QuotaStore`] this
+//! layer declares keeps the numbers exact across sessions and instances; the directory implements it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::error;
-use crate::directory::{Directory, DirectoryError, Grant, ReservationRequest, Usage};
-use crate::ftp::reply::Reply;
-use crate::ftp::session::Session;
 use crate::storage::{ErrorKind, Storage, StorageError, StorageKey, Upload, WriteMode};
 
+/// Limits of a tenant or user; `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub max_bytes: Option<i64>,
+    pub max_files: Option<i64>,
+}
+
+/// Bytes and files: stored, reserved, or a change of either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: i64,
+    pub files: i64,
+}
+
+/// A tenant's or user's quota, what it stores and what running uploads hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Account {
+    pub quota: Quota,
+    pub used: Usage,
+    /// Unexpired reservations.
+    pub reserved: Usage,
+}
+
+/// Room an upload asks for: at least `min.bytes`, up to `want.bytes` if it fits, and exactly `want.files`.
+/// With `id`, the reservation of that id is replaced by the new totals (and its lease renewed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationRequest {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub id: Option<i64>,
+    pub min_bytes: i64,
+    pub want_bytes: i64,
+    pub files: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A reservation that was granted: its id and the bytes it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub id: i64,
+    pub bytes: i64,
+}
+
+/// Where quotas, usage and reservations are kept. Failures are storage errors: an unreachable store is
+/// [`ErrorKind::Transient`].
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// Whether a quota applies to the tenant or to the user.
+    async fn quota_applies(&self, tenant_id: i64, user_id: i64, now: DateTime<Utc>) -> Result<bool, StorageError>;
+    /// Grants room within both quotas, or `None` when it does not fit (see [`ReservationRequest`]).
+    async fn reserve_room(
+        &self,
+        request: &ReservationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>, StorageError>;
+    /// Counts `change` as stored and drops `reservation`, in one step.
+    async fn settle_usage(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        reservation: Option<i64>,
+        change: Usage,
+    ) -> Result<(), StorageError>;
+    async fn release_room(&self, reservation: i64) -> Result<(), StorageError>;
+}
+
 /// The first room reserved when the size is not known in advance; each further step doubles what the
-/// upload holds, up to [`MAX_STEP`], so a large upload asks the directory a few dozen times per GiB and a
+/// upload holds, up to [`MAX_STEP`], so a large upload asks the quota store a few dozen times per GiB and a
 /// small one does not hold much more than it needs while others wait for room.
 const FIRST_STEP: i64 = 1 << 20;
 const MAX_STEP: i64 = 64 << 20;
@@ -30,21 +92,12 @@ const LEASE: Duration = Duration::from_secs(600);
 /// Who an upload or delete is counted against.
 #[derive(Clone)]
 pub(super) struct Ledger {
-    directory: Arc<dyn Directory>,
-    tenant_id: i64,
-    user_id: i64,
+    pub(super) store: Arc<dyn QuotaStore>,
+    pub(super) tenant_id: i64,
+    pub(super) user_id: i64,
 }
 
 impl Ledger {
-    pub(super) fn of(s: &Session) -> Ledger {
-        let login = s.login();
-        Ledger {
-            directory: s.shared.auth.directory().clone(),
-            tenant_id: login.principal.tenant.id,
-            user_id: login.principal.user.id,
-        }
-    }
-
     async fn reserve(&self, id: Option<i64>, min: i64, want: i64, files: i64) -> Result<Grant, StorageError> {
         let now = Utc::now();
         let request = ReservationRequest {
@@ -56,17 +109,16 @@ impl Ledger {
             files,
             expires_at: now + LEASE,
         };
-        match self.directory.reserve(&request, now).await {
-            Ok(Some(grant)) => Ok(grant),
-            Ok(None) => Err(StorageError::new(ErrorKind::QuotaExceeded)),
-            Err(e) => Err(directory_failure(e)),
+        match self.store.reserve_room(&request, now).await? {
+            Some(grant) => Ok(grant),
+            None => Err(StorageError::new(ErrorKind::QuotaExceeded)),
         }
     }
 
     /// Counts a change of stored bytes and files (and drops `reservation`). The storage already changed,
     /// so a failure here is logged, not reported: `wharf usage recompute` repairs the count.
     async fn settle(&self, reservation: Option<i64>, change: Usage) {
-        if let Err(e) = self.directory.settle(self.tenant_id, self.user_id, reservation, change).await {
+        if let Err(e) = self.store.settle_usage(self.tenant_id, self.user_id, reservation, change).await {
             tracing::warn!(error = %e, tenant = self.tenant_id, bytes = change.bytes, files = change.files,
                 "usage not updated; run `wharf usage recompute`");
         }
@@ -75,7 +127,7 @@ impl Ledger {
     /// Drops a reservation before the reply goes out, so the room is free when the client hears of it. A
     /// release that fails leaves a lease that runs out by itself.
     async fn release(&self, reservation: i64) {
-        if let Err(e) = self.directory.release(reservation).await {
+        if let Err(e) = self.store.release_room(reservation).await {
             tracing::debug!(error = %e, "quota reservation not released; its lease will run out");
         }
     }
@@ -94,14 +146,8 @@ impl Ledger {
 
 /// Whether a quota applies to the tenant or the user (an unreadable answer counts as yes: the careful
 /// path).
-pub(super) async fn limited(s: &Session, tenant_id: i64, user_id: i64) -> bool {
-    let directory = s.shared.auth.directory();
-    let now = Utc::now();
-    let (tenant, user) = tokio::join!(directory.tenant_account(tenant_id, now), directory.user_account(user_id, now));
-    match (tenant, user) {
-        (Ok(t), Ok(u)) => [t.quota, u.quota].iter().any(|q| q.max_bytes.is_some() || q.max_files.is_some()),
-        _ => true,
-    }
+pub(super) async fn limited(ledger: &Ledger) -> bool {
+    ledger.store.quota_applies(ledger.tenant_id, ledger.user_id, Utc::now()).await.unwrap_or(true)
 }
 
 /// What an upload will replace: the size of the file now at `key` and whether there is none.
@@ -117,29 +163,20 @@ pub(super) async fn file_size(storage: &dyn Storage, key: &StorageKey) -> Option
     storage.file_size(key).await.ok().flatten()
 }
 
-/// Reserves room for an upload to `key` before any data flows; a 552 (or 421/451) reply when it does not
-/// fit. `announced` is the size ALLO gave.
+/// Reserves room for an upload to `key` before any data flows; [`ErrorKind::QuotaExceeded`] when it does
+/// not fit. `announced` is the size ALLO gave; without a quota (`limited` false) nothing is reserved.
 pub(super) async fn reserve(
-    s: &mut Session,
+    ledger: Ledger,
+    limited: bool,
     storage: &dyn Storage,
     key: &StorageKey,
     mode: WriteMode,
     announced: Option<u64>,
-) -> Result<QuotaHold, Reply> {
-    let ledger = Ledger::of(s);
-    let (limited, read_at) = s.login().limited;
-    let limited = if read_at.elapsed() < super::QUOTA_RECHECK {
-        limited
-    } else {
-        let limited = self::limited(s, ledger.tenant_id, ledger.user_id).await;
-        s.login_mut().limited = (limited, Instant::now());
-        limited
-    };
+) -> Result<QuotaHold, StorageError> {
     if !limited {
         return Ok(QuotaHold { ledger, grant: None, files: 0, base: 0 });
     }
-    let reply = |e: StorageError| error::storage_reply(&e, "reserving room for the upload");
-    let (_, new) = target(storage, key).await.map_err(reply)?;
+    let (_, new) = target(storage, key).await?;
     // A resumed upload ends as its kept prefix plus what arrives; replaced bytes are credited only at
     // commit, so that two uploads replacing one file cannot both count its room as free.
     let base = match mode {
@@ -151,7 +188,7 @@ pub(super) async fn reserve(
         Some(n) => (base + n as i64, base + n as i64),
         None => (base, base + FIRST_STEP),
     };
-    let grant = ledger.reserve(None, min, want, files).await.map_err(reply)?;
+    let grant = ledger.reserve(None, min, want, files).await?;
     Ok(QuotaHold { ledger, grant: Some(grant), files, base })
 }
 
@@ -277,13 +314,5 @@ impl Drop for Counted {
         if let Some(grant) = self.held.take() {
             self.ledger.release_later(grant.id);
         }
-    }
-}
-
-/// A directory failure while reserving, as the storage kinds the FTP layer maps (421-like transient).
-fn directory_failure(e: DirectoryError) -> StorageError {
-    match e {
-        DirectoryError::Unavailable(source) => StorageError::with_source(ErrorKind::Transient, source),
-        other => StorageError::with_source(ErrorKind::Internal, other),
     }
 }

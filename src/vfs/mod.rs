@@ -1,10 +1,14 @@
 //! Virtual paths: what a user sees, normalised so that no input can leave the user's root, and the only
-//! way storage keys are made.
+//! way storage keys are made; and [`UserView`], the user's view of the tenant's storage, with quotas.
 //!
 //! A [`VirtualPath`] is absolute (`/`, `/a/b`), has no empty, `.` or `..` segments and no trailing slash.
 //! `..` clamps at the root. Segments holding NUL, CR, LF or any other control character, or a backslash,
 //! are refused rather than rewritten: a client never gets a file under a name other than the one it sent.
 
+pub mod quota;
+mod view;
+
+pub use self::view::{UserView, ViewError, ViewOwner, QUOTA_RECHECK};
 use crate::storage::{BadSegment, StorageKey};
 
 /// S3's limit on a key, in bytes; a tenant's key prefix counts against it.
