@@ -95,7 +95,9 @@ fn no_layer_names_a_layer_above_it() {
         assert!(!files.is_empty(), "no sources for layer {layer}");
         for file in files {
             let code = std::fs::read_to_string(&file).unwrap();
-            for name in named_modules(&code) {
+            // Unit tests may build their fixtures from any layer.
+            let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+            for name in named_modules(code) {
                 if above.contains(&name.as_str()) {
                     broken.push(format!("{} names crate::{name}", file.display()));
                 }

@@ -57,6 +57,7 @@ pub fn view_reply(err: &ViewError, doing: &str) -> Reply {
     match err {
         ViewError::Path(e) => vfs_reply(e),
         ViewError::Storage(e) => storage_reply(e, doing),
+        ViewError::Denied { .. } => Reply::new(550, format!("Permission denied: {err}")),
     }
 }
 

@@ -42,7 +42,7 @@ use crate::storage::StorageProvider;
 use crate::telemetry::metrics::{Direction, Held, Metrics, TransferResult};
 use crate::tls::{SessionOwner, Tls};
 use crate::vfs::quota::QuotaStore;
-use crate::vfs::{UserView, VirtualPath};
+use crate::vfs::{UserView, ViewError, VirtualPath};
 
 /// Commands queued behind a running transfer; beyond this the session stops reading until it ends.
 const MAX_DEFERRED: usize = 16;
@@ -414,8 +414,7 @@ impl Session {
             let path = self.cwd.resolve(target).ok()?;
             let missing = meta.needs.missing_from(login.principal.user.access.at(&path));
             if !missing.is_empty() {
-                let names: Vec<&str> = missing.iter().map(|p| p.name()).collect();
-                return Some(Reply::new(550, format!("Permission denied: no {} access to {path}", names.join(" or "))));
+                return Some(error::view_reply(&ViewError::Denied { path, missing }, ""));
             }
         }
         None

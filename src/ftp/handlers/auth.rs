@@ -151,6 +151,7 @@ async fn start_session(s: &Session, principal: &Principal) -> Result<(UserView, 
     let owner = ViewOwner {
         tenant_id: principal.tenant.id,
         user_id: principal.user.id,
+        access: principal.user.access.clone(),
         quotas: s.shared.quotas.clone(),
         limited: principal.quota_limited,
     };
