@@ -133,17 +133,17 @@ async fn twenty_concurrent_uploads_on_two_instances_end_with_usage_exact_and_nev
                 let reply = upload(&mut ftp, "STOR", &format!("f{i:02}.bin"), &bytes(FILE, i)).await;
                 let account = tenant_account(&wharf).await;
                 assert!(account.used.bytes <= MAX as i64, "over the quota: {account:?}");
-                reply.code
+                reply
             }
         })
         .collect();
     // On one task (the raw client's TLS is not `Sync`), but twenty sessions at once on the servers.
     let mut stored = 0;
-    for code in futures_util::future::join_all(uploads).await {
-        match code {
+    for reply in futures_util::future::join_all(uploads).await {
+        match reply.code {
             226 => stored += 1,
             552 => {}
-            other => panic!("unexpected reply {other}"),
+            _ => panic!("unexpected reply {reply:?}"),
         }
     }
     assert!((1..=10).contains(&stored), "{stored} uploads stored");

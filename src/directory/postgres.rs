@@ -553,65 +553,7 @@ impl Directory for PostgresDirectory {
     }
 
     async fn reserve(&self, request: &ReservationRequest, now: DateTime<Utc>) -> Result<Option<Grant>, DirectoryError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        // Tenant first, then user: every writer of usage locks in this order, so none can deadlock.
-        let mut tenant = lock_side(&mut tx, "tenants", request.tenant_id).await?;
-        let mut user = lock_side(&mut tx, "users", request.user_id).await?;
-        sqlx::query("DELETE FROM quota_reservations WHERE tenant_id = $1 AND expires_at <= $2")
-            .bind(request.tenant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        // A statement of its own after the locks: under READ COMMITTED it sees every reservation committed
-        // by a transaction that held the lock before this one.
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(bytes), 0)::BIGINT AS tenant_bytes, COALESCE(SUM(files), 0)::BIGINT AS tenant_files, \
-                    COALESCE(SUM(bytes) FILTER (WHERE user_id = $2), 0)::BIGINT AS user_bytes, \
-                    COALESCE(SUM(files) FILTER (WHERE user_id = $2), 0)::BIGINT AS user_files \
-             FROM quota_reservations WHERE tenant_id = $1 AND id IS DISTINCT FROM $3",
-        )
-        .bind(request.tenant_id)
-        .bind(request.user_id)
-        .bind(request.id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tenant.others = usage_of(&row, "tenant_bytes", "tenant_files")?;
-        user.others = usage_of(&row, "user_bytes", "user_files")?;
-        let Some(bytes) = quota::grant(request, &[tenant, user]) else {
-            return Ok(None);
-        };
-        let mut id = None;
-        if let Some(existing) = request.id {
-            let done =
-                sqlx::query("UPDATE quota_reservations SET bytes = $1, files = $2, expires_at = $3 WHERE id = $4")
-                    .bind(bytes)
-                    .bind(request.files)
-                    .bind(request.expires_at)
-                    .bind(existing)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            id = (done.rows_affected() > 0).then_some(existing);
-        }
-        let id = match id {
-            Some(id) => id,
-            None => sqlx::query_scalar(
-                "INSERT INTO quota_reservations (tenant_id, user_id, bytes, files, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(request.tenant_id)
-            .bind(request.user_id)
-            .bind(bytes)
-            .bind(request.files)
-            .bind(request.expires_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?,
-        };
-        tx.commit().await.map_err(db_error)?;
-        Ok(Some(Grant { id, bytes }))
+        retry_conflicts(|| self.reserve_once(request, now)).await
     }
 
     async fn settle(
@@ -621,28 +563,7 @@ impl Directory for PostgresDirectory {
         reservation: Option<i64>,
         change: Usage,
     ) -> Result<(), DirectoryError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for (table, id) in [("tenants", tenant_id), ("users", user_id)] {
-            let sql = format!(
-                "UPDATE {table} SET used_bytes = GREATEST(used_bytes + $1, 0), \
-                 used_files = GREATEST(used_files + $2, 0) WHERE id = $3"
-            );
-            sqlx::query(&sql)
-                .bind(change.bytes)
-                .bind(change.files)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        if let Some(id) = reservation {
-            sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
+        retry_conflicts(|| self.settle_once(tenant_id, user_id, reservation, change)).await
     }
 
     async fn release(&self, reservation: i64) -> Result<(), DirectoryError> {
@@ -790,6 +711,104 @@ impl UploadLedger for PostgresDirectory {
 }
 
 impl PostgresDirectory {
+    async fn reserve_once(
+        &self,
+        request: &ReservationRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Grant>, DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Tenant first, then user: every writer of usage locks in this order. `NO KEY UPDATE` is enough to
+        // change usage and does not block the key-share locks that inserts referring to these rows take.
+        let mut tenant = lock_side(&mut tx, "tenants", request.tenant_id).await?;
+        let mut user = lock_side(&mut tx, "users", request.user_id).await?;
+        sqlx::query("DELETE FROM quota_reservations WHERE tenant_id = $1 AND expires_at <= $2")
+            .bind(request.tenant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // A statement of its own after the locks: under READ COMMITTED it sees every reservation committed
+        // by a transaction that held the lock before this one.
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(bytes), 0)::BIGINT AS tenant_bytes, COALESCE(SUM(files), 0)::BIGINT AS tenant_files, \
+                    COALESCE(SUM(bytes) FILTER (WHERE user_id = $2), 0)::BIGINT AS user_bytes, \
+                    COALESCE(SUM(files) FILTER (WHERE user_id = $2), 0)::BIGINT AS user_files \
+             FROM quota_reservations WHERE tenant_id = $1 AND id IS DISTINCT FROM $3",
+        )
+        .bind(request.tenant_id)
+        .bind(request.user_id)
+        .bind(request.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tenant.others = usage_of(&row, "tenant_bytes", "tenant_files")?;
+        user.others = usage_of(&row, "user_bytes", "user_files")?;
+        let Some(bytes) = quota::grant(request, &[tenant, user]) else {
+            return Ok(None);
+        };
+        let mut id = None;
+        if let Some(existing) = request.id {
+            let done =
+                sqlx::query("UPDATE quota_reservations SET bytes = $1, files = $2, expires_at = $3 WHERE id = $4")
+                    .bind(bytes)
+                    .bind(request.files)
+                    .bind(request.expires_at)
+                    .bind(existing)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            id = (done.rows_affected() > 0).then_some(existing);
+        }
+        let id = match id {
+            Some(id) => id,
+            None => sqlx::query_scalar(
+                "INSERT INTO quota_reservations (tenant_id, user_id, bytes, files, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(request.tenant_id)
+            .bind(request.user_id)
+            .bind(bytes)
+            .bind(request.files)
+            .bind(request.expires_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?,
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(Grant { id, bytes }))
+    }
+
+    async fn settle_once(
+        &self,
+        tenant_id: i64,
+        user_id: i64,
+        reservation: Option<i64>,
+        change: Usage,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for (table, id) in [("tenants", tenant_id), ("users", user_id)] {
+            let sql = format!(
+                "UPDATE {table} SET used_bytes = GREATEST(used_bytes + $1, 0), \
+                 used_files = GREATEST(used_files + $2, 0) WHERE id = $3"
+            );
+            sqlx::query(&sql)
+                .bind(change.bytes)
+                .bind(change.files)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(id) = reservation {
+            sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     /// The account of a tenant or user: `table` and `owner` (its column in `quota_reservations`) are names
     /// from this file, never from input.
     async fn account(
@@ -817,13 +836,41 @@ impl PostgresDirectory {
     }
 }
 
+/// Runs a transaction again when Postgres aborted it to break a deadlock (40P01) or a serialization
+/// conflict (40001): the work is safe to repeat, and the client should not see a 451 for a clash between
+/// two sessions.
+async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, DirectoryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DirectoryError>>,
+{
+    const ATTEMPTS: u32 = 4;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < ATTEMPTS && is_conflict(&e) => {
+                tracing::debug!(error = ?e, tries, "transaction aborted by a conflict; running it again");
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_conflict(e: &DirectoryError) -> bool {
+    let DirectoryError::Internal(source) = e else { return false };
+    let Some(sqlx::Error::Database(db)) = source.downcast_ref::<sqlx::Error>() else { return false };
+    db.code().is_some_and(|code| matches!(&*code, "40P01" | "40001"))
+}
+
 /// Locks the usage row of a tenant or user (`table`: a name from this file) for the transaction.
 async fn lock_side(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     table: &'static str,
     id: i64,
 ) -> Result<quota::Side, DirectoryError> {
-    let sql = format!("SELECT max_bytes, max_files, used_bytes, used_files FROM {table} WHERE id = $1 FOR UPDATE");
+    let sql =
+        format!("SELECT max_bytes, max_files, used_bytes, used_files FROM {table} WHERE id = $1 FOR NO KEY UPDATE");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await.map_err(db_error)?;
     let row = row.ok_or(DirectoryError::NotFound)?;
     Ok(quota::Side {
