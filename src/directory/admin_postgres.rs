@@ -7,7 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::admin::*;
-use super::postgres::{tenant_from_row, user_from_row, PostgresDirectory, USER_COLUMNS};
+use super::postgres::{tenant_from_row, user_from_row, PostgresDirectory};
+use super::sql::USER_COLUMNS;
 use super::{conflict_as, db_error, found_if, hostname_key, normalize_home, DirectoryError, Tenant, User};
 
 const TOKEN_COLUMNS: &str = "id, name, scope, tenant_id, created_at, expires_at, last_used_at";

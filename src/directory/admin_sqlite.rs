@@ -9,7 +9,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::admin::*;
-use super::sqlite::{parse_time, tenant_from_row, time_text, user_from_row, SqliteDirectory, USER_COLUMNS};
+use super::sql::USER_COLUMNS;
+use super::sqlite::{parse_time, tenant_from_row, time as time_text, user_from_row, SqliteDirectory};
 use super::{conflict_as, db_error, found_if, hostname_key, normalize_home, DirectoryError, Tenant, User};
 
 const TOKEN_COLUMNS: &str = "id, name, scope, tenant_id, created_at, expires_at, last_used_at";

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::resolver::{CertResolver, TenantCertificates, TenantHostnames};
 use super::sealer::Sealer;
 use crate::directory::admin::{AdminStore, CertificateMaterial};
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{Directory, DirectoryError, Tenants};
 
 /// How often instances look for certificate changes unless told otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -47,7 +47,7 @@ impl<T: Directory + ?Sized> CertificateSource for T {
     }
 
     async fn tenant_hostnames(&self, tenant_id: i64) -> Result<Vec<String>, DirectoryError> {
-        Directory::hostnames(self, tenant_id).await
+        Tenants::hostnames(self, tenant_id).await
     }
 }
 

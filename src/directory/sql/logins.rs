@@ -1,0 +1,247 @@
+//! The login path's store ([`LoginStore`](crate::directory::LoginStore): the login lookup, failure counters
+//! and bans) and the shared passive pool's claims ([`ClaimStore`](crate::directory::ClaimStore)), in both
+//! dialects.
+
+macro_rules! sql_logins {
+    ($dir:ident) => {
+        #[async_trait]
+        impl LoginStore for $dir {
+            async fn login_record(
+                &self,
+                tenant_id: i64,
+                username: &str,
+            ) -> Result<Option<LoginRecord>, DirectoryError> {
+                // Served by the UNIQUE (tenant_id, username) index, then the tenants primary key.
+                let row = sqlx::query(
+                    "SELECT u.id, u.tenant_id, u.username, u.home, u.enabled, u.created_at, u.last_login_at, \
+                            u.permissions, u.path_permissions, u.allowed_networks, u.password_hash, \
+                            t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at, \
+                            t.s3_bucket AS t_s3_bucket, t.s3_prefix AS t_s3_prefix, t.s3_endpoint AS t_s3_endpoint, \
+                            t.s3_region AS t_s3_region, t.s3_path_style AS t_s3_path_style, \
+                            t.s3_access_key_id AS t_s3_access_key_id, t.s3_secret_ref AS t_s3_secret_ref, \
+                            t.allowed_networks AS t_allowed_networks, t.tls_policy AS t_tls_policy, \
+                            (t.max_bytes IS NOT NULL OR t.max_files IS NOT NULL \
+                             OR u.max_bytes IS NOT NULL OR u.max_files IS NOT NULL) AS quota_limited \
+                     FROM users u JOIN tenants t ON t.id = u.tenant_id \
+                     WHERE u.tenant_id = $1 AND u.username = $2",
+                )
+                .bind(tenant_id)
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some(LoginRecord {
+                    tenant: tenant_from_row(&row, "t_")?,
+                    user: user_from_row(&row, "")?,
+                    password_hash: row.try_get("password_hash").map_err(db_error)?,
+                    quota_limited: row.try_get("quota_limited").map_err(db_error)?,
+                }))
+            }
+
+            async fn record_login(&self, user_id: i64, new_hash: Option<&str>) -> Result<(), DirectoryError> {
+                let done = sqlx::query(
+                    "UPDATE users SET last_login_at = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3",
+                )
+                .bind(time(Utc::now()))
+                .bind(new_hash)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                found_if(done.rows_affected() > 0)
+            }
+
+            async fn record_login_failure(
+                &self,
+                scope: &str,
+                policy: &FailurePolicy,
+                now: DateTime<Utc>,
+            ) -> Result<FailureCount, DirectoryError> {
+                let row = sqlx::query(RECORD_FAILURE)
+                    .bind(scope)
+                    .bind(clock(now))
+                    .bind(clock(now - policy.window))
+                    .bind(policy.ban_after.map(i64::from))
+                    .bind(policy.ban.num_milliseconds())
+                    .bind(policy.max_ban.num_milliseconds())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let failures: i64 = row.try_get("failures").map_err(db_error)?;
+                Ok(FailureCount {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    banned_until: opt_clock_of(&row, "banned_until")?,
+                })
+            }
+
+            async fn banned_until(
+                &self,
+                scopes: &[String],
+                now: DateTime<Utc>,
+            ) -> Result<Option<DateTime<Utc>>, DirectoryError> {
+                if scopes.is_empty() {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "SELECT max(banned_until) AS until FROM login_failures WHERE banned_until > $1 AND scope IN ({})",
+                    placeholders(2, scopes.len())
+                );
+                let mut query = sqlx::query(&sql).bind(clock(now));
+                for scope in scopes {
+                    query = query.bind(scope);
+                }
+                let row = query.fetch_one(&self.pool).await.map_err(db_error)?;
+                opt_clock_of(&row, "until")
+            }
+
+            async fn clear_login_failures(&self, scopes: &[String], now: DateTime<Utc>) -> Result<(), DirectoryError> {
+                if scopes.is_empty() {
+                    return Ok(());
+                }
+                let sql = format!(
+                    "DELETE FROM login_failures WHERE (banned_until IS NULL OR banned_until <= $1) AND scope IN ({})",
+                    placeholders(2, scopes.len())
+                );
+                let mut query = sqlx::query(&sql).bind(clock(now));
+                for scope in scopes {
+                    query = query.bind(scope);
+                }
+                query.execute(&self.pool).await.map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError> {
+                let rows = sqlx::query(
+                    "SELECT scope, failures, last_failure, banned_until FROM login_failures WHERE banned_until > $1 \
+                     ORDER BY banned_until DESC, scope",
+                )
+                .bind(clock(now))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                rows.iter()
+                    .map(|row| {
+                        let failures: i64 = row.try_get("failures").map_err(db_error)?;
+                        Ok(Ban {
+                            scope: row.try_get("scope").map_err(db_error)?,
+                            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                            last_failure: clock_of(row, "last_failure")?,
+                            banned_until: clock_of(row, "banned_until")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+                let done = sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND banned_until > $2")
+                    .bind(scope)
+                    .bind(clock(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn forget_login_failures(
+                &self,
+                before: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> Result<u64, DirectoryError> {
+                let done = sqlx::query(
+                    "DELETE FROM login_failures \
+                     WHERE last_failure < $1 AND (banned_until IS NULL OR banned_until <= $2)",
+                )
+                .bind(clock(before))
+                .bind(clock(now))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl ClaimStore for $dir {
+            async fn claim_passive(&self, claim: &PassiveClaim, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
+                let done = sqlx::query(
+                    "INSERT INTO passive_claims (client, port, instance, relay, ticket, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (client, port) DO UPDATE SET instance = EXCLUDED.instance, relay = EXCLUDED.relay, \
+                         ticket = EXCLUDED.ticket, expires_at = EXCLUDED.expires_at \
+                     WHERE passive_claims.expires_at <= $7 OR passive_claims.instance = EXCLUDED.instance",
+                )
+                .bind(claim.client.to_string())
+                .bind(i32::from(claim.port))
+                .bind(&claim.instance)
+                .bind(claim.relay.to_string())
+                .bind(claim.ticket)
+                .bind(clock(claim.expires_at))
+                .bind(clock(now))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn release_passive(
+                &self,
+                client: std::net::IpAddr,
+                port: u16,
+                instance: &str,
+                ticket: i64,
+            ) -> Result<(), DirectoryError> {
+                sqlx::query(
+                    "DELETE FROM passive_claims WHERE client = $1 AND port = $2 AND instance = $3 AND ticket = $4",
+                )
+                .bind(client.to_string())
+                .bind(i32::from(port))
+                .bind(instance)
+                .bind(ticket)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn passive_claim(
+                &self,
+                client: std::net::IpAddr,
+                port: u16,
+                now: DateTime<Utc>,
+            ) -> Result<Option<PassiveClaim>, DirectoryError> {
+                let row = sqlx::query(
+                    "SELECT instance, relay, ticket, expires_at FROM passive_claims \
+                     WHERE client = $1 AND port = $2 AND expires_at > $3",
+                )
+                .bind(client.to_string())
+                .bind(i32::from(port))
+                .bind(clock(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let relay: String = row.try_get("relay").map_err(db_error)?;
+                Ok(Some(PassiveClaim {
+                    client,
+                    port,
+                    instance: row.try_get("instance").map_err(db_error)?,
+                    relay: relay
+                        .parse()
+                        .map_err(|_| DirectoryError::Internal(format!("passive claim relay {relay:?}").into()))?,
+                    ticket: row.try_get("ticket").map_err(db_error)?,
+                    expires_at: clock_of(&row, "expires_at")?,
+                }))
+            }
+
+            async fn forget_passive_claims(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
+                let done = sqlx::query("DELETE FROM passive_claims WHERE expires_at < $1")
+                    .bind(clock(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
