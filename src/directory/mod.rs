@@ -9,8 +9,6 @@ pub mod admin;
 // Before the backends: their modules expand its macros.
 #[macro_use]
 mod sql;
-mod admin_postgres;
-mod admin_sqlite;
 pub mod login_failures;
 pub mod password;
 pub mod postgres;

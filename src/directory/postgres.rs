@@ -94,6 +94,14 @@ fn opt_time_of(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, Direc
     row.try_get(column).map_err(db_error)
 }
 
+fn names(list: Vec<String>) -> Result<Vec<String>, DirectoryError> {
+    Ok(list)
+}
+
+fn names_of(row: &DbRow, column: &str) -> Result<Vec<String>, DirectoryError> {
+    row.try_get(column).map_err(db_error)
+}
+
 // Times compared in SQL are `TIMESTAMPTZ` too.
 use self::{opt_time_of as opt_clock_of, time_of as clock_of};
 

@@ -98,7 +98,7 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const LOCK_ROW: &str = "";
 const GREATEST: &str = "MAX";
 
-pub(super) fn time(t: DateTime<Utc>) -> String {
+fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -106,11 +106,11 @@ fn clock(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub(super) fn time_of(row: &DbRow, column: &str) -> Result<DateTime<Utc>, DirectoryError> {
+fn time_of(row: &DbRow, column: &str) -> Result<DateTime<Utc>, DirectoryError> {
     parse_time(&row.try_get::<String, _>(column).map_err(db_error)?)
 }
 
-pub(super) fn opt_time_of(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, DirectoryError> {
+fn opt_time_of(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, DirectoryError> {
     let text: Option<String> = row.try_get(column).map_err(db_error)?;
     text.as_deref().map(parse_time).transpose()
 }
@@ -124,7 +124,17 @@ fn opt_clock_of(row: &DbRow, column: &str) -> Result<Option<DateTime<Utc>>, Dire
     ms.map(from_millis).transpose()
 }
 
-pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, DirectoryError> {
+fn names(list: Vec<String>) -> Result<String, DirectoryError> {
+    serde_json::to_string(&list).map_err(|e| DirectoryError::Internal(Box::new(e)))
+}
+
+fn names_of(row: &DbRow, column: &str) -> Result<Vec<String>, DirectoryError> {
+    let text: String = row.try_get(column).map_err(db_error)?;
+    serde_json::from_str(&text)
+        .map_err(|e| DirectoryError::Internal(format!("stored names cannot be read: {e}").into()))
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, DirectoryError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| DirectoryError::Internal(format!("stored timestamp {text:?}: {e}").into()))

@@ -14,6 +14,8 @@
 //!   whose rows are locked by `LOCK_ROW`, `FOR NO KEY UPDATE`; `BEGIN IMMEDIATE` on SQLite, whose one
 //!   writer lock is taken at once, so `LOCK_ROW` is empty).
 //! - `GREATEST`: the larger of two values (`GREATEST`, `MAX`).
+//! - `names(list)`, `names_of(row, column)`: a list of names (a certificate's): `TEXT[]` on Postgres, a
+//!   JSON array on SQLite.
 //! - `RECORD_FAILURE`: the failed-login upsert, whose interval arithmetic differs.
 //!
 //! A macro, rather than code generic over `sqlx::Database`, because the generic version needs a bound for
@@ -21,6 +23,8 @@
 //! expands in the backend's module, so the names above resolve there; the dialect tests in
 //! `directory::tests` run every method on both.
 
+#[macro_use]
+mod admin;
 #[macro_use]
 mod logins;
 #[macro_use]
@@ -33,11 +37,13 @@ use super::DirectoryError;
 /// Expands every store the directory implements for `$dir`, a struct with a `pool` field.
 macro_rules! sql_directory {
     ($dir:ident) => {
+        use super::admin::*;
         use super::sql::{placeholders, retry_conflicts, PARKED_COLUMNS, TENANT_COLUMNS, USER_COLUMNS};
 
         sql_tenants!($dir);
         sql_logins!($dir);
         sql_usage!($dir);
+        sql_admin!($dir);
     };
 }
 

@@ -257,7 +257,7 @@ macro_rules! sql_tenants {
 
         /// Reads a tenant from columns named `{prefix}id`, `{prefix}name`, … (a prefix keeps joins
         /// unambiguous).
-        pub(super) fn tenant_from_row(row: &DbRow, prefix: &str) -> Result<Tenant, DirectoryError> {
+        fn tenant_from_row(row: &DbRow, prefix: &str) -> Result<Tenant, DirectoryError> {
             let col = |name: &str| format!("{prefix}{name}");
             Ok(Tenant {
                 id: row.try_get(col("id").as_str()).map_err(db_error)?,
@@ -278,7 +278,7 @@ macro_rules! sql_tenants {
             })
         }
 
-        pub(super) fn user_from_row(row: &DbRow, prefix: &str) -> Result<User, DirectoryError> {
+        fn user_from_row(row: &DbRow, prefix: &str) -> Result<User, DirectoryError> {
             let col = |name: &str| format!("{prefix}{name}");
             Ok(User {
                 id: row.try_get(col("id").as_str()).map_err(db_error)?,
