@@ -22,13 +22,7 @@ macro_rules! sql_admin {
                     "SELECT {columns} FROM {table} WHERE (CAST($1 AS BIGINT) IS NULL OR tenant_id = $1) AND id > $2 \
                      ORDER BY id LIMIT $3"
                 );
-                sqlx::query(&sql)
-                    .bind(tenant_id)
-                    .bind(page.after_id())
-                    .bind(page.clamped_limit())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_error)
+                sql!(fetch_all, &self.pool, &sql, tenant_id, page.after_id(), page.clamped_limit())
             }
         }
 
@@ -36,12 +30,13 @@ macro_rules! sql_admin {
         impl AdminStore for $dir {
             async fn tenants_page(&self, page: Page) -> Result<Vec<Tenant>, DirectoryError> {
                 // `*`: `tenant_from_row` reads the columns it needs by name, whatever columns tenants gain later.
-                let rows = sqlx::query("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
-                    .bind(page.after_id())
-                    .bind(page.clamped_limit())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let rows = sql!(
+                    fetch_all,
+                    &self.pool,
+                    "SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
+                    page.after_id(),
+                    page.clamped_limit()
+                )?;
                 rows.iter().map(|row| tenant_from_row(row, "")).collect()
             }
 
@@ -52,34 +47,31 @@ macro_rules! sql_admin {
 
             async fn user_by_name(&self, tenant_id: i64, username: &str) -> Result<Option<User>, DirectoryError> {
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND username = $2");
-                let row = sqlx::query(&sql)
-                    .bind(tenant_id)
-                    .bind(username)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, tenant_id, username)?;
                 row.map(|row| user_from_row(&row, "")).transpose()
             }
 
             async fn set_user_home(&self, tenant_id: i64, username: &str, home: &str) -> Result<(), DirectoryError> {
                 let home = normalize_home(home)?;
-                let done = sqlx::query("UPDATE users SET home = $1 WHERE tenant_id = $2 AND username = $3")
-                    .bind(home)
-                    .bind(tenant_id)
-                    .bind(username)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "UPDATE users SET home = $1 WHERE tenant_id = $2 AND username = $3",
+                    home,
+                    tenant_id,
+                    username
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
             async fn remove_hostname(&self, tenant_id: i64, hostname: &str) -> Result<(), DirectoryError> {
-                let done = sqlx::query("DELETE FROM tenant_hostnames WHERE hostname = $1 AND tenant_id = $2")
-                    .bind(hostname_key(hostname))
-                    .bind(tenant_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "DELETE FROM tenant_hostnames WHERE hostname = $1 AND tenant_id = $2",
+                    hostname_key(hostname),
+                    tenant_id
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -112,27 +104,21 @@ macro_rules! sql_admin {
                     "SELECT {TOKEN_COLUMNS} FROM api_tokens \
                      WHERE secret_sha256 = $1 AND (expires_at IS NULL OR expires_at > $2)"
                 );
-                let row = sqlx::query(&sql)
-                    .bind(secret_sha256)
-                    .bind(time(now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, secret_sha256, time(now))?;
                 let Some(row) = row else { return Ok(None) };
                 let mut token = token_from_row(&row)?;
                 let due = now - TOKEN_USE_INTERVAL;
                 if token.last_used_at.is_none_or(|last| last <= due) {
                     // Guarded again in SQL, so that concurrent calls write once.
-                    sqlx::query(
+                    sql!(
+                        execute,
+                        &self.pool,
                         "UPDATE api_tokens SET last_used_at = $1 \
                          WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-                    )
-                    .bind(time(now))
-                    .bind(token.id)
-                    .bind(time(due))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                        time(now),
+                        token.id,
+                        time(due)
+                    )?;
                     token.last_used_at = Some(now);
                 }
                 Ok(Some(token))
@@ -145,16 +131,12 @@ macro_rules! sql_admin {
 
             async fn token_by_id(&self, id: i64) -> Result<Option<ApiToken>, DirectoryError> {
                 let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, id)?;
                 row.as_ref().map(token_from_row).transpose()
             }
 
             async fn delete_token(&self, id: i64) -> Result<(), DirectoryError> {
-                let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(execute, &self.pool, "DELETE FROM api_tokens WHERE id = $1", id)?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -169,17 +151,18 @@ macro_rules! sql_admin {
                     "INSERT INTO audit_events (at, actor, tenant_id, action, target, client, detail) \
                      VALUES ($1, $2, (SELECT id FROM tenants WHERE id = $3), $4, $5, $6, $7) RETURNING {AUDIT_COLUMNS}"
                 );
-                let row = sqlx::query(&sql)
-                    .bind(time(now))
-                    .bind(&event.actor)
-                    .bind(event.tenant_id)
-                    .bind(&event.action)
-                    .bind(&event.target)
-                    .bind(&event.client)
-                    .bind(detail_text(&event.detail)?)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row = sql!(
+                    fetch_one,
+                    &self.pool,
+                    &sql,
+                    time(now),
+                    &event.actor,
+                    event.tenant_id,
+                    &event.action,
+                    &event.target,
+                    &event.client,
+                    detail_text(&event.detail)?
+                )?;
                 audit_from_row(&row)
             }
 
@@ -226,22 +209,18 @@ macro_rules! sql_admin {
 
             async fn certificate(&self, id: i64) -> Result<Option<CertificateInfo>, DirectoryError> {
                 let sql = format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, id)?;
                 row.as_ref().map(certificate_from_row).transpose()
             }
 
             async fn delete_certificate(&self, id: i64) -> Result<(), DirectoryError> {
-                let done = sqlx::query("DELETE FROM certificates WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(execute, &self.pool, "DELETE FROM certificates WHERE id = $1", id)?;
                 found_if(done.rows_affected() > 0)
             }
 
             async fn certificate_materials(&self) -> Result<Vec<CertificateMaterial>, DirectoryError> {
                 let sql = format!("SELECT {CERTIFICATE_COLUMNS}, chain_pem, sealed_key FROM certificates ORDER BY id");
-                let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db_error)?;
+                let rows = sql!(fetch_all, &self.pool, &sql)?;
                 rows.iter()
                     .map(|row| {
                         Ok(CertificateMaterial {
@@ -256,10 +235,8 @@ macro_rules! sql_admin {
             async fn certificates_version(&self) -> Result<(i64, i64), DirectoryError> {
                 // (count, highest id): an addition raises the highest id (identities never go back), a removal
                 // without an addition lowers the count.
-                let row = sqlx::query("SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS top FROM certificates")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row =
+                    sql!(fetch_one, &self.pool, "SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS top FROM certificates")?;
                 Ok((row.try_get("n").map_err(db_error)?, row.try_get("top").map_err(db_error)?))
             }
 
@@ -268,7 +245,7 @@ macro_rules! sql_admin {
                     "INSERT INTO instances (id, alive_at) VALUES ($1, $2) \
                      ON CONFLICT (id) DO UPDATE SET alive_at = {GREATEST}(instances.alive_at, excluded.alive_at)"
                 );
-                sqlx::query(&sql).bind(instance).bind(time(now)).execute(&self.pool).await.map_err(db_error)?;
+                sql!(execute, &self.pool, &sql, instance, time(now))?;
                 Ok(())
             }
 
@@ -293,11 +270,7 @@ macro_rules! sql_admin {
             async fn end_session(&self, id: &str) -> Result<(), DirectoryError> {
                 // No NotFound: the session may be gone already (its tenant or user deleted, or its instance
                 // forgotten while out of reach), and ending it twice is still ending it.
-                sqlx::query("DELETE FROM live_sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                sql!(execute, &self.pool, "DELETE FROM live_sessions WHERE id = $1", id)?;
                 Ok(())
             }
 
@@ -306,37 +279,35 @@ macro_rules! sql_admin {
                 tenant_id: Option<i64>,
                 alive_since: DateTime<Utc>,
             ) -> Result<Vec<LiveSession>, DirectoryError> {
-                let rows = sqlx::query(
+                let rows = sql!(
+                    fetch_all,
+                    &self.pool,
                     "SELECT s.id, s.instance, s.tenant_id, s.user_id, s.username, s.client, s.started_at \
                      FROM live_sessions s JOIN instances i ON i.id = s.instance \
                      WHERE i.alive_at >= $1 AND (CAST($2 AS BIGINT) IS NULL OR s.tenant_id = $2) \
                      ORDER BY s.started_at, s.id",
-                )
-                .bind(time(alive_since))
-                .bind(tenant_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    time(alive_since),
+                    tenant_id
+                )?;
                 rows.iter().map(session_from_row).collect()
             }
 
             async fn live_session(&self, id: &str) -> Result<Option<LiveSession>, DirectoryError> {
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM live_sessions WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, id)?;
                 row.as_ref().map(session_from_row).transpose()
             }
 
             async fn request_disconnect(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
                 // The first request's time stays: asking again does not make the request newer.
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "UPDATE live_sessions SET disconnect_requested_at = COALESCE(disconnect_requested_at, $1) \
                      WHERE id = $2",
-                )
-                .bind(time(now))
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    time(now),
+                    id
+                )?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -346,28 +317,26 @@ macro_rules! sql_admin {
                 user_id: Option<i64>,
                 now: DateTime<Utc>,
             ) -> Result<u64, DirectoryError> {
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "UPDATE live_sessions SET disconnect_requested_at = COALESCE(disconnect_requested_at, $1) \
                      WHERE tenant_id = $2 AND ($3 IS NULL OR user_id = $3)",
-                )
-                .bind(time(now))
-                .bind(tenant_id)
-                .bind(user_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    time(now),
+                    tenant_id,
+                    user_id
+                )?;
                 Ok(done.rows_affected())
             }
 
             async fn instance_sessions(&self, instance: &str) -> Result<Vec<(String, bool)>, DirectoryError> {
-                let rows = sqlx::query(
+                let rows = sql!(
+                    fetch_all,
+                    &self.pool,
                     "SELECT id, disconnect_requested_at IS NOT NULL AS requested FROM live_sessions \
                      WHERE instance = $1 ORDER BY id",
-                )
-                .bind(instance)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    instance
+                )?;
                 rows.iter()
                     .map(|row| Ok((row.try_get("id").map_err(db_error)?, row.try_get("requested").map_err(db_error)?)))
                     .collect()
@@ -382,12 +351,8 @@ macro_rules! sql_admin {
                     "DELETE FROM live_sessions \
                      WHERE instance IN (SELECT id FROM instances WHERE alive_at < $1 {LOCK_ROW})"
                 );
-                let sessions = sqlx::query(&sql).bind(time(before)).execute(&mut *tx).await.map_err(db_error)?;
-                sqlx::query("DELETE FROM instances WHERE alive_at < $1")
-                    .bind(time(before))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let sessions = sql!(execute, &mut *tx, &sql, time(before))?;
+                sql!(execute, &mut *tx, "DELETE FROM instances WHERE alive_at < $1", time(before))?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(sessions.rows_affected())
             }

@@ -12,7 +12,9 @@ macro_rules! sql_logins {
                 username: &str,
             ) -> Result<Option<LoginRecord>, DirectoryError> {
                 // Served by the UNIQUE (tenant_id, username) index, then the tenants primary key.
-                let row = sqlx::query(
+                let row = sql!(
+                    fetch_optional,
+                    &self.pool,
                     "SELECT u.id, u.tenant_id, u.username, u.home, u.enabled, u.created_at, u.last_login_at, \
                             u.permissions, u.path_permissions, u.allowed_networks, u.password_hash, \
                             t.id AS t_id, t.name AS t_name, t.enabled AS t_enabled, t.created_at AS t_created_at, \
@@ -24,12 +26,9 @@ macro_rules! sql_logins {
                              OR u.max_bytes IS NOT NULL OR u.max_files IS NOT NULL) AS quota_limited \
                      FROM users u JOIN tenants t ON t.id = u.tenant_id \
                      WHERE u.tenant_id = $1 AND u.username = $2",
-                )
-                .bind(tenant_id)
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    tenant_id,
+                    username
+                )?;
                 let Some(row) = row else { return Ok(None) };
                 Ok(Some(LoginRecord {
                     tenant: tenant_from_row(&row, "t_")?,
@@ -40,15 +39,14 @@ macro_rules! sql_logins {
             }
 
             async fn record_login(&self, user_id: i64, new_hash: Option<&str>) -> Result<(), DirectoryError> {
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "UPDATE users SET last_login_at = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3",
-                )
-                .bind(time(Utc::now()))
-                .bind(new_hash)
-                .bind(user_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    time(Utc::now()),
+                    new_hash,
+                    user_id
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -58,16 +56,17 @@ macro_rules! sql_logins {
                 policy: &FailurePolicy,
                 now: DateTime<Utc>,
             ) -> Result<FailureCount, DirectoryError> {
-                let row = sqlx::query(RECORD_FAILURE)
-                    .bind(scope)
-                    .bind(clock(now))
-                    .bind(clock(now - policy.window))
-                    .bind(policy.ban_after.map(i64::from))
-                    .bind(policy.ban.num_milliseconds())
-                    .bind(policy.max_ban.num_milliseconds())
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row = sql!(
+                    fetch_one,
+                    &self.pool,
+                    RECORD_FAILURE,
+                    scope,
+                    clock(now),
+                    clock(now - policy.window),
+                    policy.ban_after.map(i64::from),
+                    policy.ban.num_milliseconds(),
+                    policy.max_ban.num_milliseconds()
+                )?;
                 let failures: i64 = row.try_get("failures").map_err(db_error)?;
                 Ok(FailureCount {
                     failures: u32::try_from(failures).unwrap_or(u32::MAX),
@@ -112,14 +111,13 @@ macro_rules! sql_logins {
             }
 
             async fn active_bans(&self, now: DateTime<Utc>) -> Result<Vec<Ban>, DirectoryError> {
-                let rows = sqlx::query(
+                let rows = sql!(
+                    fetch_all,
+                    &self.pool,
                     "SELECT scope, failures, last_failure, banned_until FROM login_failures WHERE banned_until > $1 \
                      ORDER BY banned_until DESC, scope",
-                )
-                .bind(clock(now))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    clock(now)
+                )?;
                 rows.iter()
                     .map(|row| {
                         let failures: i64 = row.try_get("failures").map_err(db_error)?;
@@ -134,12 +132,13 @@ macro_rules! sql_logins {
             }
 
             async fn lift_ban(&self, scope: &str, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
-                let done = sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND banned_until > $2")
-                    .bind(scope)
-                    .bind(clock(now))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "DELETE FROM login_failures WHERE scope = $1 AND banned_until > $2",
+                    scope,
+                    clock(now)
+                )?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -148,15 +147,14 @@ macro_rules! sql_logins {
                 before: DateTime<Utc>,
                 now: DateTime<Utc>,
             ) -> Result<u64, DirectoryError> {
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "DELETE FROM login_failures \
                      WHERE last_failure < $1 AND (banned_until IS NULL OR banned_until <= $2)",
-                )
-                .bind(clock(before))
-                .bind(clock(now))
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    clock(before),
+                    clock(now)
+                )?;
                 Ok(done.rows_affected())
             }
         }
@@ -164,23 +162,22 @@ macro_rules! sql_logins {
         #[async_trait]
         impl ClaimStore for $dir {
             async fn claim_passive(&self, claim: &PassiveClaim, now: DateTime<Utc>) -> Result<bool, DirectoryError> {
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "INSERT INTO passive_claims (client, port, instance, relay, ticket, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (client, port) DO UPDATE SET instance = EXCLUDED.instance, relay = EXCLUDED.relay, \
                          ticket = EXCLUDED.ticket, expires_at = EXCLUDED.expires_at \
                      WHERE passive_claims.expires_at <= $7 OR passive_claims.instance = EXCLUDED.instance",
-                )
-                .bind(claim.client.to_string())
-                .bind(i32::from(claim.port))
-                .bind(&claim.instance)
-                .bind(claim.relay.to_string())
-                .bind(claim.ticket)
-                .bind(clock(claim.expires_at))
-                .bind(clock(now))
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    claim.client.to_string(),
+                    i32::from(claim.port),
+                    &claim.instance,
+                    claim.relay.to_string(),
+                    claim.ticket,
+                    clock(claim.expires_at),
+                    clock(now)
+                )?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -191,16 +188,15 @@ macro_rules! sql_logins {
                 instance: &str,
                 ticket: i64,
             ) -> Result<(), DirectoryError> {
-                sqlx::query(
+                sql!(
+                    execute,
+                    &self.pool,
                     "DELETE FROM passive_claims WHERE client = $1 AND port = $2 AND instance = $3 AND ticket = $4",
-                )
-                .bind(client.to_string())
-                .bind(i32::from(port))
-                .bind(instance)
-                .bind(ticket)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    client.to_string(),
+                    i32::from(port),
+                    instance,
+                    ticket
+                )?;
                 Ok(())
             }
 
@@ -210,16 +206,15 @@ macro_rules! sql_logins {
                 port: u16,
                 now: DateTime<Utc>,
             ) -> Result<Option<PassiveClaim>, DirectoryError> {
-                let row = sqlx::query(
+                let row = sql!(
+                    fetch_optional,
+                    &self.pool,
                     "SELECT instance, relay, ticket, expires_at FROM passive_claims \
                      WHERE client = $1 AND port = $2 AND expires_at > $3",
-                )
-                .bind(client.to_string())
-                .bind(i32::from(port))
-                .bind(clock(now))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    client.to_string(),
+                    i32::from(port),
+                    clock(now)
+                )?;
                 let Some(row) = row else { return Ok(None) };
                 let relay: String = row.try_get("relay").map_err(db_error)?;
                 Ok(Some(PassiveClaim {
@@ -235,11 +230,8 @@ macro_rules! sql_logins {
             }
 
             async fn forget_passive_claims(&self, before: DateTime<Utc>) -> Result<u64, DirectoryError> {
-                let done = sqlx::query("DELETE FROM passive_claims WHERE expires_at < $1")
-                    .bind(clock(before))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done =
+                    sql!(execute, &self.pool, "DELETE FROM passive_claims WHERE expires_at < $1", clock(before))?;
                 Ok(done.rows_affected())
             }
         }

@@ -23,6 +23,15 @@
 //! expands in the backend's module, so the names above resolve there; the dialect tests in
 //! `directory::tests` run every method on both.
 
+/// `sqlx::query(sql)` with each value bound in order, run by `method` (`execute`, `fetch_one`,
+/// `fetch_optional`, `fetch_all`) on `executor`, errors mapped by `db_error`: one line per statement instead
+/// of one per bound value.
+macro_rules! sql {
+    ($method:ident, $executor:expr, $sql:expr $(, $value:expr)* $(,)?) => {
+        sqlx::query($sql)$(.bind($value))*.$method($executor).await.map_err(db_error)
+    };
+}
+
 #[macro_use]
 mod admin;
 #[macro_use]

@@ -12,20 +12,14 @@ macro_rules! sql_tenants {
                 username: &str,
             ) -> Result<(), DirectoryError> {
                 let sql = format!("UPDATE users SET {column} = $1 WHERE tenant_id = $2 AND username = $3");
-                let done = sqlx::query(&sql)
-                    .bind(value)
-                    .bind(tenant_id)
-                    .bind(username)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(execute, &self.pool, &sql, value, tenant_id, username)?;
                 found_if(done.rows_affected() > 0)
             }
 
             /// Sets one text `column` (a name from this file, never from input) of a tenant.
             async fn update_tenant(&self, column: &'static str, value: String, id: i64) -> Result<(), DirectoryError> {
                 let sql = format!("UPDATE tenants SET {column} = $1 WHERE id = $2");
-                let done = sqlx::query(&sql).bind(value).bind(id).execute(&self.pool).await.map_err(db_error)?;
+                let done = sql!(execute, &self.pool, &sql, value, id)?;
                 found_if(done.rows_affected() > 0)
             }
         }
@@ -52,33 +46,32 @@ macro_rules! sql_tenants {
 
             async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError> {
                 let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1");
-                let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, name)?;
                 row.map(|row| tenant_from_row(&row, "")).transpose()
             }
 
             async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError> {
                 let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, id)?;
                 row.map(|row| tenant_from_row(&row, "")).transpose()
             }
 
             async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
-                let row = sqlx::query(
+                let row = sql!(
+                    fetch_optional,
+                    &self.pool,
                     "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, \
                             t.s3_region, t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref, t.allowed_networks, \
                             t.tls_policy \
                      FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = $1",
-                )
-                .bind(hostname_key(hostname))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    hostname_key(hostname)
+                )?;
                 row.map(|row| tenant_from_row(&row, "")).transpose()
             }
 
             async fn list_tenants(&self) -> Result<Vec<Tenant>, DirectoryError> {
                 let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
-                let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(db_error)?;
+                let rows = sql!(fetch_all, &self.pool, &sql)?;
                 rows.iter().map(|row| tenant_from_row(row, "")).collect()
             }
 
@@ -105,47 +98,39 @@ macro_rules! sql_tenants {
                 // Users, hostnames and reservations go with the tenant (ON DELETE CASCADE); the failure
                 // counters of its users are keyed by text and go here.
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
-                let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                sqlx::query("DELETE FROM login_failures WHERE scope LIKE $1")
-                    .bind(format!("user:{tenant_id}:%"))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(execute, &mut *tx, "DELETE FROM tenants WHERE id = $1", tenant_id)?;
+                sql!(
+                    execute,
+                    &mut *tx,
+                    "DELETE FROM login_failures WHERE scope LIKE $1",
+                    format!("user:{tenant_id}:%")
+                )?;
                 tx.commit().await.map_err(db_error)?;
                 found_if(done.rows_affected() > 0)
             }
 
             async fn set_tenant_enabled(&self, tenant_id: i64, enabled: bool) -> Result<(), DirectoryError> {
-                let done = sqlx::query("UPDATE tenants SET enabled = $1 WHERE id = $2")
-                    .bind(enabled)
-                    .bind(tenant_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done =
+                    sql!(execute, &self.pool, "UPDATE tenants SET enabled = $1 WHERE id = $2", enabled, tenant_id)?;
                 found_if(done.rows_affected() > 0)
             }
 
             async fn set_tenant_storage(&self, tenant_id: i64, storage: &TenantStorage) -> Result<(), DirectoryError> {
                 storage.validate()?;
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "UPDATE tenants SET s3_bucket = $1, s3_prefix = $2, s3_endpoint = $3, s3_region = $4, \
                      s3_path_style = $5, s3_access_key_id = $6, s3_secret_ref = $7 WHERE id = $8",
-                )
-                .bind(&storage.bucket)
-                .bind(storage.prefix.as_deref().map(TenantStorage::normalised_prefix))
-                .bind(&storage.endpoint)
-                .bind(&storage.region)
-                .bind(storage.path_style)
-                .bind(&storage.access_key_id)
-                .bind(&storage.secret_ref)
-                .bind(tenant_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    &storage.bucket,
+                    storage.prefix.as_deref().map(TenantStorage::normalised_prefix),
+                    &storage.endpoint,
+                    &storage.region,
+                    storage.path_style,
+                    &storage.access_key_id,
+                    &storage.secret_ref,
+                    tenant_id
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -190,23 +175,25 @@ macro_rules! sql_tenants {
                     "SELECT {USER_COLUMNS} FROM users WHERE CAST($1 AS BIGINT) IS NULL OR tenant_id = $1 \
                      ORDER BY tenant_id, username"
                 );
-                let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(&self.pool).await.map_err(db_error)?;
+                let rows = sql!(fetch_all, &self.pool, &sql, tenant_id)?;
                 rows.iter().map(|row| user_from_row(row, "")).collect()
             }
 
             async fn delete_user(&self, tenant_id: i64, username: &str) -> Result<(), DirectoryError> {
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
-                let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND username = $2")
-                    .bind(tenant_id)
-                    .bind(username)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                sqlx::query("DELETE FROM login_failures WHERE scope = $1")
-                    .bind(super::login_failures::user_scope(tenant_id, username))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &mut *tx,
+                    "DELETE FROM users WHERE tenant_id = $1 AND username = $2",
+                    tenant_id,
+                    username
+                )?;
+                sql!(
+                    execute,
+                    &mut *tx,
+                    "DELETE FROM login_failures WHERE scope = $1",
+                    super::login_failures::user_scope(tenant_id, username)
+                )?;
                 tx.commit().await.map_err(db_error)?;
                 found_if(done.rows_affected() > 0)
             }
@@ -217,13 +204,14 @@ macro_rules! sql_tenants {
                 username: &str,
                 enabled: bool,
             ) -> Result<(), DirectoryError> {
-                let done = sqlx::query("UPDATE users SET enabled = $1 WHERE tenant_id = $2 AND username = $3")
-                    .bind(enabled)
-                    .bind(tenant_id)
-                    .bind(username)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "UPDATE users SET enabled = $1 WHERE tenant_id = $2 AND username = $3",
+                    enabled,
+                    tenant_id,
+                    username
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 

@@ -7,13 +7,14 @@ macro_rules! sql_usage {
         impl Quotas for $dir {
             async fn set_tenant_quota(&self, tenant_id: i64, quota: &Quota) -> Result<(), DirectoryError> {
                 quota::validate(quota)?;
-                let done = sqlx::query("UPDATE tenants SET max_bytes = $1, max_files = $2 WHERE id = $3")
-                    .bind(quota.max_bytes)
-                    .bind(quota.max_files)
-                    .bind(tenant_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "UPDATE tenants SET max_bytes = $1, max_files = $2 WHERE id = $3",
+                    quota.max_bytes,
+                    quota.max_files,
+                    tenant_id
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -24,16 +25,15 @@ macro_rules! sql_usage {
                 quota: &Quota,
             ) -> Result<(), DirectoryError> {
                 quota::validate(quota)?;
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "UPDATE users SET max_bytes = $1, max_files = $2 WHERE tenant_id = $3 AND username = $4",
-                )
-                .bind(quota.max_bytes)
-                .bind(quota.max_files)
-                .bind(tenant_id)
-                .bind(username)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    quota.max_bytes,
+                    quota.max_files,
+                    tenant_id,
+                    username
+                )?;
                 found_if(done.rows_affected() > 0)
             }
 
@@ -64,11 +64,7 @@ macro_rules! sql_usage {
             }
 
             async fn release(&self, reservation: i64) -> Result<(), DirectoryError> {
-                sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
-                    .bind(reservation)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                sql!(execute, &self.pool, "DELETE FROM quota_reservations WHERE id = $1", reservation)?;
                 Ok(())
             }
 
@@ -107,19 +103,20 @@ macro_rules! sql_usage {
                      user_id = EXCLUDED.user_id, resumable = EXCLUDED.resumable, state = EXCLUDED.state, \
                      parked_at = EXCLUDED.parked_at, expires_at = EXCLUDED.expires_at"
                 );
-                sqlx::query(&sql)
-                    .bind(&upload.location)
-                    .bind(&upload.key)
-                    .bind(&upload.upload_id)
-                    .bind(upload.tenant_id)
-                    .bind(upload.user_id)
-                    .bind(upload.resumable)
-                    .bind(&upload.state)
-                    .bind(time(upload.parked_at))
-                    .bind(time(upload.expires_at))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                sql!(
+                    execute,
+                    &self.pool,
+                    &sql,
+                    &upload.location,
+                    &upload.key,
+                    &upload.upload_id,
+                    upload.tenant_id,
+                    upload.user_id,
+                    upload.resumable,
+                    &upload.state,
+                    time(upload.parked_at),
+                    time(upload.expires_at)
+                )?;
                 Ok(())
             }
 
@@ -134,14 +131,7 @@ macro_rules! sql_usage {
                     "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
                      AND user_id = $3 AND expires_at > $4 ORDER BY parked_at DESC LIMIT 1"
                 );
-                let row = sqlx::query(&sql)
-                    .bind(location)
-                    .bind(key)
-                    .bind(user_id)
-                    .bind(time(now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, location, key, user_id, time(now))?;
                 Ok(row.as_ref().map(parked_from_row).transpose()?)
             }
 
@@ -150,20 +140,19 @@ macro_rules! sql_usage {
                     "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE location = $1 AND object_key = $2 AND resumable \
                      ORDER BY parked_at DESC"
                 );
-                let rows = sqlx::query(&sql).bind(location).bind(key).fetch_all(&self.pool).await.map_err(db_error)?;
+                let rows = sql!(fetch_all, &self.pool, &sql, location, key)?;
                 Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
             }
 
             async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError> {
-                let done = sqlx::query(
+                let done = sql!(
+                    execute,
+                    &self.pool,
                     "DELETE FROM parked_uploads WHERE location = $1 AND object_key = $2 AND upload_id = $3",
-                )
-                .bind(location)
-                .bind(key)
-                .bind(upload_id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    location,
+                    key,
+                    upload_id
+                )?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -171,8 +160,7 @@ macro_rules! sql_usage {
                 let sql = format!(
                     "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2"
                 );
-                let rows =
-                    sqlx::query(&sql).bind(time(now)).bind(limit).fetch_all(&self.pool).await.map_err(db_error)?;
+                let rows = sql!(fetch_all, &self.pool, &sql, time(now), limit)?;
                 Ok(rows.iter().map(parked_from_row).collect::<Result<_, DirectoryError>>()?)
             }
 
@@ -183,17 +171,16 @@ macro_rules! sql_usage {
                 etag: &str,
                 digest: &str,
             ) -> Result<(), StorageError> {
-                sqlx::query(
+                sql!(
+                    execute,
+                    &self.pool,
                     "INSERT INTO object_digests (location, object_key, etag, digest) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (location, object_key) DO UPDATE SET etag = EXCLUDED.etag, digest = EXCLUDED.digest",
-                )
-                .bind(location)
-                .bind(key)
-                .bind(etag)
-                .bind(digest)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+                    location,
+                    key,
+                    etag,
+                    digest
+                )?;
                 Ok(())
             }
 
@@ -209,12 +196,13 @@ macro_rules! sql_usage {
             }
 
             async fn forget_digest(&self, location: &str, key: &str) -> Result<(), StorageError> {
-                sqlx::query("DELETE FROM object_digests WHERE location = $1 AND object_key = $2")
-                    .bind(location)
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+                sql!(
+                    execute,
+                    &self.pool,
+                    "DELETE FROM object_digests WHERE location = $1 AND object_key = $2",
+                    location,
+                    key
+                )?;
                 Ok(())
             }
 
@@ -234,27 +222,27 @@ macro_rules! sql_usage {
                 // already took the write lock before the first read, so no writer slips in between.
                 let mut tenant = lock_side(&mut tx, "tenants", request.tenant_id).await?;
                 let mut user = lock_side(&mut tx, "users", request.user_id).await?;
-                sqlx::query("DELETE FROM quota_reservations WHERE tenant_id = $1 AND expires_at <= $2")
-                    .bind(request.tenant_id)
-                    .bind(clock(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                sql!(
+                    execute,
+                    &mut *tx,
+                    "DELETE FROM quota_reservations WHERE tenant_id = $1 AND expires_at <= $2",
+                    request.tenant_id,
+                    clock(now)
+                )?;
                 // A statement of its own after the locks: under READ COMMITTED it sees every reservation committed
                 // by a transaction that held the lock before this one.
-                let row = sqlx::query(
+                let row = sql!(
+                    fetch_one,
+                    &mut *tx,
                     "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS tenant_bytes, \
                             CAST(COALESCE(SUM(files), 0) AS BIGINT) AS tenant_files, \
                             CAST(COALESCE(SUM(CASE WHEN user_id = $2 THEN bytes END), 0) AS BIGINT) AS user_bytes, \
                             CAST(COALESCE(SUM(CASE WHEN user_id = $2 THEN files END), 0) AS BIGINT) AS user_files \
                      FROM quota_reservations WHERE tenant_id = $1 AND id IS DISTINCT FROM $3",
-                )
-                .bind(request.tenant_id)
-                .bind(request.user_id)
-                .bind(request.id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                    request.tenant_id,
+                    request.user_id,
+                    request.id
+                )?;
                 tenant.others = usage_of(&row, "tenant_bytes", "tenant_files")?;
                 user.others = usage_of(&row, "user_bytes", "user_files")?;
                 let Some(bytes) = quota::grant(request, &[tenant, user]) else {
@@ -262,16 +250,15 @@ macro_rules! sql_usage {
                 };
                 let mut id = None;
                 if let Some(existing) = request.id {
-                    let done = sqlx::query(
+                    let done = sql!(
+                        execute,
+                        &mut *tx,
                         "UPDATE quota_reservations SET bytes = $1, files = $2, expires_at = $3 WHERE id = $4",
-                    )
-                    .bind(bytes)
-                    .bind(request.files)
-                    .bind(clock(request.expires_at))
-                    .bind(existing)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                        bytes,
+                        request.files,
+                        clock(request.expires_at),
+                        existing
+                    )?;
                     id = (done.rows_affected() > 0).then_some(existing);
                 }
                 let id = match id {
@@ -306,20 +293,10 @@ macro_rules! sql_usage {
                         "UPDATE {table} SET used_bytes = {GREATEST}(used_bytes + $1, 0), \
                          used_files = {GREATEST}(used_files + $2, 0) WHERE id = $3"
                     );
-                    sqlx::query(&sql)
-                        .bind(change.bytes)
-                        .bind(change.files)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    sql!(execute, &mut *tx, &sql, change.bytes, change.files, id)?;
                 }
                 if let Some(id) = reservation {
-                    sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    sql!(execute, &mut *tx, "DELETE FROM quota_reservations WHERE id = $1", id)?;
                 }
                 tx.commit().await.map_err(db_error)
             }
@@ -341,8 +318,7 @@ macro_rules! sql_usage {
                              WHERE r.{owner} = o.id AND r.expires_at > $2) AS reserved_files \
                      FROM {table} o WHERE id = $1"
                 );
-                let row =
-                    sqlx::query(&sql).bind(id).bind(clock(now)).fetch_optional(&self.pool).await.map_err(db_error)?;
+                let row = sql!(fetch_optional, &self.pool, &sql, id, clock(now))?;
                 let row = row.ok_or(DirectoryError::NotFound)?;
                 Ok(Account {
                     quota: quota_of(&row)?,
@@ -361,7 +337,7 @@ macro_rules! sql_usage {
         ) -> Result<quota::Side, DirectoryError> {
             let sql =
                 format!("SELECT max_bytes, max_files, used_bytes, used_files FROM {table} WHERE id = $1 {LOCK_ROW}");
-            let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await.map_err(db_error)?;
+            let row = sql!(fetch_optional, &mut **tx, &sql, id)?;
             let row = row.ok_or(DirectoryError::NotFound)?;
             Ok(quota::Side {
                 quota: quota_of(&row)?,
