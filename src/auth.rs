@@ -18,7 +18,7 @@ use chrono::{TimeDelta, Utc};
 use crate::config::{BanRule, LoginDefenceConfig};
 use crate::directory::login_failures::{ip_scope, user_scope};
 use crate::directory::password::Verifier;
-use crate::directory::{Directory, DirectoryError, FailureCount, FailurePolicy, Tenant, User};
+use crate::directory::{DirectoryError, FailureCount, FailurePolicy, LoginStore, Tenant, User};
 
 /// How often, at most, one instance deletes forgotten failure counters (on the next failed login).
 const FORGET_INTERVAL_SECS: i64 = 60;
@@ -56,7 +56,7 @@ pub struct LoginAttempt<'a> {
 }
 
 pub struct Authenticator {
-    directory: Arc<dyn Directory>,
+    directory: Arc<dyn LoginStore>,
     verifier: Verifier,
     /// The delay before the 530 of a client's first recent failure, in milliseconds (a reload changes it).
     failure_delay_ms: AtomicU64,
@@ -65,7 +65,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(directory: Arc<dyn Directory>, verifier: Verifier, failure_delay: Duration) -> Self {
+    pub fn new(directory: Arc<dyn LoginStore>, verifier: Verifier, failure_delay: Duration) -> Self {
         let failure_delay_ms = AtomicU64::new(failure_delay.as_millis().try_into().unwrap_or(u64::MAX));
         Authenticator { directory, verifier, failure_delay_ms, last_forget: AtomicI64::new(0) }
     }
@@ -73,11 +73,6 @@ impl Authenticator {
     /// Sets the delay before the 530 of a client's first recent failure (`ftp.login_failure_delay_ms`).
     pub fn set_failure_delay(&self, delay: Duration) {
         self.failure_delay_ms.store(delay.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    /// The directory behind logins, which also keeps quotas and usage.
-    pub fn directory(&self) -> &Arc<dyn Directory> {
-        &self.directory
     }
 
     /// Resolves the tenant named by `HOST` or SNI, if any.
@@ -301,7 +296,7 @@ mod tests {
 
     #[tokio::test]
     async fn host_then_sni_then_the_login_name_the_tenant() {
-        let directory: Arc<dyn Directory> =
+        let directory: Arc<dyn crate::directory::Directory> =
             Arc::new(crate::directory::sqlite::SqliteDirectory::open_in_memory().await.unwrap());
         let acme = directory.create_tenant("acme").await.unwrap();
         let beta = directory.create_tenant("beta").await.unwrap();

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::directory::admin::LiveSession;
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::{AdminStore, DirectoryError};
 
 /// How often an instance says it is alive and looks for disconnect requests: a disconnect takes effect
 /// within this time on another instance, at once on this one.
@@ -35,7 +35,7 @@ pub const ALIVE_WINDOW: TimeDelta = TimeDelta::seconds(30);
 const FORGET_AFTER: TimeDelta = TimeDelta::minutes(10);
 
 pub struct LiveSessions {
-    directory: Arc<dyn Directory>,
+    directory: Arc<dyn AdminStore>,
     instance: String,
     /// The sessions this instance serves, by id.
     local: Mutex<HashMap<String, Local>>,
@@ -58,7 +58,7 @@ pub struct Registration {
 
 impl LiveSessions {
     /// `instance`: this process's name among the instances sharing the directory; made unique here.
-    pub fn new(directory: Arc<dyn Directory>, instance: &str) -> Arc<LiveSessions> {
+    pub fn new(directory: Arc<dyn AdminStore>, instance: &str) -> Arc<LiveSessions> {
         let instance = format!("{instance}-{:08x}", rand::random::<u32>());
         Arc::new(LiveSessions { directory, instance, local: Mutex::new(HashMap::new()) })
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::Directory;
+use super::Quotas;
 use crate::storage::StorageError;
 use crate::vfs::quota::QuotaStore;
 
@@ -52,7 +52,7 @@ pub(super) fn validate(quota: &Quota) -> Result<(), super::DirectoryError> {
 }
 
 /// The directory as the [`QuotaStore`] the user's view declares.
-pub struct QuotaAccounts(pub Arc<dyn Directory>);
+pub struct QuotaAccounts(pub Arc<dyn Quotas>);
 
 #[async_trait]
 impl QuotaStore for QuotaAccounts {

@@ -1,6 +1,6 @@
 //! The stores the directory offers, each to the layer that needs it: [`Tenants`] (tenants, hostnames and
-//! users, for the CLI, the admin API and the login path), [`LoginStore`] (the login lookup and failure
-//! counters), [`ClaimStore`] (the shared passive pool's claims) and [`Quotas`] (usage and reservations, which
+//! users, for the CLI and the admin API), [`LoginStore`] (for auth: tenant lookups, the login lookup and
+//! failure counters), [`ClaimStore`] (the shared passive pool's claims) and [`Quotas`] (usage and reservations, which
 //! [`QuotaAccounts`](super::QuotaAccounts) offers to vfs as its `QuotaStore`). [`Directory`] is all of them
 //! (with the admin API's [`AdminStore`] and the S3 backend's [`UploadLedger`]): what `server.rs` wires.
 
@@ -13,9 +13,6 @@ use super::*;
 #[async_trait]
 pub trait Tenants: Send + Sync {
     async fn create_tenant(&self, name: &str) -> Result<Tenant, DirectoryError>;
-    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError>;
-    /// The tenant a TLS SNI name or `HOST` argument belongs to (case-insensitive).
-    async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>, DirectoryError>;
     async fn add_hostname(&self, tenant_id: i64, hostname: &str) -> Result<(), DirectoryError>;
     async fn hostnames(&self, tenant_id: i64) -> Result<Vec<String>, DirectoryError>;
@@ -61,9 +58,13 @@ pub trait Tenants: Send + Sync {
     async fn set_tenant_tls(&self, tenant_id: i64, policy: &TenantTlsPolicy) -> Result<(), DirectoryError>;
 }
 
-/// What the login path reads and writes: one lookup per login, and failure counters and bans.
+/// What the login path reads and writes: the tenant a login names, one lookup per login, and failure
+/// counters and bans.
 #[async_trait]
 pub trait LoginStore: Send + Sync {
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError>;
+    /// The tenant a TLS SNI name or `HOST` argument belongs to (case-insensitive).
+    async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError>;
     /// One indexed lookup for the login path.
     async fn login_record(&self, tenant_id: i64, username: &str) -> Result<Option<LoginRecord>, DirectoryError>;
     /// Records a successful login (and a rehashed password when parameters changed).

@@ -44,28 +44,9 @@ macro_rules! sql_tenants {
                 tenant_from_row(&row, "")
             }
 
-            async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError> {
-                let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1");
-                let row = sql!(fetch_optional, &self.pool, &sql, name)?;
-                row.map(|row| tenant_from_row(&row, "")).transpose()
-            }
-
             async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, DirectoryError> {
                 let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
                 let row = sql!(fetch_optional, &self.pool, &sql, id)?;
-                row.map(|row| tenant_from_row(&row, "")).transpose()
-            }
-
-            async fn tenant_by_hostname(&self, hostname: &str) -> Result<Option<Tenant>, DirectoryError> {
-                let row = sql!(
-                    fetch_optional,
-                    &self.pool,
-                    "SELECT t.id, t.name, t.enabled, t.created_at, t.s3_bucket, t.s3_prefix, t.s3_endpoint, \
-                            t.s3_region, t.s3_path_style, t.s3_access_key_id, t.s3_secret_ref, t.allowed_networks, \
-                            t.tls_policy \
-                     FROM tenant_hostnames h JOIN tenants t ON t.id = h.tenant_id WHERE h.hostname = $1",
-                    hostname_key(hostname)
-                )?;
                 row.map(|row| tenant_from_row(&row, "")).transpose()
             }
 
