@@ -1,15 +1,25 @@
 //! Wharf: a multi-tenant FTPS server that keeps every file in object storage.
 //!
 //! ```text
-//! client ──TCP/TLS──▶ server (listeners) ──▶ ftp::session (one task per control connection)
-//!                                              │ line ─▶ ftp::command ─▶ handlers ─▶ ftp::reply
-//!                                              │                          │
-//!                                              │             auth ──▶ directory (SQLite | Postgres)
-//!                                              │                          │
-//!                                              └─ ftp::data ◀──────▶ vfs ──▶ storage (fs | s3)
+//! client ──TCP/TLS──▶ server (listeners, wiring) ──▶ ftp::session (one task per control connection)
+//!                                                      │ line ─▶ ftp::command ─▶ ftp::handlers ─▶ reply
+//!                                                      │                            │
+//!                      ftp::data (data connections) ◀──┤            auth ──▶ directory::LoginStore
+//!                      ftp::transfer (the byte pump)   │                            │
+//!                                                      └──▶ vfs::UserView ──▶ storage (fs | s3)
+//!                                                           (paths, permissions,      │
+//!                                                            quotas)                  └─▶ UploadLedger
+//! cli, admin (axum) ──▶ services ──▶ directory (one SQL code base: Postgres | SQLite)
 //! ```
 //!
-//! [`server::Server`] wires the pieces from a [`config::Config`]; tests start one on port 0.
+//! Dependencies point one way (DESIGN.md, "Layers and the stores they declare"; `tests/layers.rs` checks
+//! it): a layer that needs something kept above it declares a narrow trait and the directory implements it
+//! (`storage::UploadLedger`, `vfs::QuotaStore`), while the directory offers its own stores to each consumer
+//! (`Tenants`, `LoginStore`, `ClaimStore`, `Quotas`, `AdminStore`). [`server::Server`] is the one place that
+//! knows the concrete types: it wires the pieces from a [`config::Config`]; tests start one on port 0.
+//!
+//! A first read: follow one upload, from `ftp::command` through the STOR handler and `vfs::UserView::put`
+//! to a storage backend's `Upload` and the 226 (the README's "Layout" lists the files in order).
 
 pub mod access;
 pub mod admin;

@@ -1,9 +1,10 @@
-//! The directory: tenants, their hostnames, and users with their password hashes.
+//! The directory: tenants, their hostnames, users and everything else wharf keeps in SQL.
 //!
-//! Callers see only the [`Directory`] trait; the SQL behind it (Postgres in production, SQLite as the
-//! embedded default) stays private to this module, and [`open`] picks the backend from the database URL.
-//! Password hashing lives in [`password`] because both the CLI and the login path need it; failed-login
-//! counters and bans in [`login_failures`].
+//! Callers hold the store they need ([`Tenants`], [`LoginStore`], [`ClaimStore`], [`Quotas`], [`AdminStore`],
+//! and the storage layer's [`UploadLedger`]; [`Directory`] is all of them). The SQL behind them is written
+//! once in `sql/` and run on Postgres (production) or SQLite (the embedded default); [`open`] picks the
+//! backend from the database URL. Password hashing lives in [`password`] because both the CLI and the login
+//! path need it; failed-login counters and bans in [`login_failures`].
 
 pub mod admin;
 // Before the backends: their modules expand its macros.
@@ -284,12 +285,12 @@ fn path_permissions_text(rules: &[(String, Permissions)]) -> Result<String, Dire
     serde_json::to_string(&stored).map_err(|e| DirectoryError::Internal(Box::new(e)))
 }
 
-/// Checks per-path rules as [`Directory::set_path_permissions`] would, without writing them.
+/// Checks per-path rules as [`Tenants::set_path_permissions`] would, without writing them.
 pub fn check_path_rules(rules: &[(String, Permissions)]) -> Result<(), DirectoryError> {
     path_permissions_text(rules).map(drop)
 }
 
-/// Checks a network list as [`Directory::set_user_networks`] would, without writing it.
+/// Checks a network list as [`Tenants::set_user_networks`] would, without writing it.
 pub fn check_networks(networks: &Networks) -> Result<(), DirectoryError> {
     networks_text(networks).map(drop)
 }

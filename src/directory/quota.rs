@@ -1,10 +1,10 @@
 //! Quotas, usage and the reservations of running uploads, shared by every backend.
 //!
 //! Usage is kept exact across sessions and instances by the directory, never in memory: an upload first
-//! *reserves* room ([`Directory::reserve`]) in one transaction that locks its tenant's row, then its user's
+//! *reserves* room ([`Quotas::reserve`](super::Quotas::reserve)) in one transaction that locks its tenant's row, then its user's
 //! (Postgres `SELECT … FOR UPDATE`; SQLite `BEGIN IMMEDIATE`), and checks usage plus every live reservation
-//! plus the new one against both quotas. When the upload commits, [`Directory::settle`] turns the reservation
-//! into usage in one transaction; an upload that fails releases it ([`Directory::release`]). A reservation
+//! plus the new one against both quotas. When the upload commits, [`Quotas::settle`](super::Quotas::settle) turns the reservation
+//! into usage in one transaction; an upload that fails releases it ([`Quotas::release`](super::Quotas::release)). A reservation
 //! is a lease: one left behind by a crashed instance stops counting at its `expires_at`.
 
 use std::sync::Arc;
