@@ -38,10 +38,10 @@
 //! `telemetry.*` (the exporters are built at start), and any setting not named above.
 //!
 //! # Layout
-//! One module per section, each with its defaults: [`ftp`] (listeners, passive pool, PROXY protocol,
-//! relay), [`tls`], [`storage`] (fs and S3), [`database`] (the directory's pool and password hashing),
-//! [`login_defence`], [`admin`], [`telemetry`] (logs and OTLP export); [`validate`] checks the whole at
-//! start and at every reload, and [`secret`] keeps secrets out of logs.
+//! One module per section, each with its defaults: `ftp` (listeners, passive pool, PROXY protocol,
+//! relay), `tls`, `storage` (fs and S3), `database` (the directory's pool and password hashing),
+//! `login_defence`, `admin`, `telemetry` (logs and OTLP export); `validate` checks the whole at
+//! start and at every reload, and `secret` keeps secrets out of logs.
 
 mod admin;
 mod database;

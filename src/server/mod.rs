@@ -5,7 +5,7 @@
 //! to the configured grace period. The admin API, when enabled, runs beside the FTPS listeners on the same
 //! directory and storage and stops with the same token.
 //!
-//! Each listener's accept loop is in [`accept`]; the session limits it applies are in [`limits`].
+//! Each listener's accept loop is in `accept`; the session limits it applies are in `limits`.
 
 mod accept;
 mod limits;

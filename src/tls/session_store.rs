@@ -20,6 +20,8 @@ pub(super) const MAX_SESSIONS: usize = 100_000;
 
 /// Who a TLS session belongs to. Shared between a control connection, its data connections and the
 /// sessions they were issued; data connections can wait for it to change (see [`DataAcceptor`]).
+///
+/// [`DataAcceptor`]: super::DataAcceptor
 #[derive(Debug)]
 pub struct SessionOwner {
     state: watch::Sender<Owner>,
@@ -215,9 +217,13 @@ pub(super) struct ConnectionStore {
     /// session the connection resumed, so they belong to nobody until [`DataAcceptor::confirm`] decides.
     /// Until then another connection presenting one waits for that decision (as for a control connection
     /// that is still logging in); after a refusal they never resume.
+    ///
+    /// [`DataAcceptor::confirm`]: super::DataAcceptor::confirm
     pub(super) issued_as: Arc<SessionOwner>,
     /// How many more TLS 1.3 tickets this connection may issue. rustls is told the most it may send; a data
     /// connection whose direction is not known yet issues none until [`DataAcceptor::direction_known`].
+    ///
+    /// [`DataAcceptor::direction_known`]: super::DataAcceptor::direction_known
     pub(super) ticket_budget: AtomicUsize,
     /// What a download sends, for a direction learnt late.
     pub(super) download_tickets: usize,
@@ -250,6 +256,8 @@ impl StoresServerSessions for ConnectionStore {
     /// A data connection issues sessions only once it has itself resumed one, and they count only when
     /// [`DataAcceptor::confirm`] finds that resumption was the same user's: a full or provisional handshake
     /// on a data connection proves nothing about who is on the other end.
+    ///
+    /// [`DataAcceptor::confirm`]: super::DataAcceptor::confirm
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         if self.ticket_budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1)).is_err() {
             return false;
