@@ -1,6 +1,6 @@
 //! The layer rules of DESIGN.md ("Layers and the stores they declare"), checked over the source: no
 //! module names a layer above it. A layer that needs something from above declares a trait of its own
-//! (as storage declares `UploadLedger`) and `server.rs` wires the implementation in.
+//! (as storage declares `UploadLedger`) and `server` wires the implementation in.
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,10 @@
 //! Tests of the session store (binding to users, provisional resumption, confirmation, bounds) and of
 //! real handshakes getting the certificate for their SNI name.
 
+use rustls::server::StoresServerSessions;
 use rustls_pki_types::pem::PemObject as _;
 
+use super::session_store::{Grant, MAX_SESSIONS};
 use super::*;
 
 fn granted(grant: Grant) -> Option<Vec<u8>> {

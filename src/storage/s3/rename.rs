@@ -7,8 +7,8 @@ use futures_util::stream::{self, StreamExt};
 
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
+use super::lease::record_lease;
 use super::resume::encode_key;
-use super::upload::record_lease;
 use super::{sdk_error, S3Storage, MAX_COPY};
 use crate::storage::{ErrorKind, StorageError, StorageKey};
 

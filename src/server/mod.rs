@@ -4,22 +4,25 @@
 //! [`Server::run`] accepts until its cancellation token fires, then lets sessions finish their transfers up
 //! to the configured grace period. The admin API, when enabled, runs beside the FTPS listeners on the same
 //! directory and storage and stops with the same token.
+//!
+//! Each listener's accept loop is in `accept`; the session limits it applies are in `limits`.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+mod accept;
+mod limits;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use tokio::io::AsyncWriteExt as _;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::accept::Acceptor;
+pub(crate) use self::limits::Limits;
 use crate::admin::{self, AdminState, StorageCheck};
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -27,7 +30,7 @@ use crate::config::{Backend, PassiveMode};
 use crate::directory::password::Verifier;
 use crate::directory::{self, Directory, QuotaAccounts};
 use crate::ftp::data::PassivePorts;
-use crate::ftp::session::{FtpContext, ProxyTrust, Session};
+use crate::ftp::session::{FtpContext, ProxyTrust};
 use crate::ftp::shared_passive::{Relay, SharedPassive};
 use crate::reload::Reloader;
 use crate::sessions::LiveSessions;
@@ -37,10 +40,6 @@ use crate::storage::{StorageProvider, UploadLedger};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::Telemetry;
 use crate::tls::{self, Tls};
-
-/// Connections refused for a limit are told so (421) by short-lived tasks; beyond this many at once they
-/// are simply closed, so a flood cannot turn refusals into work.
-const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 pub struct Server {
     shared: Arc<FtpContext>,
@@ -334,158 +333,6 @@ async fn sweep_uploads(s3: Arc<S3Provider>, every: Duration, shutdown: Cancellat
     }
 }
 
-struct Acceptor {
-    shared: Arc<FtpContext>,
-    limits: Arc<Limits>,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
-    implicit: bool,
-}
-
-impl Acceptor {
-    async fn run(self, listener: TcpListener) {
-        let me = Arc::new(self);
-        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-        let proxy = match me.implicit {
-            true => me.shared.proxy.implicit.clone(),
-            false => me.shared.proxy.explicit.clone(),
-        };
-        loop {
-            let accepted = tokio::select! {
-                _ = me.shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (mut tcp, peer) = match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            match &proxy {
-                None => me.admit(tcp, peer, &refusals),
-                Some(trust) => {
-                    // The header comes after the accept: waiting for it must not hold up the next accept.
-                    let (me, trust, refusals) = (me.clone(), trust.clone(), refusals.clone());
-                    me.tracker.clone().spawn(async move {
-                        match trust.client_of(&mut tcp, peer).await {
-                            Ok(client) => me.admit(tcp, client, &refusals),
-                            Err(e) => tracing::warn!(%peer, error = %e, "connection closed: bad PROXY protocol header"),
-                        }
-                    });
-                }
-            }
-        }
-    }
-
-    /// Serves a connection from `peer` (the client, behind a balancer or not) if the limits allow it.
-    fn admit(&self, tcp: TcpStream, peer: SocketAddr, refusals: &Arc<Semaphore>) {
-        match self.limits.admit(peer.ip()) {
-            Ok(permit) => {
-                let shared = self.shared.clone();
-                let shutdown = self.shutdown.clone();
-                let implicit = self.implicit;
-                self.tracker.spawn(async move {
-                    let _permit = permit;
-                    Session::run(shared, tcp, peer, implicit, shutdown).await;
-                });
-            }
-            Err(why) => {
-                tracing::warn!(%peer, "connection refused: {why}");
-                if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                    tokio::spawn(refuse(self.shared.clone(), tcp, self.implicit, why, slot));
-                }
-            }
-        }
-    }
-}
-
-/// Tells a refused client why, in the protocol it expects, then closes.
-async fn refuse(
-    shared: Arc<FtpContext>,
-    tcp: TcpStream,
-    implicit: bool,
-    why: &'static str,
-    _slot: OwnedSemaphorePermit,
-) {
-    let text = format!("421 {why}; try again later\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        if implicit {
-            let owner = tls::SessionOwner::new();
-            if let Ok(mut stream) = shared.tls.control_acceptor(&owner).accept(tcp).await {
-                let _ = stream.write_all(text.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            }
-        } else {
-            let mut tcp = tcp;
-            let _ = tcp.write_all(text.as_bytes()).await;
-            let _ = tcp.shutdown().await;
-        }
-    })
-    .await;
-}
-
-/// Session limits: across the instance and per client IP. A reload changes the maxima; sessions already
-/// admitted stay when a limit drops below their number, and new ones wait until they are under it.
-pub(crate) struct Limits {
-    counts: Mutex<Counts>,
-    max: AtomicUsize,
-    max_per_ip: AtomicUsize,
-}
-
-#[derive(Default)]
-struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-/// Holds a session's place until dropped.
-struct Admission {
-    limits: Arc<Limits>,
-    ip: IpAddr,
-}
-
-impl Limits {
-    fn new(max: usize, max_per_ip: usize) -> Self {
-        Limits { counts: Mutex::default(), max: AtomicUsize::new(max), max_per_ip: AtomicUsize::new(max_per_ip) }
-    }
-
-    pub(crate) fn set(&self, max: usize, max_per_ip: usize) {
-        self.max.store(max, Ordering::Relaxed);
-        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
-    }
-
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
-        let ip = ip.to_canonical();
-        let mut counts = self.counts.lock().unwrap();
-        if counts.total >= self.max.load(Ordering::Relaxed) {
-            return Err("Too many sessions on this server");
-        }
-        let from_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-        if from_ip >= self.max_per_ip.load(Ordering::Relaxed) {
-            return Err("Too many sessions from your address");
-        }
-        counts.per_ip.insert(ip, from_ip + 1);
-        counts.total += 1;
-        Ok(Admission { limits: self.clone(), ip })
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        let mut counts = self.limits.counts.lock().unwrap();
-        counts.total -= 1;
-        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Runs wharf until SIGINT/SIGTERM (SIGHUP reloads `config_file` and the certificates): prints where it
 /// listens and how to create a tenant and a user.
 pub async fn run(config: Config, config_file: Option<PathBuf>, telemetry: Telemetry) -> anyhow::Result<()> {
@@ -564,40 +411,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_ip_and_global_limits_hold_and_release() {
-        let limits = Arc::new(Limits::new(3, 2));
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
-        let a1 = limits.admit(a).unwrap();
-        let _a2 = limits.admit(a).unwrap();
-        assert!(limits.admit(a).is_err());
-        let _b1 = limits.admit(b).unwrap();
-        assert!(limits.admit(b).is_err(), "global limit");
-        drop(a1);
-        assert!(limits.admit(a).is_ok());
-    }
-
-    #[test]
-    fn lowered_limits_keep_admitted_sessions_and_refuse_new_ones() {
-        let limits = Arc::new(Limits::new(10, 10));
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let first = limits.admit(a).unwrap();
-        let second = limits.admit(a).unwrap();
-        limits.set(10, 1);
-        assert!(limits.admit(a).is_err(), "two held, one allowed");
-        drop(first);
-        assert!(limits.admit(a).is_err(), "still one held");
-        drop(second);
-        let _again = limits.admit(a).unwrap();
-        limits.set(1, 10);
-        assert!(limits.admit("127.0.0.2".parse().unwrap()).is_err(), "global limit");
     }
 }

@@ -1,7 +1,11 @@
 //! Tests of the control-line parser: a table of lines and their commands, plus properties on arbitrary bytes.
 
-use super::*;
+use std::net::Ipv6Addr;
+
+use chrono::NaiveDate;
 use proptest::prelude::*;
+
+use super::*;
 
 fn s(text: &str) -> String {
     text.to_owned()

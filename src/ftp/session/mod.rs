@@ -4,6 +4,12 @@
 //! A [`Session`] owns its control stream and all its state and runs one `select!` loop: the next command,
 //! the running transfer's end, the idle timer and the shutdown token. Transfers run as their own tasks; while
 //! one runs, only ABOR, STAT, NOOP and QUIT are answered at once and any other command waits for it.
+//!
+//! What all sessions share is [`FtpContext`] (in `context.rs`); the running transfer's bookkeeping is in
+//! `running.rs`.
+
+mod context;
+mod running;
 
 use std::collections::VecDeque;
 use std::io;
@@ -11,97 +17,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::Instrument;
 
+pub use self::context::{FtpContext, ProxyTrust};
+use self::running::{transfer_event, TransferEvent};
+pub(super) use self::running::{wait, Running};
 use super::command::{self, Command, HashAlgorithm};
 use super::control::Control;
-use super::data::{DataPlan, PassivePorts};
+use super::data::DataPlan;
 use super::error;
 use super::handlers;
 use super::line::{Line, LineReader};
 use super::listing::Facts;
 use super::reply::Reply;
-use super::transfer::Outcome;
-use crate::auth::{Authenticator, Principal};
-use crate::config::Config;
+use crate::auth::Principal;
 use crate::directory::Tenant;
 use crate::ftp::data::AckingSocket;
 use crate::ftp::policy::Policy;
-use crate::ftp::proxy::Trust;
-use crate::ftp::shared_passive::SharedPassive;
-use crate::sessions::{LiveSessions, Registration};
-use crate::storage::StorageProvider;
-use crate::telemetry::metrics::{Direction, Held, Metrics, TransferResult};
-use crate::tls::{SessionOwner, Tls};
-use crate::vfs::quota::QuotaStore;
+use crate::sessions::Registration;
+use crate::telemetry::metrics::Held;
+use crate::tls::SessionOwner;
 use crate::vfs::{UserView, ViewError, VirtualPath};
 
 /// Commands queued behind a running transfer; beyond this the session stops reading until it ends.
 const MAX_DEFERRED: usize = 16;
-
-/// What every session of an instance shares.
-pub struct FtpContext {
-    /// Swapped whole by a reload (SIGHUP); read it through [`FtpContext::config`].
-    pub config: ArcSwap<Config>,
-    pub auth: Authenticator,
-    pub storage: Arc<dyn StorageProvider>,
-    /// Where quotas and usage are kept (the directory).
-    pub quotas: Arc<dyn QuotaStore>,
-    pub tls: Tls,
-    pub passive: PassivePorts,
-    /// The shared passive ports, when `ftp.passive_mode` is `shared`.
-    pub passive_pool: Option<Arc<SharedPassive>>,
-    /// Every logged-in session is registered here, so the admin API lists and disconnects it.
-    pub sessions: Arc<LiveSessions>,
-    /// Which listeners' connections come through a load balancer that sends PROXY protocol headers.
-    pub proxy: ProxyTrust,
-    /// This instance's metrics: sessions, logins, transfers.
-    pub metrics: Arc<Metrics>,
-}
-
-impl FtpContext {
-    /// The configuration in force now. A reload swaps it, so a session reads it again for each command
-    /// rather than keeping it.
-    pub fn config(&self) -> Arc<Config> {
-        self.config.load_full()
-    }
-}
-
-/// [`Trust`] per listener; `None` where no header is expected.
-#[derive(Debug, Clone, Default)]
-pub struct ProxyTrust {
-    pub explicit: Option<Arc<Trust>>,
-    pub implicit: Option<Arc<Trust>>,
-    pub passive: Option<Arc<Trust>>,
-}
-
-impl ProxyTrust {
-    pub fn new(config: &crate::config::ProxyProtocolConfig) -> ProxyTrust {
-        use crate::config::ProxyListener;
-        let trust = |listener| Trust::for_listener(config, listener).map(Arc::new);
-        ProxyTrust {
-            explicit: trust(ProxyListener::Explicit),
-            implicit: trust(ProxyListener::Implicit),
-            passive: trust(ProxyListener::Passive),
-        }
-    }
-
-    /// Takes the trusted balancers and the header timeout of a reloaded configuration. Which listeners
-    /// expect headers (`listeners`) stays as bound.
-    pub fn update(&self, config: &crate::config::ProxyProtocolConfig) {
-        for trust in [&self.explicit, &self.implicit, &self.passive].into_iter().flatten() {
-            trust.update(config);
-        }
-    }
-}
 
 /// A logged-in user: its principal (whose user carries the permissions read at login, checked by
 /// `Session::refusal` before each command) and its view of the tenant's storage (home and quotas).
@@ -113,27 +57,6 @@ pub(super) struct Login {
     pub live: Registration,
     /// Counts the session as logged in while the login lasts.
     pub _counted: Held,
-}
-
-pub(super) struct Running {
-    pub handle: JoinHandle<Outcome>,
-    pub cancel: CancellationToken,
-    pub what: &'static str,
-    /// Which way the data goes, for the metrics.
-    pub direction: Direction,
-    pub path: String,
-    /// The 150 reply, sent once the task reports that the data connection is there.
-    pub opening: Option<(oneshot::Receiver<()>, Reply)>,
-    /// The `ftp.transfer` span; its result is recorded when the session learns it.
-    pub span: tracing::Span,
-}
-
-impl Drop for Running {
-    /// A transfer never outlives its session: if the session ends in any way, the transfer is cancelled and
-    /// cleans up (an upload is aborted, nothing becomes visible).
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
 }
 
 /// What the loop does after a command.
@@ -462,64 +385,6 @@ impl Session {
         Ok(())
     }
 
-    /// Sends what a finished transfer has to say: the 150 if it connected and that is not yet sent, then its
-    /// final reply.
-    pub(super) async fn transfer_done(&mut self, outcome: io::Result<Outcome>) -> io::Result<()> {
-        let mut running = self.transfer.take().expect("a transfer was running");
-        let outcome = outcome.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "transfer task failed");
-            Outcome { reply: Reply::new(451, "Transfer failed"), bytes: 0, duration: Duration::ZERO }
-        });
-        self.log_transfer(&running, &outcome);
-        let result = TransferResult::from_code(outcome.reply.code);
-        running.span.record("bytes", outcome.bytes);
-        running.span.record("ftp.reply_code", outcome.reply.code);
-        running.span.record("result", result.as_str());
-        if let Some(login) = &self.login {
-            let tenant = &login.principal.tenant.name;
-            self.shared.metrics.transfer(tenant, running.direction, result, outcome.bytes, outcome.duration);
-        }
-        self.last_activity = Instant::now();
-        if let Some((mut connected, opening)) = running.opening.take() {
-            if connected.try_recv().is_ok() {
-                self.send(&opening).await?;
-            }
-        }
-        self.send(&outcome.reply).await
-    }
-
-    fn log_transfer(&self, running: &Running, outcome: &Outcome) {
-        let (tenant, user, session) = match &self.login {
-            Some(l) => (l.principal.tenant.name.as_str(), l.principal.user.username.as_str(), l.live.id.as_str()),
-            None => ("", "", ""),
-        };
-        tracing::info!(
-            target: "wharf::transfer",
-            session,
-            peer = %self.peer,
-            tenant,
-            user,
-            command = running.what,
-            path = %running.path,
-            bytes = outcome.bytes,
-            millis = outcome.duration.as_millis() as u64,
-            code = outcome.reply.code,
-            "transfer"
-        );
-    }
-
-    /// Stops the running transfer, waits until it has cleaned up and sends its replies. False when no
-    /// transfer was running.
-    pub(super) async fn cancel_transfer(&mut self) -> io::Result<bool> {
-        let Some(running) = &self.transfer else {
-            return Ok(false);
-        };
-        running.cancel.cancel();
-        let outcome = wait(&mut self.transfer).await;
-        self.transfer_done(outcome).await?;
-        Ok(true)
-    }
-
     /// Forgets the login and everything tied to it (REIN, RFC 959 §4.1.1).
     pub(super) fn reset(&mut self) {
         self.owner.log_out();
@@ -543,36 +408,5 @@ impl Session {
         }
         self.shared.tls.session_store().forget_anonymous(&self.owner);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.control.shutdown()).await;
-    }
-}
-
-/// Resolves when the running transfer has ended.
-pub(super) async fn wait(running: &mut Option<Running>) -> io::Result<Outcome> {
-    match running {
-        Some(r) => (&mut r.handle).await.map_err(io::Error::other),
-        None => std::future::pending().await,
-    }
-}
-
-enum TransferEvent {
-    /// The task reported its data connection (true) or gave up before it came (false).
-    Opened(bool),
-    Ended(io::Result<Outcome>),
-}
-
-/// The running transfer's next event; the report of its data connection always comes before its end.
-async fn transfer_event(running: &mut Option<Running>) -> TransferEvent {
-    let Some(running) = running else {
-        return std::future::pending().await;
-    };
-    let ended =
-        |joined: Result<Outcome, tokio::task::JoinError>| TransferEvent::Ended(joined.map_err(io::Error::other));
-    match running.opening.as_mut() {
-        Some((connected, _)) => tokio::select! {
-            biased;
-            report = connected => TransferEvent::Opened(report.is_ok()),
-            joined = &mut running.handle => ended(joined),
-        },
-        None => ended((&mut running.handle).await),
     }
 }

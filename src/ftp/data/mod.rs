@@ -5,18 +5,19 @@
 //! other end; the session sends 150; then [`secure`] runs the TLS handshake and enforces the resumption
 //! policy. Most clients start their handshake after the 150; a passive connection whose client starts it
 //! earlier, right after connecting, gets its handshake answered at once (see [`Passive`]).
+//!
+//! The connection's byte stream, plain or TLS, is [`DataStream`] (in `stream.rs`).
+
+mod stream;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use rustls::server::Acceptor;
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,6 +25,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::Instrument as _;
 
+use self::stream::ReadGate;
+pub use self::stream::{AckingSocket, DataStream};
 use crate::config::{PortRange, Resumption};
 use crate::ftp::proxy::Trust;
 use crate::ftp::shared_passive::Ticket;
@@ -275,35 +278,6 @@ fn negotiates_tls13(config: &rustls::ServerConfig, hello: &rustls::server::Clien
         .any(|suite| suite.tls13().is_some() && offered.contains(&suite.suite()))
 }
 
-/// Holds a data connection's reads back while closed; see [`secure_early`].
-#[derive(Default)]
-struct ReadGate {
-    closed: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl ReadGate {
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
-
-    fn open(&self) {
-        self.closed.store(false, Ordering::Release);
-        self.waker.wake();
-    }
-
-    fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.closed.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        self.waker.register(cx.waker());
-        match self.closed.load(Ordering::Acquire) {
-            true => Poll::Pending,
-            false => Poll::Ready(()),
-        }
-    }
-}
-
 impl DataPlan {
     /// Waits up to `timeout` for the TCP connection, then secures it with `tls` (unless the client already
     /// had it secured, see [`Passive`]). `opened` is called once the TCP connection is there (the session
@@ -392,121 +366,6 @@ async fn resumption_checked(
 /// at a time; without this buffer an upload costs several `recv` calls per 16 KiB record.
 const TLS_READ_BUFFER: usize = 128 * 1024;
 
-/// A data connection's socket that acknowledges what it received before it waits for more.
-///
-/// Linux delays the ACK of a lone segment by up to 40 ms, hoping to send it along with a reply. An upload
-/// connection never replies, and clients that leave Nagle's algorithm on (Python's ftplib, lftp) hold
-/// their TLS close_notify until their last segment is acknowledged: every upload's end would wait out
-/// the delay. So whenever a read finds nothing more to read, the pending ACK goes out at once.
-pub struct AckingSocket {
-    tcp: TcpStream,
-    gate: Option<Arc<ReadGate>>,
-}
-
-impl AckingSocket {
-    pub fn new(tcp: TcpStream) -> AckingSocket {
-        AckingSocket { tcp, gate: None }
-    }
-}
-
-impl AsyncRead for AckingSocket {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(gate) = &this.gate {
-            std::task::ready!(gate.poll_open(cx));
-        }
-        let socket = &mut this.tcp;
-        let polled = Pin::new(&mut *socket).poll_read(cx, buf);
-        if polled.is_pending() {
-            // Only a hint to the kernel; a failure changes nothing but the timing.
-            let _ = socket.set_quickack(true);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for AckingSocket {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-}
-
-/// A data connection, plain (PROT C) or TLS (PROT P).
-pub enum DataStream {
-    Plain(AckingSocket),
-    Tls(Box<TlsStream<BufReader<AckingSocket>>>),
-}
-
-impl AsyncRead for DataStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DataStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            DataStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for DataStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            DataStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            DataStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DataStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            DataStream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            DataStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            DataStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            DataStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            DataStream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            DataStream::Plain(s) => s.is_write_vectored(),
-            DataStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-}
-
 /// Formats the PASV reply's address: `h1,h2,h3,h4,p1,p2` (RFC 959 §4.1.2).
 pub fn pasv_address(ip: std::net::Ipv4Addr, port: u16) -> String {
     let [a, b, c, d] = ip.octets();
@@ -514,88 +373,4 @@ pub fn pasv_address(ip: std::net::Ipv4Addr, port: u16) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pasv_address_splits_the_port() {
-        assert_eq!(pasv_address([127, 0, 0, 1].into(), 50123), "127,0,0,1,195,203");
-    }
-
-    #[test]
-    fn mapped_addresses_compare_equal() {
-        let v4: IpAddr = "127.0.0.1".parse().unwrap();
-        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert!(same_address(v4, mapped));
-        assert!(!same_address(v4, "127.0.0.2".parse().unwrap()));
-    }
-
-    #[tokio::test]
-    async fn passive_ports_stay_in_range_and_skip_taken_ones() {
-        // A taken port whose successor is free (checked, then released).
-        let (_probe, taken) = loop {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = probe.local_addr().unwrap().port();
-            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                break (probe, port);
-            }
-        };
-        let ports = PassivePorts::new(PortRange { start: taken, end: taken.saturating_add(1) });
-        let listener = ports.bind("127.0.0.1".parse().unwrap()).unwrap();
-        assert_eq!(listener.local_addr().unwrap().port(), taken + 1);
-        let ports = PassivePorts::new(PortRange { start: taken, end: taken });
-        assert!(ports.bind("127.0.0.1".parse().unwrap()).is_err());
-    }
-
-    fn rules(same_ip: bool) -> PassiveRules {
-        PassiveRules {
-            peer_ip: "127.0.0.1".parse().unwrap(),
-            same_ip,
-            proxy: None,
-            early_tls: None,
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    #[tokio::test]
-    async fn passive_connection_from_a_foreign_address_is_refused_and_the_wait_goes_on() {
-        let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
-        let stranger = TcpSocket::new_v4().unwrap();
-        stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-        let _stranger = stranger.connect(addr).await.unwrap();
-        let Err(err) = plan.connect(None, Duration::from_millis(300), || panic!("not opened")).await else {
-            panic!("no connection expected")
-        };
-        assert!(matches!(err, DataError::Refused(_)), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn a_passive_connection_made_before_the_transfer_command_is_kept_for_it() {
-        let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut opened = false;
-        let stream = plan.connect(None, Duration::from_secs(5), || opened = true).await.unwrap();
-        assert!(opened);
-        let DataStream::Plain(mut server) = stream else { panic!("plain expected") };
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        client.write_all(b"ping").await.unwrap();
-        let mut buf = [0u8; 4];
-        server.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"ping");
-    }
-
-    #[tokio::test]
-    async fn no_passive_connection_times_out() {
-        let listener = PassivePorts::new(PortRange { start: 0, end: 0 }).bind("127.0.0.1".parse().unwrap()).unwrap();
-        let plan = DataPlan::Passive(Passive::start(PassiveSource::Listener(listener), rules(true)));
-        let Err(err) = plan.connect(None, Duration::from_millis(100), || panic!("not opened")).await else {
-            panic!("no connection expected")
-        };
-        assert!(matches!(err, DataError::Timeout(_)), "{err:?}");
-    }
-}
+mod tests;
