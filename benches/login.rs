@@ -125,11 +125,11 @@ fn main() -> anyhow::Result<()> {
 
 /// The median time of one argon2id hash at wharf's default parameters (a verification costs the same).
 fn argon2_verify_cost(samples: usize) -> anyhow::Result<Duration> {
-    let params = ::wharf::directory::password::Params::default();
+    let params = ::wharf::auth::password::Params::default();
     let mut took = Vec::new();
     for _ in 0..samples {
         let clock = Instant::now();
-        ::wharf::directory::password::hash("a long enough password", &params)?;
+        ::wharf::auth::password::hash("a long enough password", &params)?;
         took.push(clock.elapsed().as_secs_f64());
     }
     Ok(Duration::from_secs_f64(median(&took)))

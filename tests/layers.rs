@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str])] = &[
     ("storage", &["vfs", "directory", "ftp", "admin", "auth", "server", "sessions", "usage"]),
     ("vfs", &["ftp", "admin", "directory", "auth", "server"]),
-    ("directory", &["ftp", "admin", "server"]),
+    ("directory", &["ftp", "admin", "server", "auth", "services", "sessions"]),
     ("admin", &["storage", "ftp", "server"]),
     ("ftp", &["admin", "server"]),
     ("services", &["ftp", "admin", "server", "storage", "vfs"]),

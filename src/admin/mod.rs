@@ -43,8 +43,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::password;
 use crate::config::{Config, MetricsAuth};
-use crate::directory::{password, Directory};
+use crate::directory::Directory;
 use crate::sessions::LiveSessions;
 use crate::telemetry::metrics::Metrics;
 use crate::tls::Sealer;

@@ -19,7 +19,8 @@ use super::views::{
 };
 use super::AdminState;
 use crate::access::Access;
-use crate::directory::{self, password, NewUser, Quota, Tenant, User};
+use crate::auth::password;
+use crate::directory::{self, NewUser, Quota, Tenant, User};
 
 /// Shortest password accepted, as on the command line.
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -160,9 +160,9 @@ impl Config {
     }
 
     /// The argon2id parameters new hashes are made with.
-    pub fn password_params(&self) -> crate::directory::password::Params {
+    pub fn password_params(&self) -> crate::auth::password::Params {
         let p = &self.passwords;
-        crate::directory::password::Params { m_kib: p.memory_kib, t: p.iterations, p: p.lanes }
+        crate::auth::password::Params { m_kib: p.memory_kib, t: p.iterations, p: p.lanes }
     }
 
     pub fn fs_root(&self) -> PathBuf {

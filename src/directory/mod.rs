@@ -3,15 +3,14 @@
 //! Callers hold the store they need ([`Tenants`], [`LoginStore`], [`ClaimStore`], [`Quotas`], [`AdminStore`],
 //! and the storage layer's [`UploadLedger`]; [`Directory`] is all of them). The SQL behind them is written
 //! once in `sql/` and run on Postgres (production) or SQLite (the embedded default); [`open`] picks the
-//! backend from the database URL. Password hashing lives in [`password`] because both the CLI and the login
-//! path need it; failed-login counters and bans in [`login_failures`].
+//! backend from the database URL. The directory keeps password hashes but does not make or check them
+//! (that is `auth::password`); failed-login counters and bans are in [`login_failures`].
 
 pub mod admin;
 // Before the backends: their modules expand its macros.
 #[macro_use]
 mod sql;
 pub mod login_failures;
-pub mod password;
 pub mod postgres;
 pub mod quota;
 pub mod sqlite;

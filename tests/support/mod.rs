@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use wharf::auth::password;
 use wharf::config::{Backend, Config, PortRange, Secret};
-use wharf::directory::{password, Directory, NewUser};
+use wharf::directory::{Directory, NewUser};
 use wharf::server::Server;
 
 pub const PASSWORD: &str = "correct horse battery";

@@ -7,6 +7,11 @@
 //! one database share the counts. Past a threshold the address or user is banned for a while: its logins get
 //! the same 530 as a wrong password, without a password check. Each failure's 530 comes after a delay that
 //! doubles with the address's recent failures.
+//!
+//! [`password`] hashes passwords (for the CLI and the admin API too) and verifies them with bounded memory
+//! and concurrency; the directory only stores the hashes.
+
+pub mod password;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,8 +22,8 @@ use chrono::{TimeDelta, Utc};
 
 use crate::config::{BanRule, LoginDefenceConfig};
 use crate::directory::login_failures::{ip_scope, user_scope};
-use crate::directory::password::Verifier;
 use crate::directory::{DirectoryError, FailureCount, FailurePolicy, LoginStore, Tenant, User};
+use password::Verifier;
 
 /// How often, at most, one instance deletes forgotten failure counters (on the next failed login).
 const FORGET_INTERVAL_SECS: i64 = 60;
@@ -259,9 +264,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", tmp.path().join("wharf.db").display());
         let directory = crate::directory::open(&url).await.unwrap();
-        let params = crate::directory::password::Params { m_kib: 64, t: 1, p: 1 };
+        let params = crate::auth::password::Params { m_kib: 64, t: 1, p: 1 };
         let acme = directory.create_tenant("acme").await.unwrap();
-        let hash = crate::directory::password::hash("right", &params).unwrap();
+        let hash = crate::auth::password::hash("right", &params).unwrap();
         let alice = crate::directory::NewUser { username: "alice".into(), password_hash: hash, home: "/".into() };
         directory.create_user(acme.id, alice).await.unwrap();
         let auth = Authenticator::new(directory, Verifier::new(params).unwrap(), Duration::ZERO);
@@ -301,7 +306,7 @@ mod tests {
         let acme = directory.create_tenant("acme").await.unwrap();
         let beta = directory.create_tenant("beta").await.unwrap();
         directory.add_hostname(beta.id, "ftp.beta.example").await.unwrap();
-        let params = crate::directory::password::Params { m_kib: 8, t: 1, p: 1 };
+        let params = crate::auth::password::Params { m_kib: 8, t: 1, p: 1 };
         let auth = Authenticator::new(directory, Verifier::new(params).unwrap(), Duration::ZERO);
         let named = |login: &'static str, host: Option<&Tenant>, sni: Option<&'static str>| {
             let auth = &auth;
