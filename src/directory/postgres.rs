@@ -13,31 +13,6 @@ use sqlx::Row;
 use super::*;
 use crate::access::{Networks, Permissions};
 
-/// One failed login, as one atomic statement. Parameters: $1 scope, $2 now, $3 the start of the oldest
-/// window still running (now - window), $4 failures that ban (NULL: never), $5 the first ban and $6 the
-/// longest ban, both in milliseconds. A row whose window began before $3, or whose ban ended, restarts at 1.
-/// While a ban runs, failures still count but the ban keeps its end.
-const RECORD_FAILURE: &str = "\
-    INSERT INTO login_failures AS f (scope, failures, window_start, last_failure, banned_until, ban_ms) \
-    VALUES ($1, 1, $2, $2, CASE WHEN 1 >= $4 THEN $2 + $5 * INTERVAL '1 millisecond' END, \
-            CASE WHEN 1 >= $4 THEN $5 END) \
-    ON CONFLICT (scope) DO UPDATE SET \
-        failures = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END, \
-        window_start = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN $2 ELSE f.window_start END, \
-        last_failure = $2, \
-        banned_until = CASE \
-            WHEN f.banned_until > $2 THEN f.banned_until \
-            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
-                THEN $2 + (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE LEAST(f.ban_ms * 2, $6) END) \
-                          * INTERVAL '1 millisecond' \
-            END, \
-        ban_ms = CASE \
-            WHEN f.banned_until > $2 THEN f.ban_ms \
-            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
-                THEN (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE LEAST(f.ban_ms * 2, $6) END) \
-            ELSE f.ban_ms END \
-    RETURNING failures, banned_until";
-
 pub struct PostgresDirectory {
     pub(super) pool: PgPool,
 }
@@ -76,7 +51,13 @@ const BEGIN_WRITE: &str = "BEGIN";
 /// Enough to change usage, and it does not block the key-share locks that inserts referring to the row take
 /// (a live session's, a reservation's).
 const LOCK_ROW: &str = "FOR NO KEY UPDATE";
+const LEAST: &str = "LEAST";
 const GREATEST: &str = "GREATEST";
+
+/// `ms` milliseconds after the time `at`, in SQL.
+fn plus_ms(at: &str, ms: &str) -> String {
+    format!("{at} + {ms} * INTERVAL '1 millisecond'")
+}
 
 fn time(t: DateTime<Utc>) -> DateTime<Utc> {
     t

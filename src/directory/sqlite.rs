@@ -16,28 +16,6 @@ use sqlx::Row;
 use super::*;
 use crate::access::{Networks, Permissions};
 
-/// One failed login, as one atomic statement (the Postgres twin explains it). Parameters: $1 scope, $2 now,
-/// $3 now - window, $4 failures that ban (NULL: never), $5 the first ban and $6 the longest ban; times and
-/// lengths in milliseconds.
-const RECORD_FAILURE: &str = "\
-    INSERT INTO login_failures AS f (scope, failures, window_start, last_failure, banned_until, ban_ms) \
-    VALUES ($1, 1, $2, $2, CASE WHEN 1 >= $4 THEN $2 + $5 END, CASE WHEN 1 >= $4 THEN $5 END) \
-    ON CONFLICT (scope) DO UPDATE SET \
-        failures = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END, \
-        window_start = CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN $2 ELSE f.window_start END, \
-        last_failure = $2, \
-        banned_until = CASE \
-            WHEN f.banned_until > $2 THEN f.banned_until \
-            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
-                THEN $2 + (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE min(f.ban_ms * 2, $6) END) \
-            END, \
-        ban_ms = CASE \
-            WHEN f.banned_until > $2 THEN f.ban_ms \
-            WHEN (CASE WHEN f.window_start <= $3 OR f.banned_until <= $2 THEN 1 ELSE f.failures + 1 END) >= $4 \
-                THEN (CASE WHEN f.ban_ms IS NULL THEN $5 ELSE min(f.ban_ms * 2, $6) END) \
-            ELSE f.ban_ms END \
-    RETURNING failures, banned_until";
-
 pub struct SqliteDirectory {
     pub(super) pool: SqlitePool,
 }
@@ -96,7 +74,13 @@ type DbRow = SqliteRow;
 /// writing a reservation.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const LOCK_ROW: &str = "";
+const LEAST: &str = "MIN";
 const GREATEST: &str = "MAX";
+
+/// `ms` milliseconds after the time `at`, in SQL (both are milliseconds).
+fn plus_ms(at: &str, ms: &str) -> String {
+    format!("{at} + {ms}")
+}
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)

@@ -2,8 +2,41 @@
 //! and bans) and the shared passive pool's claims ([`ClaimStore`](crate::directory::ClaimStore)), in both
 //! dialects.
 
+/// One failed login, as one atomic statement, in the dialect whose `least` is the smaller of two values and
+/// whose `plus_ms` adds milliseconds to a time. Parameters: $1 scope, $2 now, $3 the start of the oldest
+/// window still running (now - window), $4 failures that ban (NULL: never), $5 the first ban and $6 the
+/// longest ban, both in milliseconds. A row whose window began before $3, or whose ban ended, restarts at 1.
+/// While a ban runs, failures still count but the ban keeps its end.
+pub(in crate::directory) fn record_failure_sql(least: &str, plus_ms: fn(&str, &str) -> String) -> String {
+    let restarts = "f.window_start <= $3 OR f.banned_until <= $2";
+    let next_ban = format!("(CASE WHEN f.ban_ms IS NULL THEN $5 ELSE {least}(f.ban_ms * 2, $6) END)");
+    format!(
+        "INSERT INTO login_failures AS f (scope, failures, window_start, last_failure, banned_until, ban_ms) \
+         VALUES ($1, 1, $2, $2, CASE WHEN 1 >= $4 THEN {first_end} END, CASE WHEN 1 >= $4 THEN $5 END) \
+         ON CONFLICT (scope) DO UPDATE SET \
+             failures = CASE WHEN {restarts} THEN 1 ELSE f.failures + 1 END, \
+             window_start = CASE WHEN {restarts} THEN $2 ELSE f.window_start END, \
+             last_failure = $2, \
+             banned_until = CASE \
+                 WHEN f.banned_until > $2 THEN f.banned_until \
+                 WHEN (CASE WHEN {restarts} THEN 1 ELSE f.failures + 1 END) >= $4 THEN {next_end} \
+             END, \
+             ban_ms = CASE \
+                 WHEN f.banned_until > $2 THEN f.ban_ms \
+                 WHEN (CASE WHEN {restarts} THEN 1 ELSE f.failures + 1 END) >= $4 THEN {next_ban} \
+                 ELSE f.ban_ms END \
+         RETURNING failures, banned_until",
+        first_end = plus_ms("$2", "$5"),
+        next_end = plus_ms("$2", &next_ban),
+    )
+}
+
 macro_rules! sql_logins {
     ($dir:ident) => {
+        /// The failed-login upsert (`sql::record_failure_sql`) in this dialect, made once.
+        static RECORD_FAILURE: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| super::sql::record_failure_sql(LEAST, plus_ms));
+
         #[async_trait]
         impl LoginStore for $dir {
             async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, DirectoryError> {
@@ -78,7 +111,7 @@ macro_rules! sql_logins {
                 let row = sql!(
                     fetch_one,
                     &self.pool,
-                    RECORD_FAILURE,
+                    RECORD_FAILURE.as_str(),
                     scope,
                     clock(now),
                     clock(now - policy.window),

@@ -16,7 +16,8 @@
 //! - `GREATEST`: the larger of two values (`GREATEST`, `MAX`).
 //! - `names(list)`, `names_of(row, column)`: a list of names (a certificate's): `TEXT[]` on Postgres, a
 //!   JSON array on SQLite.
-//! - `RECORD_FAILURE`: the failed-login upsert, whose interval arithmetic differs.
+//! - `LEAST` (`LEAST`, `MIN`) and `plus_ms(at, ms)` (interval arithmetic on Postgres, a sum of milliseconds
+//!   on SQLite): what the failed-login upsert needs besides.
 //!
 //! A macro, rather than code generic over `sqlx::Database`, because the generic version needs a bound for
 //! every type bound and decoded, on every function, and reads worse than the queries it wraps. Each macro
@@ -40,6 +41,8 @@ mod logins;
 mod tenants;
 #[macro_use]
 mod usage;
+
+pub(super) use logins::record_failure_sql;
 
 use super::DirectoryError;
 
