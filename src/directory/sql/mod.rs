@@ -23,6 +23,8 @@
 //! every type bound and decoded, on every function, and reads worse than the queries it wraps. Each macro
 //! expands in the backend's module, so the names above resolve there; the dialect tests in
 //! `directory::tests` run every method on both.
+//!
+//! rustfmt leaves macro bodies alone; `scripts/fmt-sql-macros.py` formats these.
 
 /// `sqlx::query(sql)` with each value bound in order, run by `method` (`execute`, `fetch_one`,
 /// `fetch_optional`, `fetch_all`) on `executor`, errors mapped by `db_error`: one line per statement instead
