@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts a single-node Garage (a real S3 object store) on loopback for the S3 benchmark, with one key and
-# one bucket, and prints the environment the benchmark needs:
+# Starts a single-node Garage (a real S3 object store) on loopback for the S3 benchmark and the S3 tests,
+# with one key (allowed to create buckets) and one bucket, and prints the environment the benchmark needs:
 #
 #     eval "$(scripts/garage.sh /tmp/garage)"   # then: cargo bench --bench s3; later: kill "$GARAGE_PID"
 #
@@ -10,7 +10,7 @@
 set -Eeuo pipefail
 
 dir="${1:-$(mktemp -d)}"
-bin="${GARAGE_BIN:-$(command -v garage || echo /work/garage/bin/garage)}"
+bin="${GARAGE_BIN:-$(command -v garage || echo "${WHARF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wharf}/garage/bin/garage")}"
 port="${GARAGE_S3_PORT:-3900}"
 bucket=wharf-bench
 [ -x "$bin" ] || { echo "garage not found; cargo install garage --locked --version '^2.5'" >&2; exit 1; }
@@ -65,6 +65,8 @@ node=$("$bin" -c "$config" status 2>/dev/null | awk '/^[0-9a-f]{16}/ {print $1; 
 garage layout assign -z local -c 10G "$node" >/dev/null
 garage layout apply --version 1 >/dev/null
 garage key create wharf-bench-key >"$dir/key.txt"
+# The tests make a bucket of their own for each test.
+garage key allow --create-bucket wharf-bench-key >/dev/null
 chmod 600 "$dir/key.txt"
 garage bucket create "$bucket" >/dev/null
 garage bucket allow --read --write --owner "$bucket" --key wharf-bench-key >/dev/null

@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, integration and interop tests.
-# Interop tests drive real clients (curl, lftp, rclone, python3); .ci/run installs them.
+# Interop tests drive real clients (curl, lftp, rclone, python3); what is missing is installed below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the tests need beyond Rust is installed here when it is missing (Debian: apt; Python: pip), so that a
+# fresh machine with PostgreSQL running needs nothing else.
 missing=()
 for tool in curl lftp rclone python3; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "error: the interop tests need: ${missing[*]} (on Debian: apt-get install curl lftp rclone python3)" >&2
-  exit 1
+  echo "installing the interop clients: ${missing[*]}" >&2
+  sudo_=$([ "$(id -u)" = 0 ] || echo sudo)
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
 fi
-# The S3 backend is tested against moto's S3 server (pinned: later releases answer CompleteMultipartUpload
-# in a shape the Rust SDK rejects).
-if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
-  echo "error: the S3 tests need moto: python3 -m pip install 'moto[server]==5.1.22'" >&2
-  exit 1
+# moto (quick local S3 runs, WHARF_TEST_S3=moto), schemathesis (the admin API fuzz run), and the offline
+# validators of docker-compose.yml and the Kubernetes manifests. One install, so that pip resolves them together.
+if ! python3 -c 'import moto.server, schemathesis.cli, check_jsonschema, kubernetes_validate, yaml' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.1.22' 'schemathesis==4.32.5' \
+    'check-jsonschema==0.39.0' 'kubernetes-validate==1.37.0' 'PyYAML==6.0.3'
 fi
 
-if ! python3 -c 'import schemathesis.cli' >/dev/null 2>&1; then
-  echo "error: the admin API fuzz run needs schemathesis: python3 -m pip install 'schemathesis==4.32.5'" >&2
-  exit 1
+# The S3 tests run against Garage, a real store that checks SigV4 signatures and keeps multipart uploads as
+# S3 does. It is built once (about 10 minutes) into a cache the machine keeps, then started on loopback for
+# this run. WHARF_TEST_S3=moto runs them on moto instead (quicker to set up, checks no signatures).
+if [ "${WHARF_TEST_S3:-garage}" = garage ] && [ -z "${WHARF_TEST_S3_ENDPOINT:-}" ]; then
+  cache="${WHARF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wharf}"
+  export GARAGE_BIN="${GARAGE_BIN:-$cache/garage/bin/garage}"
+  if [ ! -x "$GARAGE_BIN" ]; then
+    echo "building Garage into $cache/garage (once; about 10 minutes)" >&2
+    cargo install garage --locked --version '=2.5.0' --root "$cache/garage" --quiet
+  fi
+  garage_dir=$(mktemp -d)
+  eval "$(GARAGE_S3_PORT="${GARAGE_S3_PORT:-3920}" ./scripts/garage.sh "$garage_dir")"
+  trap 'kill "$GARAGE_PID" 2>/dev/null || true; rm -rf "$garage_dir"' EXIT
+  export WHARF_TEST_S3_ENDPOINT="$WHARF_BENCH_S3_ENDPOINT"
 fi
 
 # The directory tests run on SQLite and on Postgres; each Postgres test creates its own database on the

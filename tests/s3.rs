@@ -1,7 +1,9 @@
-//! The S3 backend's own behaviour, against moto's S3 on loopback: multipart uploads and their failure
-//! paths, the memory budget, resumable (parked) uploads, appends, listings, renames and HASH. The shared
+//! The S3 backend's own behaviour, against Garage on loopback (scripts/test.sh starts it; moto when run
+//! without it): multipart uploads and their failure paths, the store's faults injected by a proxy, the
+//! memory budget, resumable (parked) uploads, appends, listings, renames and HASH. The shared
 //! protocol and client suites run on S3 as well (`WHARF_TEST_BACKEND=s3`, see scripts/test.sh).
 
+mod faults;
 mod hash;
 mod listing;
 mod renames;

@@ -67,6 +67,18 @@ pub struct S3Config {
     pub park_secs: u64,
     /// How often expired parked uploads are looked for and aborted.
     pub sweep_interval_secs: u64,
+    /// One request to the store, from its first byte sent to the reply's headers (a part's body
+    /// included), before it is given up and retried. It must cover sending the largest part.
+    pub attempt_timeout_secs: u64,
+    /// One operation with all its retries; past it the command or transfer fails with 451 (an upload
+    /// parks what the store confirmed).
+    pub operation_timeout_secs: u64,
+    /// Attempts per request, with exponential backoff between them; errors the store marks as
+    /// throttling (503 SlowDown) also slow the client down.
+    pub max_attempts: u32,
+    /// How long a running multipart upload's row holds its lease; renewed every third of it while the
+    /// upload lives. An upload whose instance died is aborted (or parked) once its lease is out.
+    pub lease_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -95,6 +107,10 @@ impl Default for S3Config {
             max_rename_objects: 10_000,
             park_secs: 24 * 3600,
             sweep_interval_secs: 300,
+            attempt_timeout_secs: 60,
+            operation_timeout_secs: 180,
+            max_attempts: 5,
+            lease_secs: 120,
         }
     }
 }
@@ -128,6 +144,18 @@ impl S3Config {
         let has_secret = self.secret_access_key.is_some() || self.secret_access_key_file.is_some();
         if self.access_key_id.is_some() != has_secret {
             return invalid("storage.s3.access_key_id", "access_key_id and a secret must be given together");
+        }
+        if self.attempt_timeout_secs == 0 || self.operation_timeout_secs < self.attempt_timeout_secs {
+            return invalid(
+                "storage.s3.operation_timeout_secs",
+                "attempt_timeout_secs must be at least 1 and operation_timeout_secs at least attempt_timeout_secs",
+            );
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            return invalid("storage.s3.max_attempts", "must be between 1 and 20");
+        }
+        if self.lease_secs < 3 {
+            return invalid("storage.s3.lease_secs", "must be at least 3");
         }
         if self.max_rename_objects == 0 || self.sweep_interval_secs == 0 {
             return invalid(

@@ -20,6 +20,22 @@ pub fn parse_reply(err: &ParseError) -> Reply {
 
 /// `doing` names the operation for the log and for replies that need context ("renaming", "listing").
 pub fn storage_reply(err: &StorageError, doing: &str) -> Reply {
+    let reply = kind_reply(err, doing);
+    match err.kept() {
+        Some(bytes) => kept_reply(reply.code, reply.lines[0].trim_end_matches("; try again"), bytes),
+        None => reply,
+    }
+}
+
+/// A failed upload that kept its first `bytes`: the reply says how to continue it.
+pub fn kept_reply(code: u16, what: &str, bytes: u64) -> Reply {
+    Reply::new(
+        code,
+        format!("{what}; not stored, but the first {bytes} bytes are kept: resume with REST {bytes} + STOR or APPE"),
+    )
+}
+
+fn kind_reply(err: &StorageError, doing: &str) -> Reply {
     let kind = err.kind();
     match kind {
         ErrorKind::Internal | ErrorKind::Transient => tracing::warn!(error = %err, "storage failed while {doing}"),

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::data::{DataPlan, DataStream, DataTls};
 use super::error;
 use super::reply::Reply;
-use crate::storage::{Download, StorageError, Upload};
+use crate::storage::{Download, ErrorKind, StorageError, Upload};
 
 const BUFFER: usize = 256 * 1024;
 /// After sending a file, how long to wait for the client to close its side so that closing ours cannot
@@ -208,6 +208,12 @@ async fn receive(
             Ok(size) => (Reply::new(226, format!("Transfer complete ({size} bytes stored as {name})")), received),
             Err(e) => (error::storage_reply(&e, "storing the file"), received),
         },
+        // The store failed for longer than its retries: what it confirmed may be kept, as when the client
+        // goes away.
+        Err(Failure::Storage(e)) if e.kind() == ErrorKind::Transient => {
+            let kept = upload.interrupt().await;
+            (error::storage_reply(&e.with_kept(kept), "storing the file"), received)
+        }
         Err(Failure::Storage(e)) => {
             upload.abort().await;
             (error::storage_reply(&e, "storing the file"), received)
@@ -231,10 +237,7 @@ async fn receive(
                 Failure::Storage(_) => unreachable!("handled above"),
             };
             let reply = match kept {
-                Some(bytes) => Reply::new(
-                    426,
-                    format!("{what}; not stored, but the first {bytes} bytes are kept: resume with REST {bytes} + STOR or APPE"),
-                ),
+                Some(bytes) => error::kept_reply(426, what, bytes),
                 None => Reply::new(426, format!("{what}; nothing was stored")),
             };
             (reply, received)

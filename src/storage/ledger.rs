@@ -44,6 +44,15 @@ pub trait UploadLedger: Send + Sync {
     async fn resumable_uploads(&self, location: &str, key: &str) -> Result<Vec<ParkedUpload>, StorageError>;
     /// Takes an upload out of the ledger; `false` when another session (or instance) took it first.
     async fn remove_upload(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError>;
+    /// Moves a running upload's lease on to `expires_at`; `false` when its row is gone or parked (a lease
+    /// never turns a parked row back into a running one).
+    async fn renew_lease(
+        &self,
+        location: &str,
+        key: &str,
+        upload_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
     /// Recorded uploads whose time ran out before `now`, oldest first, at most `limit`.
     async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError>;
 

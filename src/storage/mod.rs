@@ -150,8 +150,10 @@ pub trait Upload: Send {
     async fn commit(self: Box<Self>) -> Result<u64, StorageError>;
     /// Discards everything written.
     async fn abort(self: Box<Self>);
-    /// The client went away or aborted. A backend that can keep what arrived for a later REST + STOR or
-    /// APPE of the same user does so and returns how many bytes it kept; the default discards everything.
+    /// The client went away or aborted, or the store failed for a while ([`ErrorKind::Transient`]). A
+    /// backend that can keep what arrived for a later REST + STOR or APPE of the same user does so and
+    /// returns how many bytes it kept; the default discards everything. A `commit` that fails that way
+    /// keeps what it can by itself and says so in [`StorageError::kept`].
     async fn interrupt(self: Box<Self>) -> Option<u64> {
         self.abort().await;
         None
@@ -245,25 +247,43 @@ pub struct StorageError(Box<ErrorInner>);
 struct ErrorInner {
     kind: ErrorKind,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Bytes of a failed upload kept for a REST + STOR or APPE of the same user.
+    kept: Option<u64>,
 }
 
 impl StorageError {
     pub fn new(kind: ErrorKind) -> Self {
-        StorageError(Box::new(ErrorInner { kind, source: None }))
+        StorageError(Box::new(ErrorInner { kind, source: None, kept: None }))
     }
 
     pub fn with_source(kind: ErrorKind, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        StorageError(Box::new(ErrorInner { kind, source: Some(source.into()) }))
+        StorageError(Box::new(ErrorInner { kind, source: Some(source.into()), kept: None }))
     }
 
     pub fn kind(&self) -> ErrorKind {
         self.0.kind
     }
+
+    /// The same failure of an upload that kept its first `kept` bytes (none: nothing was kept).
+    pub fn with_kept(mut self, kept: Option<u64>) -> Self {
+        self.0.kept = kept;
+        self
+    }
+
+    /// How many bytes of a failed upload were kept for the same user to continue.
+    pub fn kept(&self) -> Option<u64> {
+        self.0.kept
+    }
 }
 
 impl fmt::Debug for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StorageError").field("kind", &self.0.kind).field("source", &self.0.source).finish()
+        let inner = &self.0;
+        f.debug_struct("StorageError")
+            .field("kind", &inner.kind)
+            .field("source", &inner.source)
+            .field("kept", &inner.kept)
+            .finish()
     }
 }
 

@@ -52,7 +52,7 @@ async fn a_dropped_data_connection_leaves_no_object_and_no_open_upload() {
     assert_eq!(reply.code, 426, "{reply:?}");
     assert!(reply.text.contains("nothing was stored"), "{reply:?}");
     assert!(!wharf.exists("cut.bin").await);
-    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads().await, 0, "the multipart upload was aborted");
+    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads_settled().await, 0, "the multipart upload was aborted");
     assert_eq!(ftp.cmd("NOOP").await.code, 200, "the session goes on");
 }
 
@@ -71,7 +71,7 @@ async fn abor_mid_upload_is_426_then_226_and_aborts_the_multipart_upload() {
     assert_eq!(ftp.reply().await.code, 226);
     drop(tls);
     assert!(!wharf.exists("aborted.bin").await);
-    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads().await, 0);
+    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads_settled().await, 0);
 }
 
 #[tokio::test]

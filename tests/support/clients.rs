@@ -213,7 +213,7 @@ pub async fn assert_no_temp_files(wharf: &Wharf, tenant: &str) {
     let temps: Vec<&String> = files.iter().filter(|f| f.contains(".wharf-")).collect();
     assert!(temps.is_empty(), "temporary upload files remain: {temps:?} (all files: {files:?})");
     if let Some(bucket) = &wharf.s3 {
-        assert_eq!(bucket.open_uploads().await, 0, "multipart uploads left open on the S3 server");
+        assert_eq!(bucket.open_uploads_settled().await, 0, "multipart uploads left open on the S3 server");
     }
 }
 

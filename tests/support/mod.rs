@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod clients;
+pub mod faults;
 pub mod postgres;
 pub mod raw;
 pub mod s3;
@@ -109,8 +110,6 @@ impl Wharf {
             let (id, secret) = s3::credentials();
             c.access_key_id = Some(id);
             c.secret_access_key = Some(Secret::new(secret));
-            // The shared suites expect nothing left behind by an interrupted upload; parking has its own tests.
-            c.park_secs = 0;
         }
         adjust(&mut config);
         // Tests that choose their database (instances sharing one) keep it.

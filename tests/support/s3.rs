@@ -1,5 +1,7 @@
-//! The S3 server behind the S3-backend tests: moto's S3 (a Python implementation of the S3 REST protocol)
-//! on loopback, one process per test binary, one fresh bucket per test. Wharf talks to it through
+//! The S3 server behind the S3-backend tests: the store `WHARF_TEST_S3_ENDPOINT` names (scripts/test.sh
+//! starts Garage, which checks SigV4 signatures, and points it there), else moto's S3 (a Python
+//! implementation of the S3 REST protocol) on loopback, one process per test binary; one fresh bucket per
+//! test. Wharf talks to it through
 //! aws-sdk-s3 exactly as it talks to AWS; the tests use their own client to look at what was stored.
 //!
 //! Moto keeps S3's flat-namespace semantics (a `dir/` marker is an object like any other, a file and a
@@ -126,6 +128,20 @@ impl Bucket {
     pub async fn open_uploads(&self) -> usize {
         let out = self.client.list_multipart_uploads().bucket(&self.name).send().await.unwrap();
         out.uploads().len()
+    }
+
+    /// Multipart uploads open once the aborts wharf runs in the background had their chance: an upload
+    /// whose transfer was cancelled while the store was still creating it is aborted by the task that
+    /// created it, after the client got its reply. Waits up to 10 s for none to be left.
+    pub async fn open_uploads_settled(&self) -> usize {
+        for _ in 0..100 {
+            let open = self.open_uploads().await;
+            if open == 0 {
+                return 0;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.open_uploads().await
     }
 }
 

@@ -156,6 +156,26 @@ macro_rules! sql_usage {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn renew_lease(
+                &self,
+                location: &str,
+                key: &str,
+                upload_id: &str,
+                expires_at: DateTime<Utc>,
+            ) -> Result<bool, StorageError> {
+                let done = sql!(
+                    execute,
+                    &self.pool,
+                    "UPDATE parked_uploads SET expires_at = $4 \
+                     WHERE location = $1 AND object_key = $2 AND upload_id = $3 AND NOT resumable",
+                    location,
+                    key,
+                    upload_id,
+                    time(expires_at)
+                )?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError> {
                 let sql = format!(
                     "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2"

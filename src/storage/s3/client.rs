@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     Credentials, RequestChecksumCalculation, ResponseChecksumValidation, SharedCredentialsProvider,
     StalledStreamProtectionConfig,
@@ -59,12 +61,20 @@ pub(super) async fn build(
         // how they report the checksum of a multipart object, and TLS already guards the wire.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        // Slow FTP clients make slow bodies; the session's own stall timeout guards transfers instead.
+        // Slow FTP clients make slow bodies; the session's own stall timeout guards transfers instead (a
+        // download whose store stops sending fails with 451 after it).
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .interceptor(Metered(metrics.clone()))
         .timeout_config(
-            aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).build(),
-        );
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(config.attempt_timeout_secs))
+                .operation_timeout(Duration::from_secs(config.operation_timeout_secs))
+                .build(),
+        )
+        // Adaptive: exponential backoff between attempts, and after a throttling answer (503 SlowDown) the
+        // client also spaces out its next requests to the store.
+        .retry_config(RetryConfig::adaptive().with_max_attempts(config.max_attempts));
     if shared.region().is_none() {
         builder = builder.region(Region::new("us-east-1"));
     }

@@ -1,14 +1,19 @@
 //! The directory rows of open multipart uploads: a lease while an upload runs (so that the sweeper leaves
 //! it alone and aborts it once its owner is gone), its committed parts once parked.
 
-use chrono::Utc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use tokio::task::AbortHandle;
 
 use super::resume::ParkedState;
 use super::S3Storage;
 use crate::storage::{ParkedUpload, StorageError};
 
-/// How long a running upload's lease lasts before the sweeper may take it for lost; renewed at half-time.
-pub(super) const LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// How long a running upload's lease lasts before the sweeper may take it for lost.
+fn lease_time(storage: &S3Storage) -> TimeDelta {
+    TimeDelta::seconds(storage.shared.config.lease_secs as i64)
+}
 
 /// The directory row of an open multipart upload: a lease while it runs (it outlives the lease time by
 /// the parking time, so that a resumable one is not swept while its owner parks it), or parked.
@@ -20,7 +25,7 @@ pub(super) fn upload_row(
     resumable: bool,
 ) -> ParkedUpload {
     let now = Utc::now();
-    let park = chrono::TimeDelta::seconds(storage.shared.config.park_secs as i64);
+    let park = TimeDelta::seconds(storage.shared.config.park_secs as i64);
     ParkedUpload {
         location: storage.bucket.location.clone(),
         key: object.to_owned(),
@@ -30,13 +35,48 @@ pub(super) fn upload_row(
         resumable,
         state: serde_json::to_string(state).expect("state serialises"),
         parked_at: now,
-        expires_at: now + if resumable { park } else { LEASE + park },
+        expires_at: now + if resumable { park } else { lease_time(storage) + park },
     }
 }
 
-/// Records a multipart upload that is not an [`S3Upload`] (a rename's multipart copy) as a running lease.
-pub(super) async fn record_lease(storage: &S3Storage, object: &str, upload_id: &str) -> Result<(), StorageError> {
+/// Records a multipart upload that is not an [`super::upload::S3Upload`] (a rename's multipart copy) as a
+/// running lease, renewed while the returned [`Lease`] lives.
+pub(super) async fn record_lease(storage: &S3Storage, object: &str, upload_id: &str) -> Result<Lease, StorageError> {
     let state = ParkedState { bytes: 0, part_size: 0, parts: Vec::new(), digest: None };
     let row = upload_row(storage, object, upload_id, &state, false);
-    storage.shared.ledger.save_upload(&row).await
+    storage.shared.ledger.save_upload(&row).await?;
+    Ok(Lease::keep(storage, object, upload_id))
+}
+
+/// Keeps a running upload's lease: renews its row every third of the lease time until dropped. A renewal
+/// never touches a parked row, so parking needs no hand-over. When the directory cannot be reached, the
+/// next tick tries again; the parking time added to every lease leaves room for a long outage.
+pub(super) struct Lease(AbortHandle);
+
+impl Lease {
+    pub(super) fn keep(storage: &S3Storage, object: &str, upload_id: &str) -> Lease {
+        let (storage, object, upload_id) = (storage.clone(), object.to_owned(), upload_id.to_owned());
+        let every = Duration::from_millis(storage.shared.config.lease_secs * 1000 / 3);
+        let task = tokio::spawn(async move {
+            let park = TimeDelta::seconds(storage.shared.config.park_secs as i64);
+            let location = &storage.bucket.location;
+            loop {
+                tokio::time::sleep(every).await;
+                let until = Utc::now() + lease_time(&storage) + park;
+                match storage.shared.ledger.renew_lease(location, &object, &upload_id, until).await {
+                    Ok(true) => {}
+                    // Parked, finished or taken by the sweeper: nothing left to keep.
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(error = %e, key = %object, "renewing an upload's lease failed"),
+                }
+            }
+        });
+        Lease(task.abort_handle())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

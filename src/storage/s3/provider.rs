@@ -91,27 +91,34 @@ impl S3Provider {
     }
 
     /// Aborts open multipart uploads whose lease or parking time ran out; returns how many. Safe to run on
-    /// every instance at once: each upload is taken out of the ledger by exactly one of them. An upload
-    /// that cannot be aborted now goes back into the ledger for a later sweep, never out of sight.
+    /// every instance at once: aborting an upload that is already gone counts as done, and each row is
+    /// taken out of the ledger by exactly one of them. The upload is aborted before its row goes, so an
+    /// instance that dies in between leaves a row the next sweep finds, never an upload nobody knows of;
+    /// one that cannot be aborted now keeps its row, tried again later.
     pub async fn sweep(&self) -> Result<usize, StorageError> {
         let ledger = &self.shared.ledger;
         let (mut aborted, mut failed) = (0, None);
+        let mut retry = Vec::new();
         loop {
             let expired = ledger.expired_uploads(chrono::Utc::now(), 100).await?;
+            // Rows put back for later come round again only after this sweep.
+            let expired: Vec<_> = expired.into_iter().filter(|u| !retry.contains(&u.upload_id)).collect();
             if expired.is_empty() {
                 return failed.map_or(Ok(aborted), Err);
             }
             for upload in expired {
-                if !ledger.remove_upload(&upload.location, &upload.key, &upload.upload_id).await? {
-                    continue;
-                }
                 match self.abort_expired(&upload).await {
-                    Ok(()) => aborted += 1,
+                    Ok(()) => {
+                        if ledger.remove_upload(&upload.location, &upload.key, &upload.upload_id).await? {
+                            aborted += 1;
+                        }
+                    }
                     Err((e, retry_in)) => {
                         tracing::warn!(key = %upload.key, location = %upload.location, error = %e,
                             "aborting an expired upload failed; it stays recorded and is tried again later");
-                        let retry = ParkedUpload { expires_at: chrono::Utc::now() + retry_in, ..upload };
-                        ledger.save_upload(&retry).await?;
+                        retry.push(upload.upload_id.clone());
+                        let later = ParkedUpload { expires_at: chrono::Utc::now() + retry_in, ..upload };
+                        ledger.save_upload(&later).await?;
                         failed = Some(e);
                     }
                 }

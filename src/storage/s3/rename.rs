@@ -131,10 +131,13 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
     // recorded like an upload, so that one cut off with its process is swept, not orphaned.
     let created = b.client.create_multipart_upload().bucket(&b.name).key(target).send().await.map_err(sdk_error)?;
     let upload_id = created.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
-    if let Err(e) = record_lease(s, target, &upload_id).await {
-        let _ = b.abort_upload(target, &upload_id).await;
-        return Err(e);
-    }
+    let _lease = match record_lease(s, target, &upload_id).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            let _ = b.abort_upload(target, &upload_id).await;
+            return Err(e);
+        }
+    };
     let copy = async {
         let parts = b.copy_parts(target, &upload_id, source, size, 1, None).await?;
         let done: Vec<CompletedPart> =

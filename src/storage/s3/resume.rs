@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
+use super::lease::Lease;
 use super::upload::{Multipart, S3Upload};
 use super::{sdk_error, Head, MIN_PART};
 use crate::storage::digest::Digest;
@@ -57,7 +57,7 @@ impl S3Upload {
             done: BTreeMap::new(),
             digest_after: BTreeMap::new(),
             end_of: BTreeMap::new(),
-            lease_renewed: Utc::now(),
+            lease: None,
         };
         let mut end = 0;
         for part in state.parts {
@@ -69,7 +69,10 @@ impl S3Upload {
             multipart.digest_after.insert(last, state.digest);
         }
         self.multipart = Some(multipart);
-        self.save(false).await
+        self.save(false).await?;
+        let multipart = self.multipart.as_mut().expect("set above");
+        multipart.lease = Some(Lease::keep(&self.storage, &self.object, &multipart.upload_id));
+        Ok(())
     }
 
     /// Makes the stored object's first `keep` bytes the start of this upload: copied inside S3 when they

@@ -18,13 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use bytes::BytesMut;
-use chrono::Utc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::budget::{MemoryHold, STARTER};
-use super::lease::{record_lease, upload_row, LEASE};
+use super::lease::{record_lease, upload_row, Lease};
 use super::parts::{largest_part, largest_upload, part_size, parts_in_flight, upload_part, MAX_PARTS};
 use super::resume::{ParkedState, PartDone};
 use super::{base64, sdk_error, S3Storage, DIGEST_METADATA};
@@ -44,7 +43,8 @@ pub(super) struct Multipart {
     pub(super) digest_after: BTreeMap<i32, Option<Digest>>,
     /// Bytes up to the end of each part.
     pub(super) end_of: BTreeMap<i32, u64>,
-    pub(super) lease_renewed: chrono::DateTime<Utc>,
+    /// Renews the upload's row while it runs.
+    pub(super) lease: Option<Lease>,
 }
 
 pub(super) struct S3Upload {
@@ -130,10 +130,6 @@ impl S3Upload {
     }
 
     pub(super) async fn write_bytes(&mut self, mut data: &[u8]) -> Result<(), StorageError> {
-        // The lease is renewed by time, not by parts: a slow client may take hours over one part.
-        if self.multipart.as_ref().is_some_and(|m| Utc::now() - m.lease_renewed > LEASE / 2) {
-            self.save(false).await?;
-        }
         if self.room.is_empty() && !data.is_empty() {
             self.room = self.storage.shared.budget.starter().await;
         }
@@ -184,27 +180,29 @@ impl S3Upload {
                 let request = b.client.create_multipart_upload().bucket(&b.name).key(&object);
                 let out = request.checksum_algorithm(ChecksumAlgorithm::Crc32).send().await.map_err(sdk_error)?;
                 let upload_id = out.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
-                if let Err(e) = record_lease(&storage, &object, &upload_id).await {
-                    let _ = b.abort_upload(&object, &upload_id).await;
-                    return Err(e);
+                match record_lease(&storage, &object, &upload_id).await {
+                    Ok(lease) => Ok((upload_id, lease)),
+                    Err(e) => {
+                        let _ = b.abort_upload(&object, &upload_id).await;
+                        Err(e)
+                    }
                 }
-                Ok(upload_id)
             }
             .await;
-            if let Err(Ok(upload_id)) = reply.send(result) {
+            if let Err(Ok((upload_id, _lease))) = reply.send(result) {
                 if b.abort_upload(&object, &upload_id).await.is_ok() {
                     let _ = storage.shared.ledger.remove_upload(&b.location, &object, &upload_id).await;
                 }
             }
         });
-        let upload_id = created.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
+        let (upload_id, lease) = created.await.map_err(|e| StorageError::with_source(ErrorKind::Internal, e))??;
         self.multipart = Some(Multipart {
             upload_id,
             in_flight: JoinSet::new(),
             done: BTreeMap::new(),
             digest_after: BTreeMap::new(),
             end_of: BTreeMap::new(),
-            lease_renewed: Utc::now(),
+            lease: Some(lease),
         });
         Ok(())
     }
@@ -214,7 +212,6 @@ impl S3Upload {
     pub(super) async fn save(&mut self, resumable: bool) -> Result<(), StorageError> {
         let multipart = self.multipart.as_mut().expect("only multipart uploads are recorded");
         let confirmed = confirmed_prefix(multipart);
-        let now = Utc::now();
         let (parts, bytes, digest) = match confirmed {
             Some(last) => (
                 multipart.done.range(..=last).map(|(_, p)| p.clone()).collect(),
@@ -225,7 +222,6 @@ impl S3Upload {
         };
         let state = ParkedState { bytes, part_size: self.base, parts, digest };
         let row = upload_row(&self.storage, &self.object, &multipart.upload_id, &state, resumable);
-        multipart.lease_renewed = now;
         self.storage.shared.ledger.save_upload(&row).await
     }
 
@@ -268,14 +264,29 @@ impl S3Upload {
         Ok(())
     }
 
-    /// After CompleteMultipartUpload failed: whether S3 completed it all the same (its reply was lost). An
-    /// upload that S3 no longer knows, and that nobody aborted, was completed: telling the client it failed
-    /// would be wrong, and aborting could not undo it.
+    /// After CompleteMultipartUpload failed: whether S3 completed it all the same (its reply was lost, and a
+    /// retry found the upload gone). Only when the store no longer knows the upload and the object now
+    /// there is this upload's: its size, the part count of its ETag and, when the store reports one, its
+    /// composite CRC-32 must all match. Telling the client it failed would then be wrong, and aborting
+    /// could not undo it.
     async fn completed_anyway(&self) -> bool {
         let Some(multipart) = &self.multipart else { return false };
         let b = &self.storage.bucket;
         let request = b.client.list_parts().bucket(&b.name).key(&self.object).upload_id(&multipart.upload_id);
-        matches!(request.max_parts(1).send().await.map_err(sdk_error), Err(e) if e.kind() == ErrorKind::NotFound)
+        if !matches!(request.max_parts(1).send().await.map_err(sdk_error), Err(e) if e.kind() == ErrorKind::NotFound) {
+            return false;
+        }
+        let head = b.client.head_object().bucket(&b.name).key(&self.object).checksum_mode(ChecksumMode::Enabled);
+        let Ok(head) = head.send().await else { return false };
+        let parts = multipart.done.len();
+        let etag_parts = head.e_tag().and_then(|e| e.trim_matches('"').rsplit_once('-')).map(|(_, n)| n.to_owned());
+        let crc_matches = match head.checksum_crc32().and_then(|c| c.split_once('-')) {
+            Some((crc, _)) => composite_crc32(multipart).is_some_and(|ours| ours == crc),
+            None => true,
+        };
+        head.content_length() == Some(self.sent as i64)
+            && etag_parts.is_none_or(|n| n == parts.to_string())
+            && crc_matches
     }
 
     async fn abort_multipart(&mut self) {
@@ -289,6 +300,45 @@ impl S3Upload {
             }
             // The row stays, so the sweeper tries again when the lease runs out.
             Err(e) => tracing::warn!(error = %e, "aborting a multipart upload failed; the sweeper will retry"),
+        }
+    }
+
+    /// Keeps the confirmed parts for a later REST + STOR or APPE of the same user: waits a little for the
+    /// parts in flight, then parks the unbroken run from part 1 and returns its bytes. Aborts the upload
+    /// when nothing can be kept (no multipart upload yet, parking off, no part confirmed).
+    async fn park(&mut self) -> Option<u64> {
+        if self.storage.shared.config.park_secs == 0 || self.multipart.is_none() {
+            self.abort_multipart().await;
+            return None;
+        }
+        // Parts already on their way usually land; wait a little for them so that more can be kept.
+        // A failed part does not stop the wait: the parts before it may still land.
+        let drained = tokio::time::timeout(DRAIN, async {
+            while self.multipart.as_ref().is_some_and(|m| !m.in_flight.is_empty()) {
+                let _ = self.collect_one().await;
+            }
+        })
+        .await;
+        let multipart = self.multipart.as_mut().expect("checked above");
+        if drained.is_err() {
+            multipart.in_flight.abort_all();
+        }
+        let Some(last) = confirmed_prefix(multipart) else {
+            self.abort_multipart().await;
+            return None;
+        };
+        let kept = multipart.end_of[&last];
+        match self.save(true).await {
+            Ok(()) => {
+                // The row now holds the upload; nothing to abort when `self` goes.
+                self.multipart = None;
+                Some(kept)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "parking an interrupted upload failed; aborting it");
+                self.abort_multipart().await;
+                None
+            }
         }
     }
 
@@ -397,6 +447,11 @@ impl Upload for S3Upload {
                 self.stored(etag.as_deref()).await;
                 Ok(self.sent)
             }
+            // The store failed for longer than the retries: keep what it confirmed.
+            Err(e) if e.kind() == ErrorKind::Transient => {
+                let kept = self.park().await;
+                Err(e.with_kept(kept))
+            }
             Err(e) => {
                 self.abort_multipart().await;
                 Err(e)
@@ -409,40 +464,7 @@ impl Upload for S3Upload {
     }
 
     async fn interrupt(mut self: Box<Self>) -> Option<u64> {
-        if self.storage.shared.config.park_secs == 0 || self.multipart.is_none() {
-            self.abort_multipart().await;
-            return None;
-        }
-        // Parts already on their way usually land; wait a little for them so that more can be kept.
-        let drained = tokio::time::timeout(DRAIN, async {
-            while self.multipart.as_ref().is_some_and(|m| !m.in_flight.is_empty()) {
-                if self.collect_one().await.is_err() {
-                    break;
-                }
-            }
-        })
-        .await;
-        let multipart = self.multipart.as_mut().expect("checked above");
-        if drained.is_err() {
-            multipart.in_flight.abort_all();
-        }
-        let Some(last) = confirmed_prefix(multipart) else {
-            self.abort_multipart().await;
-            return None;
-        };
-        let kept = multipart.end_of[&last];
-        match self.save(true).await {
-            Ok(()) => {
-                // The row now holds the upload; nothing to abort when `self` goes.
-                self.multipart = None;
-                Some(kept)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "parking an interrupted upload failed; aborting it");
-                self.abort_multipart().await;
-                None
-            }
-        }
+        self.park().await
     }
 }
 
@@ -461,6 +483,17 @@ impl Drop for S3Upload {
             }
         });
     }
+}
+
+/// The CRC-32 S3 reports for a multipart object (before its `-<parts>`): the CRC-32 of the parts' CRC-32s
+/// in order, base64. `None` when a part's checksum is unknown.
+fn composite_crc32(multipart: &Multipart) -> Option<String> {
+    use base64::Engine as _;
+    let mut crcs = Vec::with_capacity(multipart.done.len() * 4);
+    for part in multipart.done.values() {
+        crcs.extend(base64::engine::general_purpose::STANDARD.decode(part.crc32.as_deref()?).ok()?);
+    }
+    Some(base64(&crc32fast::hash(&crcs).to_be_bytes()))
 }
 
 /// The last part of the unbroken run of confirmed parts from part 1.

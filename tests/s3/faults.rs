@@ -1,0 +1,144 @@
+//! The store fails: errors, resets, hangs and lost replies, injected by a proxy in front of the real store
+//! (`support::faults`). Every file that got 226 reads back with its SHA-256, nothing partial is visible,
+//! and the session goes on.
+
+use std::time::Duration;
+
+use wharf::config::Config;
+
+use super::{start, PART};
+use crate::support::faults::{Fault, FaultProxy, Op};
+use crate::support::raw::Ftp;
+use crate::support::{bytes, s3, sha256, Wharf, PASSWORD};
+
+/// A wharf on S3 whose requests pass through a fault proxy; two attempts per request keep failures short.
+async fn behind_proxy(adjust: impl FnOnce(&mut Config)) -> (Wharf, FaultProxy) {
+    let proxy = FaultProxy::start(s3::endpoint()).await;
+    let endpoint = proxy.endpoint.clone();
+    let wharf = start(|c| {
+        c.storage.s3.endpoint = Some(endpoint);
+        c.storage.s3.max_attempts = 2;
+        adjust(c);
+    })
+    .await;
+    (wharf, proxy)
+}
+
+#[tokio::test]
+async fn a_part_that_keeps_failing_parks_the_confirmed_parts_and_rest_stor_finishes_the_file() {
+    let (wharf, proxy) = behind_proxy(|_| {}).await;
+    let mut ftp = wharf.login().await;
+    let data = bytes(4 * PART + 100, 41);
+    // Parts 1 and 2 reach the store; every later part gets 500 until the store heals.
+    proxy.inject(Op::UploadPart, Fault::Status(500), 2, u64::MAX);
+    let reply = ftp.store("STOR", "big.bin", &data).await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    // Parts 1 and 2 are kept, or only part 1 when part 2 was still on its way after the short wait a
+    // failing upload grants the parts in flight.
+    let kept = kept_bytes(&reply.text);
+    assert!(kept == 2 * PART || kept == PART, "{reply:?}");
+    assert!(!wharf.exists("big.bin").await, "nothing partial is visible");
+    assert_eq!(ftp.cmd("NOOP").await.code, 200, "the session goes on");
+
+    proxy.heal();
+    assert_eq!(ftp.cmd(&format!("REST {kept}")).await.code, 350);
+    let reply = ftp.store("STOR", "big.bin", &data[kept..]).await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(sha256(&wharf.read_file("big.bin").await), sha256(&data));
+    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads().await, 0);
+}
+
+/// The bytes a 4xx reply says were kept.
+fn kept_bytes(text: &str) -> usize {
+    let after = text.split("the first ").nth(1).unwrap_or_else(|| panic!("no bytes kept: {text}"));
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_lost_complete_reply_is_checked_against_the_object_and_gets_226() {
+    let (wharf, proxy) = behind_proxy(|_| {}).await;
+    let mut ftp = wharf.login().await;
+    let data = bytes(2 * PART + 5, 42);
+    // The store completes the upload, and its reply never reaches wharf.
+    proxy.inject(Op::CompleteMultipartUpload, Fault::DropReply, 0, 1);
+    let reply = ftp.store("STOR", "complete.bin", &data).await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(proxy.injected(), 1);
+    assert!(proxy.calls(Op::HeadObject) >= 1, "the object was checked before 226");
+    assert_eq!(sha256(&wharf.read_file("complete.bin").await), sha256(&data));
+    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads().await, 0);
+}
+
+#[tokio::test]
+async fn a_complete_that_keeps_failing_parks_every_part_and_rest_stor_completes_it() {
+    let (wharf, proxy) = behind_proxy(|_| {}).await;
+    let mut ftp = wharf.login().await;
+    let data = bytes(2 * PART + 7, 43);
+    proxy.inject(Op::CompleteMultipartUpload, Fault::Status(503), 0, u64::MAX);
+    let reply = ftp.store("STOR", "parked.bin", &data).await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert!(reply.text.contains(&format!("the first {} bytes are kept", data.len())), "{reply:?}");
+    assert!(!wharf.exists("parked.bin").await);
+
+    proxy.heal();
+    assert_eq!(ftp.cmd(&format!("REST {}", data.len())).await.code, 350);
+    let reply = ftp.store("STOR", "parked.bin", b"").await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(sha256(&wharf.read_file("parked.bin").await), sha256(&data));
+    assert_eq!(wharf.s3.as_ref().unwrap().open_uploads().await, 0);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_the_upload_succeeds() {
+    let (wharf, proxy) = behind_proxy(|c| c.storage.s3.max_attempts = 3).await;
+    let mut ftp = wharf.login().await;
+    proxy.inject(Op::PutObject, Fault::Status(503), 0, 2);
+    let reply = ftp.store("STOR", "small.txt", b"after two SlowDowns").await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(proxy.injected(), 2);
+    assert_eq!(wharf.read_file("small.txt").await, b"after two SlowDowns");
+}
+
+#[tokio::test]
+async fn a_hung_store_fails_dele_with_451_within_its_timeout_while_other_sessions_go_on() {
+    let (wharf, proxy) = behind_proxy(|c| {
+        c.storage.s3.attempt_timeout_secs = 1;
+        c.storage.s3.operation_timeout_secs = 3;
+    })
+    .await;
+    wharf.put_file("stays.txt", b"still here").await;
+    proxy.inject(Op::DeleteObject, Fault::Hang(Duration::from_secs(120)), 0, u64::MAX);
+    let hung = {
+        let addr = wharf.explicit;
+        tokio::spawn(async move {
+            let mut ftp = Ftp::login(addr, "alice@acme", PASSWORD).await;
+            let reply = ftp.cmd("DELE stays.txt").await;
+            (reply, ftp.cmd("NOOP").await)
+        })
+    };
+    // Meanwhile another session of the same tenant is served.
+    let mut other = wharf.login().await;
+    assert_eq!(other.cmd("NOOP").await.code, 200);
+    assert_eq!(other.cmd("SIZE stays.txt").await.code, 213);
+    // A liveness bound only: without the store's timeouts the DELE would wait out the 120 s hang.
+    let (reply, noop) = tokio::time::timeout(Duration::from_secs(60), hung).await.expect("DELE answered").unwrap();
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert_eq!(noop.code, 200, "the session goes on");
+    proxy.heal();
+    assert_eq!(wharf.read_file("stays.txt").await, b"still here", "a failed DELE deletes nothing");
+}
+
+#[tokio::test]
+async fn a_download_cut_by_the_store_is_451_and_a_retry_reads_the_whole_file() {
+    let (wharf, proxy) = behind_proxy(|_| {}).await;
+    let data = bytes(PART + 3, 44);
+    wharf.put_file("read.bin", &data).await;
+    let mut ftp = wharf.login().await;
+    proxy.inject(Op::GetObject, Fault::CutBody, 0, 1);
+    let (_, reply) = ftp.retr("read.bin").await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert_eq!(ftp.cmd("NOOP").await.code, 200);
+    let (back, reply) = ftp.retr("read.bin").await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(sha256(&back), sha256(&data));
+}
