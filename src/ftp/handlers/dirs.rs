@@ -7,11 +7,13 @@ use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::{check_data_ready, error, quote, refuse, resolve, start_transfer, view};
-use crate::ftp::listing;
+use crate::access::Access;
+use crate::ftp::listing::{self, Facts};
 use crate::ftp::reply::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::transfer::Job;
 use crate::storage::{Entry, StorageError};
+use crate::vfs::{UserView, VirtualPath};
 
 /// Lines beyond this in a STAT listing on the control connection are cut; LIST has no limit.
 const STAT_MAX_LINES: usize = 10_000;
@@ -24,7 +26,8 @@ pub(super) async fn mkd(s: &mut Session, input: &str) -> Reply {
     if path.is_root() {
         return Reply::new(550, "The root directory always exists");
     }
-    match view(s).make_dir(&path).await {
+    let view = view(s);
+    match s.serving(view.make_dir(&path)).await {
         Ok(()) => Reply::new(257, format!("{} created", quote(&path))),
         Err(e) => error::view_reply(&e, "creating the directory"),
     }
@@ -38,7 +41,8 @@ pub(super) async fn rmd(s: &mut Session, input: &str) -> Reply {
     if path.is_root() {
         return Reply::new(550, "The root directory cannot be removed");
     }
-    match view(s).remove_dir(&path).await {
+    let view = view(s);
+    match s.serving(view.remove_dir(&path)).await {
         Ok(()) => Reply::new(250, "Directory removed"),
         Err(e) => error::view_reply(&e, "removing the directory"),
     }
@@ -73,13 +77,23 @@ pub(super) async fn list(s: &mut Session, input: Option<String>, format: Format)
 
 type Lines = BoxStream<'static, Result<String, StorageError>>;
 
-async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crate::vfs::VirtualPath, Lines), Reply> {
+/// The listing of `input` as lines: the stat and the start of the listing run with the control connection
+/// served (`Session::serving`).
+async fn listing_lines(s: &mut Session, input: &str, format: Format) -> Result<(VirtualPath, Lines), Reply> {
     let path = resolve(s, input)?;
-    let view = view(s);
+    let (view, facts, access) = (view(s), s.facts, view_access(s));
+    s.serving(lines_of(view, path, facts, access, format)).await
+}
+
+async fn lines_of(
+    view: UserView,
+    path: VirtualPath,
+    facts: Facts,
+    access: Access,
+    format: Format,
+) -> Result<(VirtualPath, Lines), Reply> {
     let meta = view.stat(&path).await.map_err(|e| error::view_reply(&e, "listing"))?;
-    let facts = s.facts;
     let now = SystemTime::now();
-    let access = view_access(s);
     let dir = path.clone();
     // The perm fact tells what this user may do with each entry (a path rule may cover some entries only).
     let render = move |entry: &Entry| match format {
@@ -104,7 +118,7 @@ async fn listing_lines(s: &Session, input: &str, format: Format) -> Result<(crat
 }
 
 /// What the logged-in user may do where (the session checked the login).
-fn view_access(s: &Session) -> crate::access::Access {
+fn view_access(s: &Session) -> Access {
     s.login().principal.user.access.clone()
 }
 
@@ -114,7 +128,8 @@ pub(super) async fn mlst(s: &mut Session, input: Option<String>) -> Reply {
         Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).stat(&path).await {
+    let view = view(s);
+    match s.serving(view.stat(&path)).await {
         Ok(meta) => {
             let perms = view_access(s).at(&path);
             let facts = listing::mlsx_line(path.as_str(), &meta, s.facts, perms);
@@ -135,7 +150,10 @@ pub(super) async fn stat_path(s: &mut Session, input: &str) -> Reply {
     };
     // RFC 959 §4.2: 212 for a directory's status, 213 for a file's.
     let is_dir = match resolve(s, input) {
-        Ok(path) => view(s).stat(&path).await.is_ok_and(|meta| meta.is_dir()),
+        Ok(path) => {
+            let view = view(s);
+            s.serving(view.stat(&path)).await.is_ok_and(|meta| meta.is_dir())
+        }
         Err(reply) => return reply,
     };
     let code = if is_dir { 212 } else { 213 };

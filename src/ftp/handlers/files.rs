@@ -21,7 +21,8 @@ pub(super) async fn dele(s: &mut Session, input: &str) -> Reply {
         Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).delete(&path).await {
+    let view = view(s);
+    match s.serving(view.delete(&path)).await {
         Ok(()) => Reply::new(250, "File deleted"),
         Err(e) => error::view_reply(&e, "deleting the file"),
     }
@@ -35,7 +36,8 @@ pub(super) async fn rnfr(s: &mut Session, input: &str) -> Reply {
     if path.is_root() {
         return Reply::new(550, "The root directory cannot be renamed");
     }
-    match view(s).stat(&path).await {
+    let view = view(s);
+    match s.serving(view.stat(&path)).await {
         Ok(_) => {
             s.rename_from = Some(path);
             Reply::new(350, "Ready for RNTO")
@@ -55,7 +57,8 @@ pub(super) async fn rnto(s: &mut Session, input: &str) -> Reply {
     if to.is_root() {
         return Reply::new(553, "Cannot rename onto the root directory");
     }
-    match view(s).rename(&from, &to).await {
+    let view = view(s);
+    match s.serving(view.rename(&from, &to)).await {
         Ok(()) => {
             // A renamed working directory would leave the session somewhere that no longer exists.
             if s.cwd == from || s.cwd.as_str().starts_with(&format!("{}/", from.as_str())) {
@@ -75,12 +78,12 @@ pub(super) async fn size(s: &mut Session, input: &str) -> Reply {
     let view = view(s);
     // This user's interrupted upload of the file, kept for resuming, wins over an older stored version:
     // a client asks SIZE to learn where to continue, and the old file's length would splice old and new.
-    match view.resumable_size(&path).await {
+    match s.serving(view.resumable_size(&path)).await {
         Ok(Some(size)) => return Reply::new(213, size.to_string()),
         Ok(None) => {}
         Err(e) => return error::view_reply(&e, "reading the size"),
     }
-    match view.stat(&path).await {
+    match s.serving(view.stat(&path)).await {
         Ok(meta) if !meta.is_dir() => Reply::new(213, meta.size.to_string()),
         Ok(_) => Reply::new(550, "Not a plain file"),
         Err(e) => error::view_reply(&e, "reading the size"),
@@ -94,7 +97,8 @@ pub(super) async fn hash(s: &mut Session, algorithm: HashAlgorithm, input: &str,
         Ok(path) => path,
         Err(reply) => return reply,
     };
-    let digest = match view(s).digest(&path).await {
+    let view = view(s);
+    let digest = match s.serving(view.digest(&path)).await {
         Ok(Some(digest)) => digest,
         Ok(None) => return Reply::new(550, "No checksum is recorded for this file (it was not stored through wharf)"),
         Err(e) => return error::view_reply(&e, "reading the checksum"),
@@ -119,7 +123,8 @@ pub(super) async fn mdtm(s: &mut Session, input: &str) -> Reply {
         Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).stat(&path).await {
+    let view = view(s);
+    match s.serving(view.stat(&path)).await {
         Ok(meta) if !meta.is_dir() => match meta.modified {
             Some(time) => Reply::new(213, timeval(time)),
             None => Reply::new(550, "Modification time unknown"),
@@ -135,7 +140,8 @@ pub(super) async fn mfmt(s: &mut Session, time: NaiveDateTime, input: &str) -> R
         Err(reply) => return reply,
     };
     let when: SystemTime = time.and_utc().into();
-    match view(s).set_modified(&path, when).await {
+    let view = view(s);
+    match s.serving(view.set_modified(&path, when)).await {
         Ok(()) => Reply::new(213, format!("Modify={}; {path}", timeval(when))),
         Err(e) => error::view_reply(&e, "setting the modification time"),
     }
@@ -157,12 +163,17 @@ pub(super) async fn retr(s: &mut Session, input: &str) -> io::Result<Flow> {
         s.send(&reply).await?;
         return Ok(Flow::Continue);
     }
-    let prepared = async {
-        let path = resolve(s, input)?;
-        let download = view(s).get(&path, offset).await.map_err(|e| error::view_reply(&e, "opening the file"))?;
-        Ok::<_, Reply>((path, download))
+    let prepared = match resolve(s, input) {
+        Ok(path) => {
+            let view = view(s);
+            match s.serving(view.get(&path, offset)).await {
+                Ok(download) => Ok((path, download)),
+                Err(e) => Err(error::view_reply(&e, "opening the file")),
+            }
+        }
+        Err(reply) => Err(reply),
     };
-    match prepared.await {
+    match prepared {
         Ok((path, download)) => {
             let opening = format!("Opening {} mode data connection for {path} ({} bytes)", type_name(s), download.size);
             let job = Job::Send { download, ascii: s.ascii };
@@ -198,7 +209,8 @@ pub(super) async fn store(s: &mut Session, input: &str, how: Store) -> io::Resul
     if path.is_root() {
         return refuse(s, Reply::new(553, "Cannot store onto the root directory")).await;
     }
-    match view(s).put(&path, mode, announced).await {
+    let view = view(s);
+    match s.serving(view.put(&path, mode, announced)).await {
         Ok(upload) => {
             let name = path.file_name().unwrap_or_default().to_owned();
             let opening = format!("Opening {} mode data connection for {path}", type_name(s));
@@ -230,12 +242,12 @@ pub(super) async fn store_unique(s: &mut Session, base: Option<&str>) -> io::Res
             Ok(path) => path,
             Err(e) => return refuse(s, error::vfs_reply(&e)).await,
         };
-        match view.stat(&path).await {
+        match s.serving(view.stat(&path)).await {
             Ok(_) => continue,
             Err(ViewError::Storage(e)) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return refuse(s, error::view_reply(&e, "choosing a unique name")).await,
         }
-        return match view.put(&path, WriteMode::Create, announced).await {
+        return match s.serving(view.put(&path, WriteMode::Create, announced)).await {
             Ok(upload) => {
                 let name = path.file_name().unwrap_or_default().to_owned();
                 let opening = format!("FILE: {name}");

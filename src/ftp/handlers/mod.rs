@@ -106,6 +106,11 @@ async fn abort(s: &mut Session) -> io::Result<Flow> {
     Ok(Flow::Continue)
 }
 
+/// STAT without a path: the session's status.
+pub(in crate::ftp) fn status(s: &Session) -> Reply {
+    info::status(s)
+}
+
 /// The user's view of the tenant's storage; only called after login (the session checked).
 fn view(s: &Session) -> UserView {
     s.login().view.clone()

@@ -13,7 +13,8 @@ pub(super) async fn cwd(s: &mut Session, input: &str) -> Reply {
         Ok(path) => path,
         Err(reply) => return reply,
     };
-    match view(s).stat(&path).await {
+    let view = view(s);
+    match s.serving(view.stat(&path)).await {
         Ok(meta) if meta.is_dir() => {
             let reply = Reply::new(250, format!("Directory changed to {path}"));
             s.cwd = path;

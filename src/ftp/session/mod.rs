@@ -250,6 +250,50 @@ impl Session {
         }
     }
 
+    /// Runs a command's storage or directory call while the control connection stays served, as during a
+    /// transfer: NOOP and STAT are answered at once, ABOR too (there is no transfer to abort; the call ends
+    /// by itself, within the store's operation timeout), and any other command waits its turn. A store that
+    /// hangs thus never leaves a client without an answer. A control connection that breaks meanwhile is
+    /// left for the session loop to find once the call is done.
+    pub(super) async fn serving<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(call);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut call => return out,
+                line = self.lines.read(&mut self.control), if open && self.deferred.len() < MAX_DEFERRED => {
+                    self.last_activity = Instant::now();
+                    let line = match line {
+                        Ok(Some(line)) => line,
+                        Ok(None) | Err(_) => {
+                            open = false;
+                            continue;
+                        }
+                    };
+                    let command = match &line {
+                        Line::Text(text) => command::parse(text).ok(),
+                        Line::TooLong => None,
+                    };
+                    let reply = match command {
+                        Some(Command::Noop) if self.deferred.is_empty() => Reply::new(200, "NOOP ok"),
+                        Some(Command::Stat(None)) => handlers::status(self),
+                        Some(Command::Abor) => {
+                            self.data = None;
+                            self.rest = 0;
+                            Reply::new(225, "No transfer to abort; the command in progress ends by itself")
+                        }
+                        _ => {
+                            self.deferred.push_back(line);
+                            continue;
+                        }
+                    };
+                    open = self.send(&reply).await.is_ok();
+                }
+            }
+        }
+    }
+
     fn deadline(&self) -> Instant {
         let config = self.shared.config();
         let ftp = &config.ftp;
