@@ -145,3 +145,81 @@ async fn a_download_cut_by_the_store_is_451_and_a_retry_reads_the_whole_file() {
     assert_eq!(reply.code, 226, "{reply:?}");
     assert_eq!(sha256(&back), sha256(&data));
 }
+
+/// Open multipart uploads in `bucket`, waited for until there are `want` (a liveness bound of 60 s).
+async fn open_uploads_reach(bucket: &s3::Bucket, want: usize) -> usize {
+    for _ in 0..600 {
+        if bucket.open_uploads().await == want {
+            return want;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bucket.open_uploads().await
+}
+
+/// Rows of open multipart uploads in a SQLite directory.
+async fn ledger_rows(db: &std::path::Path) -> i64 {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM parked_uploads").fetch_one(&mut conn).await.unwrap()
+}
+
+/// wharf killed with SIGKILL in the middle of a multipart upload leaves the upload open in the store and its
+/// lease in the directory; the next instance's sweeper aborts it once the lease and the parking time are
+/// out, and forgets it only then.
+#[tokio::test]
+async fn an_upload_whose_instance_was_killed_is_aborted_after_its_lease_and_park_time() {
+    use tokio::io::AsyncWriteExt;
+
+    use crate::cli::{run, serving, wharf};
+    let (key_id, secret) = s3::credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = s3::Bucket::create().await;
+    let serve = || {
+        let mut cmd = wharf(dir.path());
+        cmd.env("WHARF_STORAGE__BACKEND", "s3")
+            .env("WHARF_STORAGE__S3__ENDPOINT", s3::endpoint())
+            .env("WHARF_STORAGE__S3__BUCKET", &bucket.name)
+            .env("WHARF_STORAGE__S3__FORCE_PATH_STYLE", "true")
+            .env("WHARF_STORAGE__S3__PART_SIZE", PART.to_string())
+            // Short times, for this test only: a lease of 3 s, parked for 2 s, swept every second.
+            .env("WHARF_STORAGE__S3__LEASE_SECS", "3")
+            .env("WHARF_STORAGE__S3__PARK_SECS", "2")
+            .env("WHARF_STORAGE__S3__SWEEP_INTERVAL_SECS", "1")
+            .env("AWS_REGION", s3::region())
+            .env("AWS_ACCESS_KEY_ID", &key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .arg("serve")
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    assert!(run(dir.path(), &["tenant", "add", "acme"], None).await.0);
+    assert!(run(dir.path(), &["user", "add", "alice@acme", "--password-stdin"], Some("kill me softly\n")).await.0);
+
+    let mut first = serving(serve()).await;
+    let mut ftp = Ftp::login(first.explicit, "alice@acme", "kill me softly").await;
+    let tcp = ftp.epsv().await;
+    assert_eq!(ftp.cmd("STOR killed.bin").await.code, 150);
+    let mut tls = ftp.secure(tcp).await.unwrap();
+    tls.write_all(&bytes(2 * PART + 10, 45)).await.unwrap();
+    tls.flush().await.unwrap();
+    assert_eq!(open_uploads_reach(&bucket, 1).await, 1, "the multipart upload started");
+    first.child.kill().await.unwrap();
+    drop(tls);
+    let db = dir.path().join("wharf-data/wharf.db");
+    assert_eq!(ledger_rows(&db).await, 1, "the killed instance's lease is still recorded");
+    assert_eq!(bucket.open_uploads().await, 1, "and nobody aborted its upload");
+
+    let mut second = serving(serve()).await;
+    assert_eq!(open_uploads_reach(&bucket, 0).await, 0, "the sweeper aborted the orphan");
+    for _ in 0..100 {
+        if ledger_rows(&db).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ledger_rows(&db).await, 0, "and forgot it");
+    assert!(bucket.keys("acme/").await.is_empty(), "nothing partial is visible");
+    second.child.kill().await.unwrap();
+}
