@@ -146,6 +146,34 @@ async fn a_download_cut_by_the_store_is_451_and_a_retry_reads_the_whole_file() {
     assert_eq!(sha256(&back), sha256(&data));
 }
 
+/// A STOR that replaces a file while a rename of it is between its copy and its delete keeps its 226'd
+/// file: the rename deletes its source only if it is still the object it copied (it looks again just
+/// before, and sends the delete with `If-Match` for stores that honour it).
+#[tokio::test]
+async fn a_stor_racing_a_rename_keeps_its_file() {
+    let (wharf, proxy) = behind_proxy(|_| {}).await;
+    wharf.put_file("source.txt", b"the old version").await;
+    let mut renamer = wharf.login().await;
+    assert_eq!(renamer.cmd("RNFR source.txt").await.code, 350);
+    // The rename looks at its source once before the copy and once before the delete; the second look
+    // waits 2 s before it reaches the store: time for the STOR to land.
+    proxy.inject_on(Op::HeadObject, "acme/source.txt", Fault::Hang(Duration::from_secs(2)), 1, 1);
+    let renaming = tokio::spawn(async move { renamer.cmd("RNTO target.txt").await });
+    for _ in 0..600 {
+        if proxy.injected() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.injected(), 1, "the rename copied and looks at its source again");
+    let mut ftp = wharf.login().await;
+    assert_eq!(ftp.store("STOR", "source.txt", b"the new version").await.code, 226);
+    let reply = renaming.await.unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    assert_eq!(wharf.read_file("target.txt").await, b"the old version");
+    assert_eq!(wharf.read_file("source.txt").await, b"the new version", "the 226'd file was not deleted");
+}
+
 /// Open multipart uploads in `bucket`, waited for until there are `want` (a liveness bound of 60 s).
 async fn open_uploads_reach(bucket: &s3::Bucket, want: usize) -> usize {
     for _ in 0..600 {

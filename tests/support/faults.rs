@@ -49,6 +49,8 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 struct Rule {
     op: Op,
+    /// Only requests whose path ends with this (`/<key>`), when set.
+    key: Option<String>,
     fault: Fault,
     /// Calls of `op` still let through before the fault applies.
     skip: u64,
@@ -93,7 +95,13 @@ impl FaultProxy {
 
     /// From the `after + 1`-th call of `op` on, the next `times` calls get `fault`.
     pub fn inject(&self, op: Op, fault: Fault, after: u64, times: u64) {
-        self.state.lock().unwrap().rules.push(Rule { op, fault, skip: after, times });
+        self.state.lock().unwrap().rules.push(Rule { op, key: None, fault, skip: after, times });
+    }
+
+    /// The same, counting only the calls of `op` on objects whose key ends with `/<key>`.
+    pub fn inject_on(&self, op: Op, key: &str, fault: Fault, after: u64, times: u64) {
+        let key = Some(format!("/{key}"));
+        self.state.lock().unwrap().rules.push(Rule { op, key, fault, skip: after, times });
     }
 
     /// Every rule is dropped: the store behaves again.
@@ -112,13 +120,14 @@ impl FaultProxy {
     }
 
     /// The fault for the next call of `op`, counting the call.
-    fn fault_for(&self, op: Op) -> Option<Fault> {
+    fn fault_for(&self, op: Op, path: &str) -> Option<Fault> {
         let mut state = self.state.lock().unwrap();
         match state.calls.iter_mut().find(|(o, _)| *o == op) {
             Some((_, n)) => *n += 1,
             None => state.calls.push((op, 1)),
         }
-        let rule = state.rules.iter_mut().find(|r| r.op == op && (r.skip > 0 || r.times > 0))?;
+        let applies = |r: &Rule| r.op == op && r.key.as_ref().is_none_or(|k| path.ends_with(k.as_str()));
+        let rule = state.rules.iter_mut().find(|r| applies(r) && (r.skip > 0 || r.times > 0))?;
         if rule.skip > 0 {
             rule.skip -= 1;
             return None;
@@ -136,7 +145,7 @@ impl FaultProxy {
         loop {
             let Some((head, body_len)) = read_head(&mut client, &mut pending).await else { return };
             let op = classify(&head);
-            let fault = self.fault_for(op);
+            let fault = self.fault_for(op, &request_path(&head));
             if let Some(Fault::Hang(pause)) = fault {
                 // A client that gives up meanwhile takes its request with it: nothing reaches the store later.
                 let gone = async {
@@ -320,6 +329,13 @@ fn reset(stream: TcpStream) {
     #[allow(deprecated)]
     let _ = stream.set_linger(Some(Duration::ZERO));
     drop(stream);
+}
+
+/// The request's path, without its query.
+fn request_path(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let target = text.split_whitespace().nth(1).unwrap_or("");
+    target.split('?').next().unwrap_or("").to_owned()
 }
 
 /// The S3 operation a request head names (method, query and copy-source header).

@@ -44,9 +44,14 @@ pub(super) async fn rename(s: &S3Storage, from: &StorageKey, to: &StorageKey) ->
         return Ok(());
     }
     if let Some(head) = source_file {
-        let etag = copy_object(s, &source, &target, head.size).await?;
+        // The copy is of the object just looked at, and the source goes only if it is still that object:
+        // a STOR that replaced it meanwhile got its 226, and its file stays where it was stored.
+        let etag = copy_object(s, &source, &target, head.size, Some(&head.etag)).await?;
         move_digest(s, &source, &target, &head.etag, etag.as_deref()).await;
-        s.delete_object(&source).await?;
+        if !delete_if_unchanged(s, &source, &head.etag).await? {
+            tracing::info!(key = %source, "the rename's source was replaced during the rename; the new file stays");
+            return Ok(());
+        }
         forget_digests(s, std::slice::from_ref(&source)).await;
         return s.keep_parent(from).await;
     }
@@ -86,7 +91,7 @@ async fn rename_tree(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Resul
         objects.iter().map(|(key, size, etag)| (key.clone(), target_of(key), *size, etag.clone())).collect();
     let copied: Vec<Result<String, StorageError>> = stream::iter(jobs)
         .map(|(key, target, size, etag)| async move {
-            let new_etag = copy_object(s, &key, &target, size).await?;
+            let new_etag = copy_object(s, &key, &target, size, etag.as_deref()).await?;
             if let Some(etag) = etag {
                 move_digest(s, &key, &target, &etag, new_etag.as_deref()).await;
             }
@@ -111,8 +116,30 @@ async fn rename_tree(s: &S3Storage, from: &StorageKey, to: &StorageKey) -> Resul
     Ok(())
 }
 
-/// Copies one object inside the bucket; returns the new ETag.
-async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Result<Option<String>, StorageError> {
+/// Deletes `object` if its ETag is still `etag`; `false` when another writer replaced it. The delete
+/// carries `If-Match`, which closes the race on stores that honour it (AWS S3 answers 412); stores that
+/// ignore it (Garage 2.5) are guarded by a HEAD just before, which leaves a window of one round trip.
+async fn delete_if_unchanged(s: &S3Storage, object: &str, etag: &str) -> Result<bool, StorageError> {
+    let b = &s.bucket;
+    if s.head(object).await?.is_none_or(|now| now.etag != etag) {
+        return Ok(false);
+    }
+    match b.client.delete_object().bucket(&b.name).key(object).if_match(etag).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
+        Err(e) => Err(sdk_error(e)),
+    }
+}
+
+/// Copies one object inside the bucket, only while its ETag is `if_match` when given; returns the new
+/// ETag. A source replaced meanwhile fails the copy (412) instead of mixing in the new version.
+async fn copy_object(
+    s: &S3Storage,
+    source: &str,
+    target: &str,
+    size: u64,
+    if_match: Option<&str>,
+) -> Result<Option<String>, StorageError> {
     let b = &s.bucket;
     let copy_source = format!("{}/{}", b.name, encode_key(source));
     if size <= MAX_COPY {
@@ -122,6 +149,7 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
             .bucket(&b.name)
             .key(target)
             .copy_source(copy_source)
+            .set_copy_source_if_match(if_match.map(str::to_owned))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -139,7 +167,7 @@ async fn copy_object(s: &S3Storage, source: &str, target: &str, size: u64) -> Re
         }
     };
     let copy = async {
-        let parts = b.copy_parts(target, &upload_id, source, size, 1, None).await?;
+        let parts = b.copy_parts(target, &upload_id, source, size, 1, if_match).await?;
         let done: Vec<CompletedPart> =
             parts.iter().map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.etag).build()).collect();
         let out = b
