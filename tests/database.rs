@@ -9,7 +9,10 @@ use tokio::task::JoinHandle;
 
 use crate::support::postgres::Database;
 use crate::support::raw::Ftp;
-use crate::support::{Wharf, PASSWORD};
+use crate::support::{bytes, sha256, Wharf, PASSWORD};
+
+/// The smallest S3 part, so that multipart paths are taken with small files.
+const PART: usize = 5 * 1024 * 1024;
 
 /// A TCP relay to Postgres that a test can cut (every connection closed, new ones refused) and restore.
 struct Outage {
@@ -91,6 +94,72 @@ async fn postgres_going_away_is_421_and_wharf_recovers_when_it_returns() {
     let mut back = wharf.login().await;
     assert_eq!(back.cmd("NOOP").await.code, 200, "logins work again, with no restart");
     assert_eq!(back.store("STOR", "after.txt", b"back").await.code, 226);
+    wharf.stop().await;
+    db.drop().await;
+}
+
+/// On S3 with a Postgres directory: a multipart upload that began before Postgres went away finishes during
+/// the outage, and so does one that reaches its first part only during it (its row is written once the
+/// directory is back); the instance stays ready, reporting the directory down.
+#[tokio::test]
+async fn uploads_begun_before_a_postgres_outage_finish_during_it() {
+    use tokio::io::AsyncWriteExt;
+
+    let db = Database::create().await;
+    let outage = Outage::start(upstream_of(&db.url)).await;
+    let wharf = Wharf::start_s3_with(|c| {
+        c.database_url = Some(through(&db.url, outage.port));
+        c.database.acquire_timeout_secs = 1;
+        c.storage.s3.part_size = PART as u64;
+        c.admin.enabled = true;
+    })
+    .await;
+    let bucket = wharf.s3.as_ref().unwrap();
+    let (first, second) = (bytes(3 * PART + 11, 51), bytes(2 * PART + 7, 52));
+    let mut ftp = wharf.login().await;
+    let mut other = wharf.login().await;
+    // The first upload is a multipart upload, recorded in the directory, when Postgres goes away.
+    let tcp = ftp.epsv().await;
+    assert_eq!(ftp.cmd("STOR first.bin").await.code, 150);
+    let mut one = ftp.secure(tcp).await.unwrap();
+    one.write_all(&first[..PART + 1]).await.unwrap();
+    for _ in 0..600 {
+        if bucket.open_uploads().await > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(bucket.open_uploads().await, 1);
+    // The second has sent less than a part.
+    let tcp = other.epsv().await;
+    assert_eq!(other.cmd("STOR second.bin").await.code, 150);
+    let mut two = other.secure(tcp).await.unwrap();
+    two.write_all(&second[..1000]).await.unwrap();
+
+    outage.cut();
+    one.write_all(&first[PART + 1..]).await.unwrap();
+    one.shutdown().await.unwrap();
+    let reply = ftp.reply().await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    two.write_all(&second[1000..]).await.unwrap();
+    two.shutdown().await.unwrap();
+    let reply = other.reply().await;
+    assert_eq!(reply.code, 226, "{reply:?}");
+    assert_eq!(sha256(&bucket.get("acme/first.bin").await.unwrap()), sha256(&first));
+    assert_eq!(sha256(&bucket.get("acme/second.bin").await.unwrap()), sha256(&second));
+
+    // Ready all the same: every replica shares this outage.
+    let admin = format!("http://{}", wharf.admin.unwrap());
+    let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["directory"], "down", "{body}");
+    assert_eq!(reqwest::get(format!("{admin}/readyz?strict=true")).await.unwrap().status(), 503);
+
+    outage.restore();
+    let mut back = wharf.login().await;
+    assert_eq!(back.cmd("NOOP").await.code, 200, "logins work again, with no restart");
+    assert_eq!(bucket.open_uploads().await, 0, "nothing left open in the store");
     wharf.stop().await;
     db.drop().await;
 }

@@ -17,7 +17,8 @@ async fn health_readiness_and_the_openapi_document_need_no_token() {
     let api = Api::start().await;
     let health = api.call(None, Method::GET, "/healthz", None).await.expect(200);
     assert_eq!(health.body["status"], "ok");
-    api.call(None, Method::GET, "/readyz", None).await.expect(200);
+    let ready = api.call(None, Method::GET, "/readyz?strict=true", None).await.expect(200);
+    assert_eq!((ready.body["directory"].as_str(), ready.body["storage"].as_str()), (Some("ok"), Some("ok")));
     let doc = api.call(None, Method::GET, "/api/v1/openapi.json", None).await.expect(200);
     assert_eq!(doc.body["openapi"], "3.1.0");
     assert!(doc.body["paths"]["/api/v1/tenants/{tenant}/users/{username}"]["patch"].is_object());
@@ -33,7 +34,11 @@ async fn health_readiness_and_the_openapi_document_need_no_token() {
             bucket.client.delete_bucket().bucket(&bucket.name).send().await.unwrap();
         }
     }
-    let down = api.call(None, Method::GET, "/readyz", None).await.expect(503);
+    // Still ready (a shared dependency's outage must not take every replica out of service at once), and
+    // the body says what is down; `strict` fails on it.
+    let ready = api.call(None, Method::GET, "/readyz", None).await.expect(200);
+    assert_eq!((ready.body["directory"].as_str(), ready.body["storage"].as_str()), (Some("ok"), Some("down")));
+    let down = api.call(None, Method::GET, "/readyz?strict=true", None).await.expect(503);
     assert!(down.body["detail"].as_str().unwrap().contains("storage"), "{down:#?}");
     api.call(None, Method::GET, "/healthz", None).await.expect(200);
 }

@@ -71,7 +71,7 @@ impl S3Upload {
         self.multipart = Some(multipart);
         self.save(false).await?;
         let multipart = self.multipart.as_mut().expect("set above");
-        multipart.lease = Some(Lease::keep(&self.storage, &self.object, &multipart.upload_id));
+        multipart.lease = Some(Lease::keep(&self.storage, &self.object, &multipart.upload_id, None));
         Ok(())
     }
 

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::budget::{MemoryHold, STARTER};
-use super::lease::{record_lease, upload_row, Lease};
+use super::lease::{lease_row, record_lease, upload_row, Lease};
 use super::parts::{largest_part, largest_upload, part_size, parts_in_flight, upload_part, MAX_PARTS};
 use super::resume::{ParkedState, PartDone};
 use super::{base64, sdk_error, S3Storage, DIGEST_METADATA};
@@ -182,6 +182,12 @@ impl S3Upload {
                 let upload_id = out.upload_id().ok_or(ErrorKind::Internal)?.to_owned();
                 match record_lease(&storage, &object, &upload_id).await {
                     Ok(lease) => Ok((upload_id, lease)),
+                    // The directory is down: the upload goes on, and its row is written once it is back.
+                    Err(e) if e.kind() == ErrorKind::Transient => {
+                        tracing::warn!(error = %e, key = %object, "a multipart upload starts before its row is recorded");
+                        let row = lease_row(&storage, &object, &upload_id);
+                        Ok((upload_id.clone(), Lease::keep(&storage, &object, &upload_id, Some(row))))
+                    }
                     Err(e) => {
                         let _ = b.abort_upload(&object, &upload_id).await;
                         Err(e)
