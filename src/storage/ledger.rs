@@ -53,6 +53,8 @@ pub trait UploadLedger: Send + Sync {
         upload_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StorageError>;
+    /// Whether a row describes this multipart upload (running or parked).
+    async fn upload_known(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError>;
     /// Recorded uploads whose time ran out before `now`, oldest first, at most `limit`.
     async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError>;
 

@@ -251,3 +251,24 @@ async fn an_upload_whose_instance_was_killed_is_aborted_after_its_lease_and_park
     assert!(bucket.keys("acme/").await.is_empty(), "nothing partial is visible");
     second.child.kill().await.unwrap();
 }
+
+/// A multipart upload that no row describes (its CreateMultipartUpload reply was lost, or its instance
+/// died before recording it) is aborted by the sweeper once it is older than any running or parked upload
+/// can be, and not before.
+#[tokio::test]
+async fn a_multipart_upload_nothing_recorded_is_aborted_once_older_than_any_upload_can_be() {
+    let wharf = start(|c| {
+        c.storage.s3.lease_secs = 3;
+        c.storage.s3.park_secs = 0;
+        c.storage.s3.sweep_interval_secs = 1;
+    })
+    .await;
+    let bucket = wharf.s3.as_ref().unwrap();
+    let created = bucket.client.create_multipart_upload().bucket(&bucket.name).key("acme/orphan.bin").send();
+    created.await.unwrap();
+    let s3 = wharf.server_s3.as_ref().unwrap();
+    assert_eq!(s3.sweep().await.unwrap(), 0, "younger than a lease: it may be an upload being recorded");
+    assert_eq!(bucket.open_uploads().await, 1);
+    // Lease (3 s) + parking (0) + one sweep (1 s) later, the background sweeper takes it.
+    assert_eq!(open_uploads_reach(bucket, 0).await, 0, "the orphan was aborted");
+}

@@ -176,6 +176,18 @@ macro_rules! sql_usage {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn upload_known(&self, location: &str, key: &str, upload_id: &str) -> Result<bool, StorageError> {
+                let row = sql!(
+                    fetch_optional,
+                    &self.pool,
+                    "SELECT upload_id FROM parked_uploads WHERE location = $1 AND object_key = $2 AND upload_id = $3",
+                    location,
+                    key,
+                    upload_id
+                )?;
+                Ok(row.is_some())
+            }
+
             async fn expired_uploads(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ParkedUpload>, StorageError> {
                 let sql = format!(
                     "SELECT {PARKED_COLUMNS} FROM parked_uploads WHERE expires_at < $1 ORDER BY expires_at LIMIT $2"

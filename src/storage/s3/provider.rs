@@ -104,6 +104,9 @@ impl S3Provider {
             // Rows put back for later come round again only after this sweep.
             let expired: Vec<_> = expired.into_iter().filter(|u| !retry.contains(&u.upload_id)).collect();
             if expired.is_empty() {
+                if failed.is_none() {
+                    aborted += self.sweep_orphans().await?;
+                }
                 return failed.map_or(Ok(aborted), Err);
             }
             for upload in expired {
@@ -122,6 +125,49 @@ impl S3Provider {
                         failed = Some(e);
                     }
                 }
+            }
+        }
+    }
+
+    /// Aborts multipart uploads in the server's bucket that no row describes and that are older than any
+    /// running or parked upload can be (lease, parking time and one sweep): one whose CreateMultipartUpload
+    /// reply was lost (the SDK's retry made another), or whose instance died before it could record it.
+    /// Tenants' own buckets are left to their owners' lifecycle rules.
+    async fn sweep_orphans(&self) -> Result<usize, StorageError> {
+        let config = &self.shared.config;
+        let Some(bucket) = &config.bucket else { return Ok(0) };
+        let location = format!("{}/{bucket}", self.shared.default_endpoint);
+        let age = config.lease_secs + config.park_secs + config.sweep_interval_secs;
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+        let client = &self.shared.default_client;
+        let (mut aborted, mut key_marker, mut id_marker) = (0, None::<String>, None::<String>);
+        loop {
+            let request = client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(&config.prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take());
+            let page = request.send().await.map_err(super::sdk_error)?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id), Some(initiated)) = (upload.key(), upload.upload_id(), upload.initiated())
+                else {
+                    continue;
+                };
+                let old = std::time::SystemTime::try_from(*initiated).is_ok_and(|at| at < cutoff);
+                if old && !self.shared.ledger.upload_known(&location, key, id).await? {
+                    tracing::warn!(key, "aborting a multipart upload that nothing recorded");
+                    abort_upload(client, bucket, key, id).await?;
+                    aborted += 1;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(aborted);
             }
         }
     }
