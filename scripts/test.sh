@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
 fi
-# moto (quick local S3 runs, WHARF_TEST_S3=moto), schemathesis (the admin API fuzz run), and the offline
+# moto (quick local S3 runs, S3_TEST_STORE=moto), schemathesis (the admin API fuzz run), and the offline
 # validators of docker-compose.yml and the Kubernetes manifests. One install, so that pip resolves them together.
 if ! python3 -c 'import moto.server, schemathesis.cli, check_jsonschema, kubernetes_validate, yaml' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.1.22' 'schemathesis==4.32.5' \
@@ -25,8 +25,8 @@ fi
 
 # The S3 tests run against Garage, a real store that checks SigV4 signatures and keeps multipart uploads as
 # S3 does. It is built once (about 10 minutes) into a cache the machine keeps, then started on loopback for
-# this run. WHARF_TEST_S3=moto runs them on moto instead (quicker to set up, checks no signatures).
-if [ "${WHARF_TEST_S3:-garage}" = garage ] && [ -z "${WHARF_TEST_S3_ENDPOINT:-}" ]; then
+# this run. S3_TEST_STORE=moto runs them on moto instead (quicker to set up, checks no signatures).
+if [ "${S3_TEST_STORE:-garage}" = garage ] && [ -z "${S3_TEST_ENDPOINT:-}" ]; then
   cache="${WHARF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wharf}"
   export GARAGE_BIN="${GARAGE_BIN:-$cache/garage/bin/garage}"
   if [ ! -x "$GARAGE_BIN" ]; then
@@ -36,7 +36,9 @@ if [ "${WHARF_TEST_S3:-garage}" = garage ] && [ -z "${WHARF_TEST_S3_ENDPOINT:-}"
   garage_dir=$(mktemp -d)
   eval "$(GARAGE_S3_PORT="${GARAGE_S3_PORT:-3920}" ./scripts/garage.sh "$garage_dir")"
   trap 'kill "$GARAGE_PID" 2>/dev/null || true; rm -rf "$garage_dir"' EXIT
-  export WHARF_TEST_S3_ENDPOINT="$WHARF_BENCH_S3_ENDPOINT"
+  export S3_TEST_ENDPOINT="$WHARF_BENCH_S3_ENDPOINT"
+  # WHARF_* variables are configuration to wharf, and the config tests refuse unknown ones.
+  unset WHARF_BENCH_S3_ENDPOINT WHARF_BENCH_S3_BUCKET
 fi
 
 # The directory tests run on SQLite and on Postgres; each Postgres test creates its own database on the

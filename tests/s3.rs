@@ -8,6 +8,7 @@ mod hash;
 mod listing;
 mod renames;
 mod resume;
+mod soak;
 mod tenants;
 mod uploads;
 

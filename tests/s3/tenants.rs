@@ -12,9 +12,9 @@ async fn a_tenant_with_its_own_endpoint_region_and_keys_is_reached_with_them() {
     let own = Bucket::create().await;
     // The tenant's endpoint is a relay in front of the same S3 server, so the test sees its requests.
     let relay = Relay::start().await;
-    // Moto takes any key; a store that checks signatures (WHARF_TEST_S3_ENDPOINT) needs its real one, and
+    // Moto takes any key; a store that checks signatures (S3_TEST_ENDPOINT) needs its real one, and
     // then only the endpoint can be told apart.
-    let moto = std::env::var_os("WHARF_TEST_S3_ENDPOINT").is_none();
+    let moto = std::env::var_os("S3_TEST_ENDPOINT").is_none();
     let (key_id, secret_key, region) = match moto {
         true => ("TENANTKEYID".to_owned(), "tenant-secret-key".to_owned(), "eu-central-1".to_owned()),
         false => {

@@ -63,6 +63,8 @@ struct State {
     rules: Vec<Rule>,
     calls: Vec<(Op, u64)>,
     injected: u64,
+    /// Faults at random: per mille of requests, and the generator's state (xorshift).
+    random: Option<(u64, u64)>,
 }
 
 /// The proxy; its `endpoint` goes into wharf's `storage.s3.endpoint`.
@@ -104,9 +106,17 @@ impl FaultProxy {
         self.state.lock().unwrap().rules.push(Rule { op, key, fault, skip: after, times });
     }
 
-    /// Every rule is dropped: the store behaves again.
+    /// Every rule is dropped and random faults stop: the store behaves again.
     pub fn heal(&self) {
-        self.state.lock().unwrap().rules.clear();
+        let mut state = self.state.lock().unwrap();
+        state.rules.clear();
+        state.random = None;
+    }
+
+    /// From now on, `per_mille` of the requests that no rule matches get a fault chosen at random (an error
+    /// status, a reset, a lost reply, a second's hang; a cut body for downloads), repeatably for a `seed`.
+    pub fn random(&self, per_mille: u64, seed: u64) {
+        self.state.lock().unwrap().random = Some((per_mille, seed | 1));
     }
 
     /// Calls of `op` seen so far.
@@ -127,7 +137,31 @@ impl FaultProxy {
             None => state.calls.push((op, 1)),
         }
         let applies = |r: &Rule| r.op == op && r.key.as_ref().is_none_or(|k| path.ends_with(k.as_str()));
-        let rule = state.rules.iter_mut().find(|r| applies(r) && (r.skip > 0 || r.times > 0))?;
+        let Some(rule) = state.rules.iter_mut().find(|r| applies(r) && (r.skip > 0 || r.times > 0)) else {
+            let (per_mille, rng) = state.random.as_mut()?;
+            let mut next = || {
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                *rng
+            };
+            if next() % 1000 >= *per_mille {
+                return None;
+            }
+            let faults: &[Fault] = match op {
+                Op::GetObject => &[Fault::Status(500), Fault::Status(503), Fault::Reset, Fault::CutBody],
+                _ => &[
+                    Fault::Status(500),
+                    Fault::Status(503),
+                    Fault::Reset,
+                    Fault::DropReply,
+                    Fault::Hang(Duration::from_secs(1)),
+                ],
+            };
+            let fault = faults[(next() % faults.len() as u64) as usize];
+            state.injected += 1;
+            return Some(fault);
+        };
         if rule.skip > 0 {
             rule.skip -= 1;
             return None;

@@ -1,4 +1,4 @@
-//! The S3 server behind the S3-backend tests: the store `WHARF_TEST_S3_ENDPOINT` names (scripts/test.sh
+//! The S3 server behind the S3-backend tests: the store `S3_TEST_ENDPOINT` names (scripts/test.sh
 //! starts Garage, which checks SigV4 signatures, and points it there), else moto's S3 (a Python
 //! implementation of the S3 REST protocol) on loopback, one process per test binary; one fresh bucket per
 //! test. Wharf talks to it through
@@ -26,13 +26,13 @@ struct Moto {
     _child: Mutex<Child>,
 }
 
-/// The endpoint of the shared server, started on first use. `WHARF_TEST_S3_ENDPOINT` points the tests at
+/// The endpoint of the shared server, started on first use. `S3_TEST_ENDPOINT` points the tests at
 /// another store instead (for example Garage from scripts/garage.sh, whose key must be allowed to create
 /// buckets), with the credentials in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
 pub fn endpoint() -> &'static str {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     static OTHER: OnceLock<Option<String>> = OnceLock::new();
-    if let Some(endpoint) = OTHER.get_or_init(|| std::env::var("WHARF_TEST_S3_ENDPOINT").ok()) {
+    if let Some(endpoint) = OTHER.get_or_init(|| std::env::var("S3_TEST_ENDPOINT").ok()) {
         return endpoint;
     }
     &MOTO.get_or_init(start_moto).endpoint
@@ -41,7 +41,7 @@ pub fn endpoint() -> &'static str {
 /// The key pair for [`endpoint`]: any for moto, the environment's for another store.
 pub fn credentials() -> (String, String) {
     match (
-        std::env::var("WHARF_TEST_S3_ENDPOINT"),
+        std::env::var("S3_TEST_ENDPOINT"),
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
     ) {
@@ -52,7 +52,7 @@ pub fn credentials() -> (String, String) {
 
 /// The region for [`endpoint`].
 pub fn region() -> String {
-    match std::env::var("WHARF_TEST_S3_ENDPOINT") {
+    match std::env::var("S3_TEST_ENDPOINT") {
         Ok(_) => std::env::var("AWS_REGION").unwrap_or_else(|_| REGION.to_owned()),
         Err(_) => REGION.to_owned(),
     }
