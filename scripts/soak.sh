@@ -3,7 +3,7 @@
 # 5 % of S3 requests at random, on Garage and a SQLite directory, loopback only. Prints what happened; fails
 # if a 226'd file is lost, a partial object is visible or a multipart upload outlives the sweep.
 #
-#     scripts/soak.sh                 # 200 transfers (SOAK_TRANSFERS to change), a few minutes
+#     scripts/soak.sh                 # 200 transfers (SOAK_TRANSFERS), faults seeded by SOAK_SEED; minutes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${WHARF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wharf}"

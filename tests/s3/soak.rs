@@ -82,7 +82,8 @@ async fn soak_with_random_store_faults() {
         })
         .await,
     );
-    proxy.random(50, 0x5eed);
+    let seed: u64 = std::env::var("SOAK_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+    proxy.random(50, seed);
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stored: Arc<Mutex<BTreeMap<String, (usize, String)>>> = Arc::default();
@@ -116,7 +117,7 @@ async fn soak_with_random_store_faults() {
                     }
                     continue;
                 }
-                let size = size_of(i);
+                let size = size_of(i ^ seed);
                 let data = bytes(size, i);
                 let name = format!("soak-{i}.bin");
                 if upload(&mut ftp, &name, &data, &tally).await {
@@ -130,7 +131,7 @@ async fn soak_with_random_store_faults() {
     });
     futures_util::future::join_all(sessions).await;
     let elapsed = started.elapsed();
-    let injected = proxy.injected();
+    let (injected, requests) = (proxy.injected(), proxy.requests());
     proxy.heal();
 
     let bucket = wharf.s3.as_ref().unwrap();
@@ -153,8 +154,8 @@ async fn soak_with_random_store_faults() {
     }
     let t = tally.lock().unwrap();
     let total: usize = stored.values().map(|(size, _)| size).sum();
-    println!("soak: {} transfers by {workers} sessions in {:.0} s", t.transfers, elapsed.as_secs_f64());
-    println!("  S3 faults injected:            {injected}");
+    println!("soak: {} transfers by {workers} sessions in {:.0} s, seed {seed}", t.transfers, elapsed.as_secs_f64());
+    println!("  S3 faults injected:            {injected} of {requests} requests");
     println!("  226 replies:                   {}", t.replies_226);
     println!("  retries by the clients:        {} ({} resumed from kept bytes)", t.retries, t.resumed);
     println!("  transfers that never got 226:  {}", t.failed);

@@ -124,6 +124,11 @@ impl FaultProxy {
         self.state.lock().unwrap().calls.iter().find(|(o, _)| *o == op).map_or(0, |(_, n)| *n)
     }
 
+    /// Requests seen so far, of every operation.
+    pub fn requests(&self) -> u64 {
+        self.state.lock().unwrap().calls.iter().map(|(_, n)| n).sum()
+    }
+
     /// Faults applied so far.
     pub fn injected(&self) -> u64 {
         self.state.lock().unwrap().injected

@@ -200,8 +200,11 @@ impl Ftp {
             return opening;
         }
         if let Ok(mut tls) = self.secure(tcp).await {
-            tls.write_all(data).await.unwrap();
-            tls.shutdown().await.unwrap();
+            // A server that gives up on the upload (a store failure, say) closes the data connection while
+            // the bytes still flow, as it would with any client: its reply tells what happened.
+            if tls.write_all(data).await.is_ok() {
+                let _ = tls.shutdown().await;
+            }
             let mut rest = Vec::new();
             let _ = tls.read_to_end(&mut rest).await;
         }
