@@ -257,7 +257,8 @@ impl Session {
     /// left for the session loop to find once the call is done.
     pub(super) async fn serving<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
         tokio::pin!(call);
-        let mut open = true;
+        // During a transfer the session loop reads the control connection, and its ABOR is the transfer's.
+        let mut open = self.transfer.is_none();
         loop {
             tokio::select! {
                 biased;
